@@ -1,0 +1,1 @@
+"""mpr_catalog."""

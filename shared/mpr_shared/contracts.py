@@ -1,0 +1,281 @@
+"""Message contracts between MPR services. Commands are orders; events are facts.
+
+Every message carries ``id``, ``occurred_at``, ``schema_version`` and correlation ids.
+Consumers are tolerant readers: unknown fields are ignored, missing ones are errors.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal, Self
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Envelope fields shared by every command and event."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ROUTING_KEY: ClassVar[str]
+
+    id: UUID = Field(default_factory=uuid4, description="Unique message id; consumers dedupe on it.")
+    occurred_at: datetime = Field(default_factory=utcnow, description="When it was created (UTC).")
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Contract version.")
+    correlation_id: str | None = Field(
+        None, description="Id shared by every message of one flow (a job id or a request id)."
+    )
+    causation_id: UUID | None = Field(None, description="Id of the message that caused this one.")
+
+    def caused(self, **fields: Any) -> dict[str, Any]:
+        """Envelope fields for a message caused by this one."""
+        return {"correlation_id": self.correlation_id, "causation_id": self.id, **fields}
+
+
+class Command(Message):
+    """An order addressed to one service."""
+
+
+class Event(Message):
+    """A fact that happened; any service may listen."""
+
+
+# ---------------------------------------------------------------------------- jobs
+
+
+class JobKind(StrEnum):
+    TRANSCODE = "transcode"
+    TRIM = "trim"
+    AUDIO = "audio"
+    THUMBNAIL = "thumbnail"
+    HLS = "hls"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class TrimMode(StrEnum):
+    COPY = "copy"
+    ACCURATE = "accurate"
+
+
+class JobSpec(BaseModel):
+    """What to make from the source; which fields apply depends on ``kind``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: JobKind = Field(description="transcode | trim | audio | thumbnail | hls")
+    preset: str | None = Field(None, description="Preset name (see GET /api/presets).")
+    start: float | None = Field(None, ge=0, description="Trim start, seconds.")
+    end: float | None = Field(None, gt=0, description="Trim end, seconds.")
+    mode: TrimMode | None = Field(None, description="Trim mode: copy (keyframes) or accurate.")
+    at: float | None = Field(None, ge=0, description="Thumbnail time, seconds.")
+    count: int | None = Field(
+        None, ge=1, le=100, description="Thumbnail sprite: number of frames (omit for one JPEG)."
+    )
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> Self:
+        if self.kind is JobKind.TRIM:
+            if self.start is None or self.end is None:
+                raise ValueError("trim needs both 'start' and 'end' (seconds)")
+            if self.end <= self.start:
+                raise ValueError("trim 'end' must be greater than 'start'")
+        elif self.start is not None or self.end is not None or self.mode is not None:
+            raise ValueError("'start', 'end' and 'mode' apply only to kind 'trim'")
+        if self.kind is not JobKind.THUMBNAIL and (self.at is not None or self.count is not None):
+            raise ValueError("'at' and 'count' apply only to kind 'thumbnail'")
+        return self
+
+
+class OutputFile(BaseModel):
+    """One object a job wrote to the output bucket."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(description="S3 key in the output bucket.")
+    bucket: str = Field(description="Output bucket.")
+    size_bytes: NonNegativeInt = Field(description="Object size.")
+    probe: dict[str, Any] | None = Field(None, description="ffprobe summary of the output.")
+
+
+class ProcessMedia(Command):
+    """Run one media job. Consumed by exactly one transcoder replica (or the Lambda executor)."""
+
+    ROUTING_KEY: ClassVar[str] = "job.run"
+
+    job_id: UUID = Field(description="Job id (owned by the gateway).")
+    attempt: int = Field(1, ge=1, description="Attempt number; a retry is a new attempt.")
+    asset_id: UUID | None = Field(None, description="Source asset id, when registered.")
+    source_bucket: str = Field(description="Bucket of the source object.")
+    source_key: str = Field(description="S3 key of the source object.")
+    source_duration: float | None = Field(None, ge=0, description="Probed duration, seconds.")
+    spec: JobSpec = Field(description="What to produce.")
+    output_bucket: str = Field(description="Bucket the outputs go to.")
+    output_key: str = Field(
+        description="Output object key, or a prefix ending in '/' for multi-file outputs (HLS)."
+    )
+    priority: int = Field(0, ge=0, le=9, description="0 (lowest) to 9 (highest).")
+
+
+class CancelJob(Command):
+    """Stop a job: a queued one never runs, a running one is killed and cleaned up."""
+
+    ROUTING_KEY: ClassVar[str] = "job.cancel"
+
+    job_id: UUID
+    reason: str = "cancelled by user"
+
+
+class JobQueued(Event):
+    ROUTING_KEY: ClassVar[str] = "job.queued"
+
+    job_id: UUID
+    attempt: int = 1
+    asset_id: UUID | None = None
+    source_key: str
+    spec: JobSpec
+    priority: int = 0
+
+
+class JobStarted(Event):
+    ROUTING_KEY: ClassVar[str] = "job.started"
+
+    job_id: UUID
+    attempt: int = 1
+    worker: str = Field(description="Replica that runs the job.")
+
+
+class JobProgress(Event):
+    ROUTING_KEY: ClassVar[str] = "job.progress"
+
+    job_id: UUID
+    attempt: int = 1
+    percent: float = Field(ge=0, le=100)
+    out_time_seconds: float | None = None
+    fps: float | None = None
+    speed: float | None = Field(None, description="Encoding speed as a multiple of real time.")
+    eta_seconds: float | None = None
+
+
+class JobCompleted(Event):
+    ROUTING_KEY: ClassVar[str] = "job.completed"
+
+    job_id: UUID
+    attempt: int = 1
+    outputs: list[OutputFile]
+    elapsed_seconds: float | None = None
+
+
+class JobFailed(Event):
+    ROUTING_KEY: ClassVar[str] = "job.failed"
+
+    job_id: UUID
+    attempt: int = 1
+    reason: str = Field(description="What went wrong, for humans.")
+    error_lines: list[str] = Field(default_factory=list, description="FFmpeg's last error lines.")
+    retryable: bool = Field(False, description="True for transient failures (S3, network).")
+
+
+class JobCancelled(Event):
+    ROUTING_KEY: ClassVar[str] = "job.cancelled"
+
+    job_id: UUID
+    attempt: int = 1
+    reason: str = "cancelled by user"
+
+
+JOB_EVENTS: tuple[type[Event], ...] = (
+    JobQueued,
+    JobStarted,
+    JobProgress,
+    JobCompleted,
+    JobFailed,
+    JobCancelled,
+)
+
+# ---------------------------------------------------------------------------- assets
+
+
+class ProbeStatus(StrEnum):
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+
+
+class ScanBucket(Command):
+    """List the input bucket and register new media (request/reply; the reply is ScanResult)."""
+
+    ROUTING_KEY: ClassVar[str] = "catalog.scan"
+
+    prefix: str = Field("", description="Only keys under this prefix.")
+
+
+class ScanResult(BaseModel):
+    """The spec's scan answer."""
+
+    found: int = Field(description="Supported media objects seen.")
+    registered: int = Field(description="Newly added assets.")
+    skipped: int = Field(description="Already known assets.")
+    files: list[str] = Field(description="Keys newly registered.")
+    updated: int = Field(0, description="Known assets whose object changed (re-probed).")
+
+
+class AssetRegistered(Event):
+    ROUTING_KEY: ClassVar[str] = "asset.registered"
+
+    asset_id: UUID
+    bucket: str
+    key: str
+    size_bytes: int
+    etag: str
+    media_type: str
+
+
+class AssetProbed(Event):
+    ROUTING_KEY: ClassVar[str] = "asset.probed"
+
+    asset_id: UUID
+    key: str
+    probe_status: ProbeStatus
+    duration_seconds: float | None = None
+    error: str | None = None
+
+
+class AssetUpdated(Event):
+    ROUTING_KEY: ClassVar[str] = "asset.updated"
+
+    asset_id: UUID
+    key: str
+    size_bytes: int
+    etag: str
+
+
+class AssetRemoved(Event):
+    ROUTING_KEY: ClassVar[str] = "asset.removed"
+
+    asset_id: UUID
+    key: str
+
+
+ASSET_EVENTS: tuple[type[Event], ...] = (AssetRegistered, AssetProbed, AssetUpdated, AssetRemoved)
+EVENTS_BY_ROUTING_KEY: dict[str, type[Event]] = {e.ROUTING_KEY: e for e in JOB_EVENTS + ASSET_EVENTS}

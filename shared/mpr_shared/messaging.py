@@ -1,0 +1,151 @@
+"""Broker wiring shared by every service: one broker factory, confirmed persistent publishes,
+and a middleware that dead-letters what a consumer cannot process, with the reason."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.rabbit import RabbitBroker, RabbitExchange
+from faststream.rabbit.schemas import Channel
+from pydantic import ValidationError
+
+from mpr_shared.contracts import Command, Event, Message
+from mpr_shared.topology import COMMANDS, DEAD_LETTER, EVENTS
+
+log = logging.getLogger(__name__)
+
+# Headers a dead-lettered message carries, so an operator sees why it is there.
+ERROR_HEADER = "x-mpr-error"
+ERROR_TYPE_HEADER = "x-mpr-error-type"
+QUEUE_HEADER = "x-mpr-queue"
+FAILED_AT_HEADER = "x-mpr-failed-at"
+TYPE_HEADER = "x-mpr-type"
+
+
+class PoisonMessage(Exception):
+    """The message can never be processed (bad schema, bad values); dead-letter it."""
+
+
+def make_broker(
+    amqp_url: str,
+    *,
+    service: str,
+    prefetch: int | None = 16,
+    graceful_timeout: float | None = 15.0,
+) -> RabbitBroker:
+    """A RabbitBroker with publisher confirms, bounded prefetch and dead-lettering."""
+    return RabbitBroker(
+        amqp_url,
+        app_id=f"mpr-{service}",
+        # Unbounded prefetch lets one replica hoard a queue; bound it per channel.
+        # https://www.rabbitmq.com/docs/consumer-prefetch
+        default_channel=Channel(prefetch_count=prefetch, publisher_confirms=True),
+        middlewares=(DeadLetterMiddleware,),
+        graceful_timeout=graceful_timeout,
+        # FastStream logs every message at INFO; that is debug detail for us.
+        log_level=logging.DEBUG,
+        client_properties={"connection_name": f"mpr-{service}"},
+    )
+
+
+def message_headers(message: Message) -> dict[str, Any]:
+    return {TYPE_HEADER: type(message).__name__}
+
+
+async def publish(
+    broker: RabbitBroker,
+    message: Message,
+    exchange: RabbitExchange,
+    *,
+    routing_key: str | None = None,
+    priority: int | None = None,
+) -> None:
+    """Publish persistently and wait for the broker's confirm."""
+    await broker.publish(
+        message.model_dump(mode="json"),
+        exchange=exchange,
+        routing_key=routing_key or message.ROUTING_KEY,
+        persist=True,
+        message_id=str(message.id),
+        correlation_id=message.correlation_id,
+        headers=message_headers(message),
+        priority=priority,
+        content_type="application/json",
+        timestamp=message.occurred_at,
+    )
+
+
+async def publish_event(broker: RabbitBroker, event: Event) -> None:
+    await publish(broker, event, EVENTS)
+
+
+async def send_command(broker: RabbitBroker, command: Command, *, priority: int | None = None) -> None:
+    await publish(broker, command, COMMANDS, priority=priority)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-paragraph reason for humans (validation errors list each bad field)."""
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        return f"invalid message ({exc.title}): " + "; ".join(parts)
+    if isinstance(exc, json.JSONDecodeError):
+        return f"body is not valid JSON: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class DeadLetterMiddleware(BaseMiddleware):
+    """Any exception a consumer raises sends the message to ``<queue>.dlq`` with the reason in
+    its headers; the original is then acked, so the consumer keeps running and nothing is lost.
+    Consumers that want retries handle them explicitly before an exception reaches here."""
+
+    async def after_processed(self, exc_type=None, exc_val=None, exc_tb=None) -> bool | None:
+        if exc_val is None or not isinstance(exc_val, Exception):
+            return False
+        handler = self.context.get("handler_")
+        queue = getattr(getattr(handler, "queue", None), "name", None)
+        broker = self.context.get("broker")
+        if not queue or broker is None:
+            return False
+        raw = getattr(self.msg, "body", b"")
+        reason = describe_error(exc_val)
+        headers = dict(getattr(self.msg, "headers", {}) or {})
+        headers.update(
+            {
+                ERROR_HEADER: reason[:4000],
+                ERROR_TYPE_HEADER: type(exc_val).__name__,
+                QUEUE_HEADER: queue,
+                FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
+            }
+        )
+        expected = isinstance(exc_val, PoisonMessage | ValidationError | json.JSONDecodeError)
+        log_fn = log.warning if expected else log.error
+        log_fn(
+            "dead-lettering message %s from %s: %s%s",
+            getattr(self.msg, "message_id", None),
+            queue,
+            reason,
+            "" if expected else "\n" + "".join(traceback.format_exception(exc_val)[-3:]),
+        )
+        try:
+            await broker.publish(
+                raw,
+                exchange=DEAD_LETTER,
+                routing_key=queue,
+                persist=True,
+                headers=headers,
+                message_id=getattr(self.msg, "message_id", None),
+                correlation_id=getattr(self.msg, "correlation_id", None),
+                content_type=getattr(self.msg, "content_type", None),
+            )
+        except Exception:
+            log.exception("could not dead-letter; rejecting so RabbitMQ's DLX keeps it")
+            return False
+        return True  # handled: the acknowledgement middleware acks the original

@@ -1,0 +1,121 @@
+"""Transactional outbox: a state change and the messages it causes commit together; a relay
+publishes them afterwards with confirms. A crash between the two only delays a publish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from faststream.rabbit import RabbitBroker, RabbitExchange
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mpr_shared.contracts import Message
+from mpr_shared.db.models import OutboxRow
+from mpr_shared.messaging import TYPE_HEADER
+
+log = logging.getLogger(__name__)
+
+
+def outbox_row(
+    model: type[OutboxRow], message: Message, exchange: RabbitExchange, priority: int | None = None
+) -> OutboxRow:
+    """The row to add in the same session as the state change."""
+    return model(
+        id=message.id,
+        exchange=exchange.name,
+        routing_key=message.ROUTING_KEY,
+        message_type=type(message).__name__,
+        body=message.model_dump_json(),
+        priority=priority,
+        correlation_id=message.correlation_id,
+    )
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows in order; ``wake()`` after a commit publishes at once."""
+
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        sessions: async_sessionmaker[AsyncSession],
+        model: type[OutboxRow],
+        exchanges: dict[str, RabbitExchange],
+        *,
+        poll_interval: float = 1.0,
+        batch_size: int = 200,
+    ) -> None:
+        self._broker = broker
+        self._sessions = sessions
+        self._model = model
+        self._exchanges = exchanges
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-{self._model.__tablename__}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def flush(self) -> int:
+        """Publish everything pending now; returns how many were published."""
+        total = 0
+        async with self._lock:
+            while published := await self._publish_batch():
+                total += published
+        return total
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("outbox relay: publish failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+            self._wakeup.clear()
+
+    async def _publish_batch(self) -> int:
+        model = self._model
+        async with self._sessions() as session:
+            query = (
+                select(model)
+                .where(model.published_at.is_(None))
+                .order_by(model.created_at)
+                .limit(self._batch_size)
+            )
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.scalars(query)).all()
+            for row in rows:
+                await self._broker.publish(
+                    row.body.encode(),
+                    exchange=self._exchanges[row.exchange],
+                    routing_key=row.routing_key,
+                    persist=True,
+                    message_id=str(row.id),
+                    correlation_id=row.correlation_id,
+                    priority=row.priority,
+                    headers={TYPE_HEADER: row.message_type},
+                    content_type="application/json",
+                )
+                await session.execute(
+                    update(model)
+                    .where(model.id == row.id)
+                    .values(published_at=datetime.now(UTC), attempts=model.attempts + 1)
+                )
+            await session.commit()
+            return len(rows)

@@ -1,0 +1,122 @@
+"""Settings primitives every service builds its own Settings from."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that are fine on a laptop and never acceptable in production.
+PLACEHOLDER_SECRETS = frozenset({"", "minioadmin", "guest", "changeme", "change-me", "secret"})
+DEFAULT_SQLITE_PATH = Path("var/mpr.db")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def normalize_database_url(url: str) -> str:
+    """Map plain driver URLs to their asyncio drivers (postgresql:// → postgresql+asyncpg://)."""
+    for plain, async_ in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(plain):
+            return async_ + url[len(plain) :]
+    return url
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service reads. Names follow the storage spec."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    mpr_env: Environment = Field(Environment.DEVELOPMENT, validation_alias="MPR_ENV")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+
+    s3_endpoint_url: str | None = Field(
+        "http://127.0.0.1:9000",
+        validation_alias="S3_ENDPOINT_URL",
+        description="S3 API endpoint; empty means real AWS S3.",
+    )
+    s3_public_endpoint_url: str | None = Field(
+        None,
+        validation_alias="S3_PUBLIC_ENDPOINT_URL",
+        description="Endpoint used in presigned URLs handed to clients (defaults to S3_ENDPOINT_URL).",
+    )
+    s3_bucket_in: str = Field("mpr-media-in", validation_alias="S3_BUCKET_IN")
+    s3_bucket_out: str = Field("mpr-media-out", validation_alias="S3_BUCKET_OUT")
+    aws_region: str = Field("us-east-1", validation_alias="AWS_REGION")
+    aws_access_key_id: str = Field("minioadmin", validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr = Field(
+        SecretStr("minioadmin"), validation_alias="AWS_SECRET_ACCESS_KEY"
+    )
+    s3_events_exchange: str = Field("mpr.s3-events", validation_alias="S3_EVENTS_EXCHANGE")
+    s3_events_routing_key: str | None = Field(
+        None,
+        validation_alias="S3_EVENTS_ROUTING_KEY",
+        description="Routing key of bucket notifications; defaults to S3_BUCKET_IN.",
+    )
+
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/"), validation_alias="AMQP_URL"
+    )
+    database_url: SecretStr = Field(
+        SecretStr(f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"), validation_alias="DATABASE_URL"
+    )
+
+    @property
+    def events_routing_key(self) -> str:
+        return self.s3_events_routing_key or self.s3_bucket_in
+
+    @property
+    def async_database_url(self) -> str:
+        return normalize_database_url(self.database_url.get_secret_value())
+
+    @field_validator("s3_endpoint_url", "s3_public_endpoint_url", "s3_events_routing_key")
+    @classmethod
+    def _empty_means_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Self:
+        if self.mpr_env is not Environment.PRODUCTION:
+            return self
+        problems = [name for name, value in self.secret_values().items() if _is_placeholder(value)]
+        if problems:
+            raise ValueError(
+                "production settings refuse placeholder secrets; set real values for: "
+                + ", ".join(sorted(problems))
+            )
+        return self
+
+    def secret_values(self) -> dict[str, str]:
+        """Secrets checked in production; services extend this with their own."""
+        return {
+            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key.get_secret_value(),
+            "AMQP_URL": _url_password(self.amqp_url.get_secret_value()),
+        }
+
+
+def _url_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).password or ""
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.strip().lower() in PLACEHOLDER_SECRETS
+
+
+@lru_cache
+def common_settings() -> CommonSettings:
+    return CommonSettings()

@@ -1,0 +1,221 @@
+"""S3 storage module: the spec's API, one code path for MinIO, SeaweedFS and AWS S3.
+
+Only ``S3_ENDPOINT_URL`` differs between environments; unset means real AWS S3.
+Functions are synchronous (boto3); async callers wrap them in ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from mpr_shared.media import MEDIA_EXTENSIONS, extension
+from mpr_shared.settings import CommonSettings, common_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+__all__ = [
+    "BUCKET_IN",
+    "BUCKET_OUT",
+    "S3Object",
+    "download_file",
+    "download_to_temp",
+    "get_presigned_url",
+    "get_s3_client",
+    "list_objects",
+    "upload_file",
+]
+
+# Managed multipart: parts of 16 MiB, several in flight.
+# https://boto3.amazonaws.com/v1/documentation/api/latest/reference/customizations/s3.html
+TRANSFER_CONFIG = TransferConfig(
+    multipart_threshold=16 * 1024 * 1024,
+    multipart_chunksize=16 * 1024 * 1024,
+    max_concurrency=4,
+    use_threads=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Object:
+    """One listed object."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+
+
+def _client_config() -> Config:
+    return Config(
+        signature_version="s3v4",
+        retries={"max_attempts": 5, "mode": "standard"},
+        max_pool_connections=32,
+        # Path-style works on MinIO, SeaweedFS and AWS alike; virtual-host style needs DNS.
+        s3={"addressing_style": "path"},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+
+
+def _build_client(settings: CommonSettings, endpoint_url: str | None) -> S3Client:
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
+        config=_client_config(),
+    )
+
+
+@lru_cache(maxsize=8)
+def _cached_client(settings: CommonSettings, public: bool) -> S3Client:
+    endpoint = settings.s3_endpoint_url
+    if public and settings.s3_public_endpoint_url:
+        endpoint = settings.s3_public_endpoint_url
+    return _build_client(settings, endpoint)
+
+
+def get_s3_client(settings: CommonSettings | None = None, *, public: bool = False) -> S3Client:
+    """A boto3 S3 client for MinIO/SeaweedFS (endpoint set) or AWS (endpoint unset).
+
+    ``public=True`` signs against ``S3_PUBLIC_ENDPOINT_URL`` so URLs work from outside.
+    """
+    return _cached_client(settings or common_settings(), public)
+
+
+def list_objects(
+    bucket: str | None = None,
+    prefix: str = "",
+    extensions: Iterable[str] | None = MEDIA_EXTENSIONS,
+    *,
+    client: S3Client | None = None,
+    page_size: int = 1000,
+) -> Iterator[S3Object]:
+    """Yield every object under ``prefix`` whose extension is in ``extensions``.
+
+    Pages through ListObjectsV2, so buckets of any size work in constant memory.
+    ``extensions=None`` yields every object. Matching is case-insensitive.
+    """
+    s3 = client or get_s3_client()
+    wanted = None if extensions is None else {e.lower() for e in extensions}
+    paginator = s3.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=bucket or common_settings().s3_bucket_in,
+        Prefix=prefix,
+        PaginationConfig={"PageSize": page_size},
+    )
+    for page in pages:
+        for item in page.get("Contents", ()):
+            key = item["Key"]
+            if key.endswith("/") or (wanted is not None and extension(key) not in wanted):
+                continue
+            yield S3Object(
+                key=key,
+                size=int(item.get("Size", 0)),
+                etag=str(item.get("ETag", "")).strip('"'),
+                last_modified=item.get("LastModified"),
+            )
+
+
+def download_file(
+    key: str, local_path: str | os.PathLike[str], bucket: str | None = None, *, client=None
+) -> Path:
+    """Download ``key`` to ``local_path`` (managed, parallel ranged GETs for big objects)."""
+    path = Path(local_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (client or get_s3_client()).download_file(
+        bucket or common_settings().s3_bucket_in, key, str(path), Config=TRANSFER_CONFIG
+    )
+    return path
+
+
+def download_to_temp(
+    key: str, bucket: str | None = None, *, dir: str | os.PathLike[str] | None = None, client=None
+) -> Path:
+    """Download ``key`` into a new temp file that keeps the key's extension.
+
+    The caller owns the file and must delete it.
+    """
+    fd, name = tempfile.mkstemp(suffix=extension(key), prefix="mpr-", dir=dir)
+    os.close(fd)
+    try:
+        return download_file(key, name, bucket, client=client)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def upload_file(
+    local_path: str | os.PathLike[str],
+    key: str,
+    bucket: str | None = None,
+    *,
+    content_type: str | None = None,
+    client=None,
+) -> int:
+    """Upload a local file (managed multipart above 16 MiB); returns its size in bytes."""
+    path = Path(local_path)
+    guessed = content_type or mimetypes.guess_type(path.name)[0] or _extra_types(path.suffix)
+    extra = {"ContentType": guessed} if guessed else {}
+    (client or get_s3_client()).upload_file(
+        str(path),
+        bucket or common_settings().s3_bucket_out,
+        key,
+        ExtraArgs=extra,
+        Config=TRANSFER_CONFIG,
+    )
+    return path.stat().st_size
+
+
+def get_presigned_url(
+    key: str,
+    bucket: str | None = None,
+    expires_in: int = 3600,
+    *,
+    client=None,
+) -> str:
+    """A presigned GET URL for ``key``, signed for the public endpoint."""
+    s3 = client or get_s3_client(public=True)
+    return s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket or common_settings().s3_bucket_out, "Key": key},
+        ExpiresIn=expires_in,
+    )
+
+
+def _extra_types(suffix: str) -> str | None:
+    return {
+        ".m3u8": "application/vnd.apple.mpegurl",
+        ".ts": "video/mp2t",
+        ".m4s": "video/iso.segment",
+        ".webm": "video/webm",
+        ".mkv": "video/x-matroska",
+        ".flac": "audio/flac",
+        ".m4a": "audio/mp4",
+    }.get(suffix.lower())
+
+
+def __getattr__(name: str) -> str:
+    # BUCKET_IN / BUCKET_OUT read settings when first used, not at import time.
+    if name == "BUCKET_IN":
+        return common_settings().s3_bucket_in
+    if name == "BUCKET_OUT":
+        return common_settings().s3_bucket_out
+    raise AttributeError(name)

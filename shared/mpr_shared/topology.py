@@ -1,0 +1,103 @@
+"""Broker topology, declared once: exchanges, durable queues and their dead-letter queues.
+
+Every durable work queue dead-letters into ``mpr.dead-letter`` with its own name as the
+routing key, and ``<queue>.dlq`` holds what was dead-lettered, with the reason in headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from mpr_shared.settings import CommonSettings
+
+COMMANDS = RabbitExchange("mpr.commands", type=ExchangeType.TOPIC, durable=True)
+EVENTS = RabbitExchange("mpr.events", type=ExchangeType.TOPIC, durable=True)
+DEAD_LETTER = RabbitExchange("mpr.dead-letter", type=ExchangeType.TOPIC, durable=True)
+
+MAX_JOB_PRIORITY = 9
+DLQ_SUFFIX = ".dlq"
+
+
+def s3_events_exchange(settings: CommonSettings) -> RabbitExchange:
+    """The bucket-notification exchange. MinIO re-declares it before every publish, so the
+    flags (topic, durable, not auto-deleted, not internal, no arguments) must match MinIO's
+    MINIO_NOTIFY_AMQP_* settings exactly, or the declare fails with PRECONDITION_FAILED."""
+    return RabbitExchange(
+        settings.s3_events_exchange, type=ExchangeType.TOPIC, durable=True, auto_delete=False
+    )
+
+
+def work_queue(name: str, routing_key: str, **arguments: Any) -> RabbitQueue:
+    """A durable queue whose rejected messages dead-letter to ``<name>.dlq``."""
+    return RabbitQueue(
+        name,
+        durable=True,
+        routing_key=routing_key,
+        arguments={
+            "x-dead-letter-exchange": DEAD_LETTER.name,
+            "x-dead-letter-routing-key": name,
+            **arguments,
+        },
+    )
+
+
+def dead_letter_queue(queue: RabbitQueue) -> RabbitQueue:
+    return RabbitQueue(queue.name + DLQ_SUFFIX, durable=True, routing_key=queue.name)
+
+
+# Commands (on COMMANDS).
+TRANSCODER_JOBS = work_queue(
+    "mpr.transcoder.jobs", "job.run", **{"x-max-priority": MAX_JOB_PRIORITY}
+)
+CATALOG_SCAN = work_queue("mpr.catalog.scan", "catalog.scan")
+
+# Events (on EVENTS).
+GATEWAY_JOB_EVENTS = work_queue("mpr.gateway.job-events", "job.*")
+NOTIFIER_WEBHOOKS = work_queue("mpr.notifier.webhooks", "job.*")
+
+
+def catalog_s3_events(settings: CommonSettings) -> RabbitQueue:
+    """The catalog's own durable queue for bucket notifications."""
+    return work_queue("mpr.catalog.s3-events", settings.events_routing_key)
+
+
+def live_queue(service: str, instance: str, routing_key: str) -> RabbitQueue:
+    """A per-replica queue that lives as long as the replica (fan-out of live events)."""
+    return RabbitQueue(
+        f"mpr.{service}.live.{instance}",
+        durable=False,
+        exclusive=True,
+        auto_delete=True,
+        routing_key=routing_key,
+    )
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: RabbitExchange
+    queue: RabbitQueue
+
+
+def durable_bindings(settings: CommonSettings) -> list[Binding]:
+    """Every durable queue MPR owns, with the exchange it is bound to."""
+    return [
+        Binding(COMMANDS, TRANSCODER_JOBS),
+        Binding(COMMANDS, CATALOG_SCAN),
+        Binding(EVENTS, GATEWAY_JOB_EVENTS),
+        Binding(EVENTS, NOTIFIER_WEBHOOKS),
+        Binding(s3_events_exchange(settings), catalog_s3_events(settings)),
+    ]
+
+
+async def declare_topology(broker: RabbitBroker, settings: CommonSettings) -> None:
+    """Declare every exchange, durable queue, binding and dead-letter queue (idempotent)."""
+    dlx = await broker.declare_exchange(DEAD_LETTER)
+    for binding in durable_bindings(settings):
+        exchange = await broker.declare_exchange(binding.exchange)
+        queue = await broker.declare_queue(binding.queue)
+        await queue.bind(exchange, routing_key=binding.queue.routing_key)
+        dlq = await broker.declare_queue(dead_letter_queue(binding.queue))
+        await dlq.bind(dlx, routing_key=binding.queue.name)

@@ -1,0 +1,171 @@
+"""Shared fixtures. Tiers are markers: unit, service, integration, e2e (see pyproject.toml)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from sqlalchemy.engine import make_url
+
+from mpr_shared.db import create_engine, session_factory
+from mpr_shared.db.migrate import upgrade
+from mpr_shared.settings import CommonSettings
+from tests.support import endpoints
+from tests.support.endpoints import S3Endpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's tier defaults to its folder (tests/unit → unit, …)."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in {"unit", "service", "integration", "e2e"}:
+            if not any(item.iter_markers(name=parts[0])):
+                item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+# ---------------------------------------------------------------- real endpoints
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    with endpoints.amqp_endpoint() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Endpoint]:
+    with endpoints.s3_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with endpoints.postgres_endpoint() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3: S3Endpoint):
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.url,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+        config=boto3.session.Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
+
+
+def _empty_and_delete(client, bucket: str) -> None:
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def buckets(s3_client) -> Iterator[tuple[str, str]]:
+    """A fresh (input, output) bucket pair for one test."""
+    suffix = uuid.uuid4().hex[:10]
+    pair = (f"mpr-test-in-{suffix}", f"mpr-test-out-{suffix}")
+    for name in pair:
+        s3_client.create_bucket(Bucket=name)
+    yield pair
+    for name in pair:
+        try:
+            _empty_and_delete(s3_client, name)
+        except Exception as exc:  # leave no failure behind, but say so
+            print(f"could not delete test bucket {name}: {exc}")
+
+
+# ---------------------------------------------------------------- databases
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: SQLite (the embedded default) and PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}"
+        upgrade(url)
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"mpr_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(server).set(drivername="postgresql+asyncpg")
+    async_url = admin.set(database=name).render_as_string(hide_password=False)
+    _admin_exec(server, f'CREATE DATABASE "{name}"')
+    try:
+        upgrade(async_url)
+        yield async_url
+    finally:
+        _admin_exec(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_exec(server: str, sql: str) -> None:
+    """Run CREATE/DROP DATABASE through asyncpg (autocommit), without a sync driver."""
+    import asyncio
+
+    import asyncpg
+
+    url = make_url(server)
+
+    async def run() -> None:
+        conn = await asyncpg.connect(
+            host=url.host, port=url.port or 5432, user=url.username or "postgres",
+            password=url.password, database=url.database or "postgres",
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator:
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+# ---------------------------------------------------------------- settings
+
+
+@pytest.fixture
+def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path) -> dict:
+    """Environment for a service under test: real endpoints, fresh buckets, SQLite file."""
+    bucket_in, bucket_out = buckets
+    return {
+        "MPR_ENV": "test",
+        "AMQP_URL": amqp_url,
+        "S3_ENDPOINT_URL": s3.url,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_REGION": "us-east-1",
+        "S3_BUCKET_IN": bucket_in,
+        "S3_BUCKET_OUT": bucket_out,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}",
+    }
+
+
+@pytest.fixture
+def common_settings(service_env: dict) -> CommonSettings:
+    return CommonSettings(**service_env)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read a developer's .env or real AWS credentials by accident."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

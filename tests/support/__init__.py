@@ -1,0 +1,1 @@
+"""Test support: real endpoints, generated media and running services."""

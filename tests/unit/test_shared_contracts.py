@@ -1,0 +1,102 @@
+"""Contracts, media types, settings and presets: pure logic."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from mpr_shared.contracts import (
+    EVENTS_BY_ROUTING_KEY,
+    JobCompleted,
+    JobKind,
+    JobSpec,
+    ProcessMedia,
+)
+from mpr_shared.media import MediaType, is_supported, media_type
+from mpr_shared.presets import PRESETS, UnknownPreset, get_preset
+from mpr_shared.settings import CommonSettings, normalize_database_url
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("a.mp4", MediaType.VIDEO),
+        ("dir/B.MKV", MediaType.VIDEO),
+        ("x.WebM", MediaType.VIDEO),
+        ("song.flac", MediaType.AUDIO),
+        ("deep/er/track.M4A", MediaType.AUDIO),
+        ("notes.txt", None),
+        ("noext", None),
+    ],
+)
+def test_media_type_is_case_insensitive_and_exact(key, expected):
+    assert media_type(key) == expected
+
+
+def test_all_spec_extensions_supported():
+    for ext in ".mp4 .mkv .avi .mov .webm .flv .wmv .m4v .mp3 .wav .flac .aac .ogg .m4a".split():
+        assert is_supported(f"file{ext}"), ext
+
+
+def test_every_message_has_envelope_and_round_trips():
+    msg = ProcessMedia(
+        job_id=uuid.uuid4(),
+        source_bucket="in",
+        source_key="a b+c%.mp4",
+        spec=JobSpec(kind=JobKind.TRANSCODE, preset="h264-480p"),
+        output_bucket="out",
+        output_key="x.mp4",
+        correlation_id="req-1",
+    )
+    again = ProcessMedia.model_validate_json(msg.model_dump_json())
+    assert again == msg
+    assert again.id and again.occurred_at.tzinfo is not None and again.schema_version == 1
+    child = JobCompleted(job_id=msg.job_id, outputs=[], **msg.caused())
+    assert child.causation_id == msg.id and child.correlation_id == "req-1"
+
+
+def test_routing_keys_are_unique():
+    assert len(EVENTS_BY_ROUTING_KEY) == 10
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "trim", "start": 1.0},
+        {"kind": "trim", "start": 5.0, "end": 2.0},
+        {"kind": "transcode", "preset": "h264-480p", "start": 1.0},
+        {"kind": "audio", "at": 2.0},
+        {"kind": "explode"},
+    ],
+)
+def test_job_spec_rejects_fields_that_do_not_fit(fields):
+    with pytest.raises(ValidationError):
+        JobSpec(**fields)
+
+
+def test_unknown_preset_lists_valid_ones():
+    with pytest.raises(UnknownPreset) as err:
+        get_preset("h264-4k", JobKind.TRANSCODE)
+    assert "h264-480p" in str(err.value) and "audio-aac" not in err.value.valid
+    assert {"h264-1080p", "h264-720p", "h264-480p", "hevc-1080p", "vp9-720p", "audio-aac",
+            "audio-mp3", "thumbnail-jpg", "hls-h264"} <= set(PRESETS)
+
+
+def test_production_refuses_placeholder_secrets():
+    with pytest.raises(ValidationError, match="AWS_SECRET_ACCESS_KEY"):
+        CommonSettings(MPR_ENV="production", AMQP_URL="amqp://u:strong@h/")
+    ok = CommonSettings(
+        MPR_ENV="production",
+        AWS_SECRET_ACCESS_KEY="a-real-secret",
+        AMQP_URL="amqp://mpr:a-real-password@rabbit:5672/",
+        S3_ENDPOINT_URL="",
+    )
+    assert ok.s3_endpoint_url is None  # empty means real AWS
+
+
+def test_database_urls_get_async_drivers():
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert normalize_database_url("sqlite:///var/x.db") == "sqlite+aiosqlite:///var/x.db"
+    assert CommonSettings().async_database_url.startswith("sqlite+aiosqlite:///")
