@@ -24,9 +24,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test's tier defaults to its folder (tests/unit → unit, …)."""
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
-        if parts and parts[0] in {"unit", "service", "integration", "e2e"}:
-            if not any(item.iter_markers(name=parts[0])):
-                item.add_marker(getattr(pytest.mark, parts[0]))
+        tier = parts[0] if parts else ""
+        if tier in {"unit", "service", "integration", "e2e"} and not any(
+            item.iter_markers(name=tier)
+        ):
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 # ---------------------------------------------------------------- real endpoints
@@ -119,8 +121,11 @@ def _admin_exec(server: str, sql: str) -> None:
 
     async def run() -> None:
         conn = await asyncpg.connect(
-            host=url.host, port=url.port or 5432, user=url.username or "postgres",
-            password=url.password, database=url.database or "postgres",
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username or "postgres",
+            password=url.password,
+            database=url.database or "postgres",
         )
         try:
             await conn.execute(sql)

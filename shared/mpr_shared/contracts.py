@@ -26,7 +26,9 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     ROUTING_KEY: ClassVar[str]
 
-    id: UUID = Field(default_factory=uuid4, description="Unique message id; consumers dedupe on it.")
+    id: UUID = Field(
+        default_factory=uuid4, description="Unique message id; consumers dedupe on it."
+    )
     occurred_at: datetime = Field(default_factory=utcnow, description="When it was created (UTC).")
     schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Contract version.")
     correlation_id: str | None = Field(
@@ -135,6 +137,20 @@ class ProcessMedia(Command):
         description="Output object key, or a prefix ending in '/' for multi-file outputs (HLS)."
     )
     priority: int = Field(0, ge=0, le=9, description="0 (lowest) to 9 (highest).")
+
+
+class CreateJob(Command):
+    """Ask the job owner (the gateway) to create and queue a job, e.g. from an auto-job rule."""
+
+    ROUTING_KEY: ClassVar[str] = "job.create"
+
+    source_bucket: str
+    source_key: str
+    asset_id: UUID | None = None
+    spec: JobSpec
+    priority: int = Field(0, ge=0, le=9)
+    idempotency_key: str = Field(description="Same key, same job: retries never create two.")
+    requested_by: str = Field(description="Who asked (e.g. 'catalog:auto-transcode').")
 
 
 class CancelJob(Command):
@@ -278,4 +294,6 @@ class AssetRemoved(Event):
 
 
 ASSET_EVENTS: tuple[type[Event], ...] = (AssetRegistered, AssetProbed, AssetUpdated, AssetRemoved)
-EVENTS_BY_ROUTING_KEY: dict[str, type[Event]] = {e.ROUTING_KEY: e for e in JOB_EVENTS + ASSET_EVENTS}
+EVENTS_BY_ROUTING_KEY: dict[str, type[Event]] = {
+    e.ROUTING_KEY: e for e in JOB_EVENTS + ASSET_EVENTS
+}

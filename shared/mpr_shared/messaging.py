@@ -84,7 +84,9 @@ async def publish_event(broker: RabbitBroker, event: Event) -> None:
     await publish(broker, event, EVENTS)
 
 
-async def send_command(broker: RabbitBroker, command: Command, *, priority: int | None = None) -> None:
+async def send_command(
+    broker: RabbitBroker, command: Command, *, priority: int | None = None
+) -> None:
     await publish(broker, command, COMMANDS, priority=priority)
 
 

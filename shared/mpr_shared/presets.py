@@ -45,9 +45,25 @@ class Preset(BaseModel):
 
 
 _LADDER = (
-    Rendition(name="1080p", height=1080, video_bitrate="5000k", max_rate="5350k", buffer_size="7500k", audio_bitrate="192k"),  # noqa: E501
-    Rendition(name="720p", height=720, video_bitrate="2800k", max_rate="2996k", buffer_size="4200k"),  # noqa: E501
-    Rendition(name="480p", height=480, video_bitrate="1400k", max_rate="1498k", buffer_size="2100k", audio_bitrate="96k"),  # noqa: E501
+    Rendition(
+        name="1080p",
+        height=1080,
+        video_bitrate="5000k",
+        max_rate="5350k",
+        buffer_size="7500k",
+        audio_bitrate="192k",
+    ),
+    Rendition(
+        name="720p", height=720, video_bitrate="2800k", max_rate="2996k", buffer_size="4200k"
+    ),
+    Rendition(
+        name="480p",
+        height=480,
+        video_bitrate="1400k",
+        max_rate="1498k",
+        buffer_size="2100k",
+        audio_bitrate="96k",
+    ),
 )
 
 

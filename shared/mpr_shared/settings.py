@@ -51,7 +51,7 @@ class CommonSettings(BaseSettings):
     s3_public_endpoint_url: str | None = Field(
         None,
         validation_alias="S3_PUBLIC_ENDPOINT_URL",
-        description="Endpoint used in presigned URLs handed to clients (defaults to S3_ENDPOINT_URL).",
+        description="Endpoint for presigned URLs given to clients (default: S3_ENDPOINT_URL).",
     )
     s3_bucket_in: str = Field("mpr-media-in", validation_alias="S3_BUCKET_IN")
     s3_bucket_out: str = Field("mpr-media-out", validation_alias="S3_BUCKET_OUT")

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 else:
     S3Client = Any
 
+# Read from settings on first use (module __getattr__ below), never at import time.
+BUCKET_IN: str
+BUCKET_OUT: str
+
 __all__ = [
     "BUCKET_IN",
     "BUCKET_OUT",

@@ -53,6 +53,7 @@ TRANSCODER_JOBS = work_queue(
     "mpr.transcoder.jobs", "job.run", **{"x-max-priority": MAX_JOB_PRIORITY}
 )
 CATALOG_SCAN = work_queue("mpr.catalog.scan", "catalog.scan")
+GATEWAY_JOB_REQUESTS = work_queue("mpr.gateway.job-requests", "job.create")
 
 # Events (on EVENTS).
 GATEWAY_JOB_EVENTS = work_queue("mpr.gateway.job-events", "job.*")
@@ -86,6 +87,7 @@ def durable_bindings(settings: CommonSettings) -> list[Binding]:
     return [
         Binding(COMMANDS, TRANSCODER_JOBS),
         Binding(COMMANDS, CATALOG_SCAN),
+        Binding(COMMANDS, GATEWAY_JOB_REQUESTS),
         Binding(EVENTS, GATEWAY_JOB_EVENTS),
         Binding(EVENTS, NOTIFIER_WEBHOOKS),
         Binding(s3_events_exchange(settings), catalog_s3_events(settings)),

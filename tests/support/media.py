@@ -19,8 +19,18 @@ def make_video(
     extra: tuple[str, ...] = (),
 ) -> Path:
     """A video of ``seconds`` with a moving test pattern and (optionally) a sine tone."""
-    args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+    ]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
     args += ["-c:v", vcodec, "-pix_fmt", "yuv420p"]
@@ -34,8 +44,18 @@ def make_video(
 
 
 def make_audio(path: Path, *, seconds: float = 2.0, codec: str | None = None) -> Path:
-    args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+    ]
     if codec:
         args += ["-c:a", codec]
     subprocess.run([*args, str(path)], check=True, timeout=120)
@@ -45,9 +65,20 @@ def make_audio(path: Path, *, seconds: float = 2.0, codec: str | None = None) ->
 def ffprobe(path: Path | str) -> dict:
     """ffprobe's JSON (format + streams) for a local path or URL."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-         str(path)],
-        check=True, capture_output=True, text=True, timeout=120,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return json.loads(out.stdout)
 

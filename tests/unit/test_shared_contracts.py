@@ -36,7 +36,8 @@ def test_media_type_is_case_insensitive_and_exact(key, expected):
 
 
 def test_all_spec_extensions_supported():
-    for ext in ".mp4 .mkv .avi .mov .webm .flv .wmv .m4v .mp3 .wav .flac .aac .ogg .m4a".split():
+    exts = ".mp4 .mkv .avi .mov .webm .flv .wmv .m4v .mp3 .wav .flac .aac .ogg .m4a"
+    for ext in exts.split(" "):
         assert is_supported(f"file{ext}"), ext
 
 
@@ -80,8 +81,17 @@ def test_unknown_preset_lists_valid_ones():
     with pytest.raises(UnknownPreset) as err:
         get_preset("h264-4k", JobKind.TRANSCODE)
     assert "h264-480p" in str(err.value) and "audio-aac" not in err.value.valid
-    assert {"h264-1080p", "h264-720p", "h264-480p", "hevc-1080p", "vp9-720p", "audio-aac",
-            "audio-mp3", "thumbnail-jpg", "hls-h264"} <= set(PRESETS)
+    assert {
+        "h264-1080p",
+        "h264-720p",
+        "h264-480p",
+        "hevc-1080p",
+        "vp9-720p",
+        "audio-aac",
+        "audio-mp3",
+        "thumbnail-jpg",
+        "hls-h264",
+    } <= set(PRESETS)
 
 
 def test_production_refuses_placeholder_secrets():

@@ -88,9 +88,7 @@ class Job(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    asset_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("assets.id"), default=None
-    )
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("assets.id"), default=None)
     source_bucket: Mapped[str] = mapped_column(String(63))
     source_key: Mapped[str] = mapped_column(String(1024))
     kind: Mapped[str] = mapped_column(String(16))

@@ -1,0 +1,76 @@
+# MPR: the index of commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+PYTEST_ARGS ?=
+COMPOSE := docker compose -f deploy/compose.yml --env-file $(or $(wildcard .env),deploy/.env.example)
+N ?= 2
+TRANSCODERS ?= 1
+export TRANSCODERS
+
+.PHONY: help install infra status dev test test-unit test-service test-integration test-e2e \
+        lint format bench docs up down logs scale migrate clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+install: ## Install uv, system packages and the Python workspace
+	@bash scripts/install.sh
+	@$(UV) sync --all-packages --frozen
+
+infra: install ## Start RabbitMQ, PostgreSQL and the S3 server (idempotent)
+	@bash scripts/infra.sh up
+
+status: ## Show what runs
+	@bash scripts/infra.sh status
+
+migrate: ## Apply database migrations
+	@$(UV) run python -m mpr_shared.db upgrade
+
+dev: infra ## Run all four services in the foreground (TRANSCODERS=3 for three replicas)
+	@bash scripts/dev.sh
+
+test: infra ## Run every test tier (unit, service, integration, e2e)
+	@$(UV) run pytest $(PYTEST_ARGS)
+
+test-unit: ## Unit tests only (no I/O)
+	@$(UV) run pytest -m unit $(PYTEST_ARGS)
+
+test-service: ## Service tests (in-memory broker)
+	@$(UV) run pytest -m service $(PYTEST_ARGS)
+
+test-integration: infra ## Integration tests (real RabbitMQ, S3, database, FFmpeg)
+	@$(UV) run pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: infra ## End-to-end tests (all services as processes)
+	@$(UV) run pytest -m e2e $(PYTEST_ARGS)
+
+lint: ## Ruff lint and format check
+	@$(UV) run ruff check .
+	@$(UV) run ruff format --check .
+
+format: ## Apply ruff fixes and formatting
+	@$(UV) run ruff check --fix .
+	@$(UV) run ruff format .
+
+bench: infra ## Benchmarks (ratios against bare tools, measured side by side)
+	@$(UV) run python -m bench
+
+docs: ## Generate the AsyncAPI documents under docs/
+	@$(UV) run python -m scripts.asyncapi
+
+up: ## Start the Docker Compose stack (needs a Docker engine)
+	$(COMPOSE) up -d --build
+
+down: ## Stop the compose stack (if a Docker engine runs) and what `make infra` started
+	@if docker info >/dev/null 2>&1; then $(COMPOSE) down; fi
+	@bash scripts/infra.sh down
+
+logs: ## Follow the compose stack's logs
+	$(COMPOSE) logs -f
+
+scale: ## Scale compose transcoders: make scale N=4
+	$(COMPOSE) up -d --no-recreate --scale transcoder=$(N)
+
+clean: ## Remove local state (var/)
+	rm -rf var/
