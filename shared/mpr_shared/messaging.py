@@ -90,14 +90,19 @@ async def send_command(
     await publish(broker, command, COMMANDS, priority=priority)
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, body: bytes | None = None) -> str:
     """A one-paragraph reason for humans (validation errors list each bad field)."""
+    if isinstance(exc, ValidationError) and body is not None:
+        try:
+            json.loads(body)
+        except ValueError as err:
+            return f"body is not valid JSON: {err}"
     if isinstance(exc, ValidationError):
         parts = [
             f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"
             for err in exc.errors(include_url=False)
         ]
-        return f"invalid message ({exc.title}): " + "; ".join(parts)
+        return "message does not match its schema: " + "; ".join(parts)
     if isinstance(exc, json.JSONDecodeError):
         return f"body is not valid JSON: {exc}"
     return f"{type(exc).__name__}: {exc}"
@@ -117,7 +122,7 @@ class DeadLetterMiddleware(BaseMiddleware):
         if not queue or broker is None:
             return False
         raw = getattr(self.msg, "body", b"")
-        reason = describe_error(exc_val)
+        reason = describe_error(exc_val, raw)
         headers = dict(getattr(self.msg, "headers", {}) or {})
         headers.update(
             {

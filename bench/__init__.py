@@ -1,0 +1,1 @@
+"""MPR benchmarks: ratios measured side by side in one run (`make bench`)."""
