@@ -1,0 +1,1 @@
+"""Adapters: the notifier's ports implemented over SQL and HTTP."""

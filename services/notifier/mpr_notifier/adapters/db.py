@@ -1,0 +1,26 @@
+"""Read-only access to the gateway's ``jobs`` table (the notifier never writes it)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mpr_shared.db.models import Job
+
+
+class SqlWebhookTargets:
+    """WebhookTargets over SQLAlchemy: looks up ``jobs.webhook_url``."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def webhook_url(self, job_id: UUID) -> str | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(Job.webhook_url).where(Job.id == job_id))
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        async with self._sessions() as session:
+            await session.execute(text("SELECT 1"))

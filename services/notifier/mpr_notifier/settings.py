@@ -1,0 +1,129 @@
+"""Notifier settings: every environment variable the notifier reads, in one place."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import socket
+from functools import lru_cache
+from typing import Self
+from uuid import uuid4
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from mpr_shared.settings import CommonSettings, Environment
+
+# A fixed secret so local receivers can verify signatures; production refuses it.
+DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"mpr-development-webhook-secret").decode()
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{uuid4().hex[:6]}"
+
+
+class NotifierSettings(CommonSettings):
+    """Settings of the notifier (SSE stream and webhooks)."""
+
+    notifier_host: str = Field(
+        "127.0.0.1", validation_alias="NOTIFIER_HOST", description="Address the HTTP server binds."
+    )
+    notifier_port: int = Field(
+        8001, ge=1, le=65535, validation_alias="NOTIFIER_PORT", description="HTTP port."
+    )
+    instance_id: str = Field(
+        default_factory=_instance_id,
+        validation_alias="NOTIFIER_INSTANCE_ID",
+        description="Replica name; names this replica's live queue mpr.notifier.live.<id>.",
+    )
+    mpr_api_keys: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="MPR_API_KEYS",
+        description="Comma-separated API keys, bare or as name:key. Empty: no auth (dev/test).",
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr(DEV_WEBHOOK_SECRET),
+        validation_alias="WEBHOOK_SECRET",
+        description="Standard Webhooks signing secret: 'whsec_' + base64 of random bytes.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias="WEBHOOK_TIMEOUT_SECONDS", description="Per-attempt timeout."
+    )
+    webhook_max_attempts: int = Field(
+        5, ge=1, le=20, validation_alias="WEBHOOK_MAX_ATTEMPTS", description="Attempts per event."
+    )
+    webhook_backoff_seconds: float = Field(
+        1.0,
+        ge=0,
+        validation_alias="WEBHOOK_BACKOFF_SECONDS",
+        description="First retry delay; doubles per attempt up to 30 s, with jitter.",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        validation_alias="WEBHOOK_ALLOW_PRIVATE",
+        description="Allow webhook targets on loopback/private networks (off: SSRF protection).",
+    )
+    sse_buffer_size: int = Field(
+        10_000,
+        ge=1,
+        validation_alias="SSE_BUFFER_SIZE",
+        description="Events kept in memory for Last-Event-ID replay.",
+    )
+    sse_client_queue_size: int = Field(
+        1_000,
+        ge=1,
+        validation_alias="SSE_CLIENT_QUEUE_SIZE",
+        description="Events queued per SSE client before it is dropped with 'overflow'.",
+    )
+    sse_ping_seconds: float = Field(
+        15.0,
+        gt=0,
+        validation_alias="SSE_PING_SECONDS",
+        description="Keep-alive comment interval, so proxies keep idle streams open.",
+    )
+    sse_send_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="SSE_SEND_TIMEOUT_SECONDS",
+        description="A client whose socket accepts nothing for this long is disconnected.",
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec_format(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_") + "==", validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("WEBHOOK_SECRET must be 'whsec_' followed by base64") from exc
+        if not raw.startswith("whsec_") or len(key) < 16:
+            raise ValueError("WEBHOOK_SECRET must be 'whsec_' + base64 of at least 16 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> Self:
+        if self.mpr_env is Environment.PRODUCTION:
+            if not self.api_keys:
+                raise ValueError("production refuses to start without MPR_API_KEYS")
+            if self.webhook_secret.get_secret_value() == DEV_WEBHOOK_SECRET:
+                raise ValueError("production refuses the development WEBHOOK_SECRET")
+        return self
+
+    @property
+    def api_keys(self) -> dict[str, str]:
+        """Key → client name, parsed from MPR_API_KEYS (bare keys are named key1, key2, …)."""
+        keys: dict[str, str] = {}
+        entries = self.mpr_api_keys.get_secret_value().split(",")
+        for index, entry in enumerate(e.strip() for e in entries):
+            if not entry:
+                continue
+            name, sep, key = entry.partition(":")
+            keys[key.strip() if sep else entry] = name.strip() if sep else f"key{index + 1}"
+        return keys
+
+    def secret_values(self) -> dict[str, str]:
+        return {**super().secret_values(), "WEBHOOK_SECRET": self.webhook_secret.get_secret_value()}
+
+
+@lru_cache
+def get_settings() -> NotifierSettings:
+    return NotifierSettings()

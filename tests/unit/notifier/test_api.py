@@ -1,0 +1,106 @@
+"""HTTP adapter without I/O: auth, filter errors, the SSE stream generator, health."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from mpr_notifier.app import create_app
+from mpr_notifier.filters import EventFilter
+from mpr_notifier.hub import EventHub
+from mpr_notifier.metrics import Metrics
+from mpr_notifier.routes.events import stream
+from mpr_notifier.settings import NotifierSettings
+
+
+def client_for(**env: str) -> httpx.AsyncClient:
+    app = create_app(NotifierSettings(_env_file=None, **env))  # lifespan not run: no I/O
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"headers": {"Authorization": "Bearer wrong"}},
+        {"headers": {"X-API-Key": "wrong"}},
+        {"params": {"api_key": "wrong"}},
+    ],
+)
+async def test_events_need_a_valid_key(kwargs: dict) -> None:
+    async with client_for(MPR_API_KEYS="ops:right") as client:
+        response = await client.get("/api/events", **kwargs)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "api_key" in response.json()["detail"]
+
+
+async def test_bad_filter_is_400_with_reason() -> None:
+    async with client_for(MPR_API_KEYS="ops:right") as client:
+        response = await client.get(
+            "/api/events", params={"api_key": "right", "job_id": "not-a-uuid"}
+        )
+    assert response.status_code == 400
+    assert "job_id must be a UUID" in response.json()["detail"]
+
+
+async def test_health_and_metrics_need_no_key() -> None:
+    async with client_for(MPR_API_KEYS="ops:right") as client:
+        health = await client.get("/api/health")
+        metrics = await client.get("/metrics")
+    assert health.json() == {"status": "ok"}
+    assert "mpr_notifier_sse_clients 0.0" in metrics.text
+
+
+async def test_not_started_is_not_ready() -> None:
+    async with client_for() as client:
+        response = await client.get("/api/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["broker"].startswith("down")
+
+
+async def test_stream_writes_event_id_and_json_data() -> None:
+    hub, metrics = EventHub(), Metrics()
+    subscription = hub.subscribe(EventFilter())
+    gen = stream(subscription, metrics, None)
+    event_id = str(uuid.uuid4())
+    hub.publish(id=event_id, event="job.completed", data={"type": "JobCompleted", "x": 1})
+    first = await anext(gen)
+    assert (first.event, first.id, json.loads(first.data)) == (
+        "job.completed",
+        event_id,
+        {"type": "JobCompleted", "x": 1},
+    )
+    hub.close()  # shutdown ends the stream without a notice
+    with pytest.raises(StopAsyncIteration):
+        await anext(gen)
+
+
+async def test_stream_ends_with_overflow_notice() -> None:
+    hub, metrics = EventHub(client_queue_size=1), Metrics()
+    subscription = hub.subscribe(EventFilter())
+    gen = stream(subscription, metrics, None)
+    hub.publish(id="a", event="job.progress", data={})
+    assert (await anext(gen)).id == "a"
+    hub.publish(id="b", event="job.progress", data={})
+    hub.publish(id="c", event="job.progress", data={})  # overflows
+    notice = await anext(gen)
+    assert notice.event == "overflow"
+    assert json.loads(notice.data)["last_event_id"] == "a"
+    with pytest.raises(StopAsyncIteration):
+        await anext(gen)
+
+
+async def test_stream_starts_with_gap_notice_for_unknown_last_id() -> None:
+    hub = EventHub()
+    subscription = hub.subscribe(EventFilter(), last_event_id="gone")
+    gen = stream(subscription, Metrics(), "gone")
+    notice = await anext(gen)
+    assert notice.event == "gap"
+    assert json.loads(notice.data)["last_event_id"] == "gone"
+    await gen.aclose()

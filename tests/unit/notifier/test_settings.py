@@ -1,0 +1,56 @@
+"""NotifierSettings: API keys, secrets, production guards."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from pydantic import ValidationError
+
+from mpr_notifier.settings import NotifierSettings
+
+REAL_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
+PROD = {
+    "MPR_ENV": "production",
+    "AWS_SECRET_ACCESS_KEY": "real-aws-secret",
+    "AMQP_URL": "amqp://mpr:real-password@rabbit:5672/",
+    "WEBHOOK_SECRET": REAL_SECRET,
+    "MPR_API_KEYS": "ops:k1",
+}
+
+
+def test_defaults_work_locally() -> None:
+    s = NotifierSettings(_env_file=None)
+    assert (s.notifier_host, s.notifier_port) == ("127.0.0.1", 8001)
+    assert s.api_keys == {}
+    assert s.sse_buffer_size == 10_000
+
+
+def test_api_keys_accept_named_and_bare_keys() -> None:
+    s = NotifierSettings(_env_file=None, MPR_API_KEYS=" ops:k1 , bare-key,, ci:k:with:colons ")
+    assert s.api_keys == {"k1": "ops", "bare-key": "key2", "k:with:colons": "ci"}
+
+
+def test_production_with_real_values_starts() -> None:
+    assert NotifierSettings(_env_file=None, **PROD).api_keys == {"k1": "ops"}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"MPR_API_KEYS": ""}, "without MPR_API_KEYS"),
+        ({"WEBHOOK_SECRET": None}, "development WEBHOOK_SECRET"),
+        ({"AMQP_URL": "amqp://guest:guest@rabbit/"}, "AMQP_URL"),
+    ],
+)
+def test_production_refuses_missing_or_placeholder_values(override: dict, message: str) -> None:
+    env = {**PROD, **override}
+    env = {k: v for k, v in env.items() if v is not None}
+    with pytest.raises(ValidationError, match=message):
+        NotifierSettings(_env_file=None, **env)
+
+
+@pytest.mark.parametrize("secret", ["not-whsec", "whsec_c2hvcnQ="])
+def test_webhook_secret_format_is_checked(secret: str) -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET"):
+        NotifierSettings(_env_file=None, WEBHOOK_SECRET=secret)
