@@ -1,0 +1,69 @@
+"""RabbitMQ adapters: the scan request/reply client and the broker readiness probe."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.rabbit import RabbitBroker
+from pydantic import ValidationError
+
+from mpr_gateway.domain.errors import Unavailable
+from mpr_shared.contracts import ScanBucket, ScanResult
+from mpr_shared.messaging import message_headers
+from mpr_shared.topology import COMMANDS
+
+log = logging.getLogger(__name__)
+
+
+def broker_connected(broker: RabbitBroker) -> bool:
+    connection = getattr(broker, "_connection", None)
+    return bool(connection is not None and connection.connected.is_set())
+
+
+class BrokerScanner:
+    """Sends ScanBucket to the catalog and waits for its ScanResult (Direct Reply-To)."""
+
+    def __init__(self, broker: RabbitBroker, timeout: float) -> None:
+        self._broker = broker
+        self._timeout = timeout
+
+    async def scan(self, prefix: str) -> ScanResult:
+        if not broker_connected(self._broker):
+            raise Unavailable("the message broker is unreachable, so the catalog cannot scan")
+        command = ScanBucket(prefix=prefix)
+        try:
+            reply = await self._broker.request(
+                command.model_dump(mode="json"),
+                exchange=COMMANDS,
+                routing_key=command.ROUTING_KEY,
+                timeout=self._timeout,
+                message_id=str(command.id),
+                headers=message_headers(command),
+                content_type="application/json",
+                # A request nobody takes in time is dropped instead of running later for no one.
+                expiration=self._timeout,
+            )
+        except TimeoutError:
+            raise Unavailable(
+                f"the catalog did not answer within {self._timeout:g}s; is mpr_catalog running?",
+                retry_after=10,
+            ) from None
+        except Exception as exc:
+            log.warning("scan request failed: %s", exc)
+            raise Unavailable(f"could not reach the catalog: {type(exc).__name__}") from None
+        try:
+            return ScanResult.model_validate_json(reply.body)
+        except ValidationError as exc:
+            log.error("catalog sent an unexpected scan reply: %s", exc)
+            raise Unavailable("the catalog sent an unexpected reply; see the gateway log") from None
+
+
+class BrokerProbe:
+    name = "rabbitmq"
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self._broker = broker
+
+    async def check(self) -> None:
+        if not broker_connected(self._broker):
+            raise ConnectionError("not connected (reconnecting)")

@@ -1,0 +1,114 @@
+"""Ports: what the application needs from the outside, as Protocols (fakes in unit tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, Self
+from uuid import UUID
+
+from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
+from mpr_shared.contracts import Message, ScanResult
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    status: str | None = None
+    kind: str | None = None
+    asset_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssetFilter:
+    media_type: str | None = None
+    status: str | None = None
+    probe_status: str | None = None
+    prefix: str | None = None
+    q: str | None = None
+
+
+class DuplicateIdempotencyKey(Exception):
+    """Another request committed a job with the same idempotency key first."""
+
+
+class JobRepository(Protocol):
+    async def get(self, job_id: UUID) -> JobRecord | None: ...
+    async def by_idempotency_key(self, key: str) -> JobRecord | None: ...
+    def add(self, job: JobRecord) -> None: ...
+    async def transition(
+        self, job_id: UUID, expected: JobState, transition: Transition, now: datetime
+    ) -> bool:
+        """Apply ``transition`` only if the job is still at ``expected`` (compare-and-set)."""
+        ...
+
+    async def page(
+        self, filters: JobFilter, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[JobRecord]:
+        """Newest first, strictly after the (created_at, id) keyset position."""
+        ...
+
+    async def for_assets(self, asset_ids: Sequence[UUID], limit: int) -> list[JobRecord]:
+        """Up to ``limit`` newest jobs of each asset, in one query."""
+        ...
+
+
+class AssetRepository(Protocol):
+    async def get(self, asset_id: UUID) -> AssetRecord | None: ...
+    async def by_key(self, bucket: str, key: str) -> AssetRecord | None: ...
+    async def many(self, asset_ids: Sequence[UUID]) -> list[AssetRecord]: ...
+    async def page(
+        self, filters: AssetFilter, after: tuple[str, UUID] | None, limit: int
+    ) -> list[AssetRecord]:
+        """By key, strictly after the (key, id) keyset position."""
+        ...
+
+
+class Outbox(Protocol):
+    """Messages saved in the unit of work's transaction; the relay publishes them later."""
+
+    def command(self, message: Message, priority: int | None = None) -> None: ...
+    def event(self, message: Message) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: the job row and the messages it causes commit together."""
+
+    jobs: JobRepository
+    assets: AssetRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, *exc: Any) -> None: ...
+    async def commit(self) -> None:
+        """Raises DuplicateIdempotencyKey when the idempotency key is taken."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class Scanner(Protocol):
+    async def scan(self, prefix: str) -> ScanResult:
+        """Ask the catalog to scan; raises Unavailable when it cannot answer."""
+        ...
+
+
+class SourceObjects(Protocol):
+    async def exists(self, bucket: str, key: str) -> bool: ...
+
+
+class Presigner(Protocol):
+    def url(self, bucket: str, key: str) -> str:
+        """A presigned GET URL, computed locally (no network)."""
+        ...
+
+
+class Probe(Protocol):
+    name: str
+
+    async def check(self) -> None:
+        """Return when the dependency answers; raise with the reason otherwise."""
+        ...

@@ -1,0 +1,42 @@
+"""Errors the application raises; the REST and GraphQL adapters map them to responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Base error: a stable machine-readable code, a message that says how to fix it."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(GatewayError):
+    code = "invalid_request"
+
+
+class NotFound(GatewayError):
+    code = "not_found"
+
+
+class Conflict(GatewayError):
+    code = "conflict"
+
+
+class Unauthorized(GatewayError):
+    code = "unauthorized"
+
+
+class Unavailable(GatewayError):
+    """A dependency is down; the client should retry after ``retry_after`` seconds."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after

@@ -1,0 +1,167 @@
+"""Job state: a monotonic state machine owned by the gateway.
+
+The gateway owns job state (ARCHITECTURE.md, "Tables and their single writer"): it accepts
+jobs, answers every read and applies the transcoder's events, so a transition and its read
+model live in one place and the transcoder stays stateless (any number of replicas, or the
+Lambda executor). Delivery is at-least-once and events may arrive late, twice or out of
+order, so every rule here is monotonic:
+
+- status only moves forward: ``queued → running → completed | failed | cancelled``;
+- an event of another attempt than the job's current one is ignored (a retry is a new attempt);
+- progress never decreases; a terminal job never changes again (until a user retries it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from mpr_gateway.domain.errors import Conflict
+from mpr_shared.contracts import (
+    Event,
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    JobStatus,
+)
+
+RANK = {
+    JobStatus.QUEUED: 0,
+    JobStatus.RUNNING: 1,
+    JobStatus.COMPLETED: 2,
+    JobStatus.FAILED: 2,
+    JobStatus.CANCELLED: 2,
+}
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """One row of ``jobs`` as the application sees it."""
+
+    id: UUID
+    source_bucket: str
+    source_key: str
+    kind: str
+    spec: dict[str, Any]
+    output_bucket: str
+    output_key: str
+    created_at: datetime
+    updated_at: datetime
+    asset_id: UUID | None = None
+    preset: str | None = None
+    priority: int = 0
+    status: str = JobStatus.QUEUED.value
+    attempt: int = 1
+    progress: float = 0.0
+    worker: str | None = None
+    error: str | None = None
+    error_lines: list[str] | None = None
+    outputs: list[dict[str, Any]] | None = None
+    idempotency_key: str | None = None
+    webhook_url: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def state(self) -> JobState:
+        return JobState(JobStatus(self.status), self.attempt, self.progress)
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """The part of a job that events change; the guard of a compare-and-set update."""
+
+    status: JobStatus
+    attempt: int
+    progress: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The new state and the columns an event sets; ``changes`` holds only those columns."""
+
+    status: JobStatus
+    attempt: int
+    progress: float
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "attempt": self.attempt,
+            "progress": self.progress,
+            **self.changes,
+        }
+
+
+def decide(state: JobState, event: Event) -> Transition | None:
+    """The transition ``event`` causes in a job at ``state``, or None when it changes nothing."""
+    if getattr(event, "attempt", None) != state.attempt or state.status.terminal:
+        return None  # another attempt's event, or a job that is already finished
+    start = {"started_at": event.occurred_at} if state.status is JobStatus.QUEUED else {}
+    running = JobStatus.RUNNING
+    match event:
+        case JobStarted():
+            if state.status is not JobStatus.QUEUED:
+                return None
+            return Transition(
+                running, state.attempt, state.progress, {**start, "worker": event.worker}
+            )
+        case JobProgress():
+            percent = max(state.progress, min(event.percent, 100.0))
+            if percent == state.progress and state.status is running:
+                return None
+            return Transition(running, state.attempt, percent, start)
+        case JobCompleted():
+            outputs = [o.model_dump(mode="json") for o in event.outputs]
+            done = {**start, "finished_at": event.occurred_at, "outputs": outputs}
+            return Transition(JobStatus.COMPLETED, state.attempt, 100.0, done)
+        case JobFailed():
+            failed = {
+                **start,
+                "finished_at": event.occurred_at,
+                "error": event.reason,
+                "error_lines": list(event.error_lines),
+            }
+            return Transition(JobStatus.FAILED, state.attempt, state.progress, failed)
+        case JobCancelled():
+            cancelled = {**start, "finished_at": event.occurred_at, "error": event.reason}
+            return Transition(JobStatus.CANCELLED, state.attempt, state.progress, cancelled)
+    return None  # JobQueued is our own event; anything else does not move a job
+
+
+def cancel(state: JobState, reason: str, now: datetime) -> Transition | None:
+    """A user's cancel: a queued job is cancelled at once (Transition); a running one is left
+    running until the transcoder confirms (None); a finished one cannot be cancelled."""
+    if state.status.terminal:
+        raise Conflict(
+            f"job is already {state.status.value}; only queued or running jobs can be cancelled"
+            + (
+                " (use POST /api/jobs/{id}/retry to run it again)"
+                if state.status in RETRYABLE
+                else ""
+            ),
+            details={"status": state.status.value},
+        )
+    if state.status is JobStatus.RUNNING:
+        return None
+    changes = {"finished_at": now, "error": reason}
+    return Transition(JobStatus.CANCELLED, state.attempt, state.progress, changes)
+
+
+def retry(state: JobState) -> Transition:
+    """A user's retry of a failed or cancelled job: a new attempt, queued from scratch."""
+    if state.status not in RETRYABLE:
+        raise Conflict(
+            f"job is {state.status.value}; only failed or cancelled jobs can be retried",
+            details={"status": state.status.value},
+        )
+    cleared = dict.fromkeys(
+        ("worker", "error", "error_lines", "outputs", "started_at", "finished_at")
+    )
+    return Transition(JobStatus.QUEUED, state.attempt + 1, 0.0, cleared)

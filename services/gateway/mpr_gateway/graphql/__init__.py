@@ -1,0 +1,1 @@
+"""GraphQL at /graphql: schema, dataloaders, depth and complexity limits."""

@@ -1,0 +1,106 @@
+"""Gateway settings: every environment variable the gateway reads, in one place."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from mpr_shared.settings import CommonSettings, Environment
+
+
+class GatewaySettings(CommonSettings):
+    """REST/GraphQL gateway settings; production refuses to start without API keys."""
+
+    gateway_host: str = Field(
+        "127.0.0.1", validation_alias="GATEWAY_HOST", description="Interface uvicorn binds."
+    )
+    gateway_port: int = Field(8000, validation_alias="GATEWAY_PORT", description="HTTP port.")
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="MPR_API_KEYS",
+        description="Comma-separated 'name:key' pairs or bare keys accepted as API keys.",
+    )
+    callback_secret: SecretStr | None = Field(
+        None,
+        validation_alias="MPR_CALLBACK_SECRET",
+        description="Standard Webhooks secret (whsec_…) the Lambda executor signs callbacks with.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        validation_alias="MAX_BODY_BYTES",
+        description="Largest request body accepted; larger ones get 413.",
+    )
+    scan_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="SCAN_TIMEOUT_SECONDS",
+        description="How long POST /api/assets/scan waits for the catalog's reply.",
+    )
+    presign_expires_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 24 * 3600,  # SigV4 presigned URLs cannot outlive 7 days.
+        validation_alias="PRESIGN_EXPIRES_SECONDS",
+        description="Lifetime of the download URLs in job outputs.",
+    )
+    graphql_max_depth: int = Field(
+        10, ge=2, validation_alias="GRAPHQL_MAX_DEPTH", description="Deepest GraphQL selection."
+    )
+    graphql_max_complexity: int = Field(
+        5000,
+        ge=10,
+        validation_alias="GRAPHQL_MAX_COMPLEXITY",
+        description="Largest estimated number of resolved fields (list fields count x limit).",
+    )
+    outbox_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        validation_alias="OUTBOX_POLL_SECONDS",
+        description="How often the outbox relay retries when nothing woke it.",
+    )
+    event_prefetch: int = Field(
+        32,
+        ge=1,
+        validation_alias="GATEWAY_PREFETCH",
+        description="Unacked job events per consumer (https://www.rabbitmq.com/docs/consumer-prefetch).",
+    )
+
+    @cached_property
+    def api_key_map(self) -> dict[str, str]:
+        """Configured keys by client name; bare keys are named key1, key2, …"""
+        keys: dict[str, str] = {}
+        raw = self.api_keys.get_secret_value()
+        for index, item in enumerate(filter(None, (p.strip() for p in raw.split(","))), 1):
+            name, sep, key = item.partition(":")
+            name, key = (name.strip(), key.strip()) if sep else (f"key{index}", name.strip())
+            if not key:
+                raise ValueError(f"MPR_API_KEYS entry {index} ({name!r}) has an empty key")
+            keys[name] = key
+        return keys
+
+    @model_validator(mode="after")
+    def _keys_required_in_production(self) -> Self:
+        keys = self.api_key_map  # parses, so a malformed value fails at start-up
+        if self.mpr_env is Environment.PRODUCTION and not keys:
+            raise ValueError("production refuses to start without MPR_API_KEYS (name:key,…)")
+        if self.callback_secret is not None:
+            from standardwebhooks import Webhook
+
+            try:
+                Webhook(self.callback_secret.get_secret_value())
+            except Exception as exc:
+                raise ValueError(
+                    "MPR_CALLBACK_SECRET must be a Standard Webhooks secret: 'whsec_' followed "
+                    f"by base64 ({exc})"
+                ) from None
+        return self
+
+    def secret_values(self) -> dict[str, str]:
+        values = super().secret_values()
+        values.update({f"MPR_API_KEYS[{name}]": key for name, key in self.api_key_map.items()})
+        if self.callback_secret is not None:
+            values["MPR_CALLBACK_SECRET"] = self.callback_secret.get_secret_value()
+        return values
