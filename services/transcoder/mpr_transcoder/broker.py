@@ -1,0 +1,102 @@
+"""RabbitMQ adapters of the worker's ports: event publisher, delivery and redelivery."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from faststream.rabbit import RabbitBroker, RabbitExchange
+from faststream.rabbit.message import RabbitMessage
+
+from mpr_shared.contracts import Event, ProcessMedia
+from mpr_shared.messaging import (
+    ERROR_HEADER,
+    ERROR_TYPE_HEADER,
+    FAILED_AT_HEADER,
+    QUEUE_HEADER,
+    message_headers,
+    publish_event,
+)
+from mpr_shared.topology import COMMANDS, DEAD_LETTER, TRANSCODER_JOBS
+
+log = logging.getLogger(__name__)
+
+# How many times a job has been delivered (classic queues do not count).
+DELIVERIES_HEADER = "x-mpr-deliveries"
+
+
+class BrokerEventPublisher:
+    """EventPublisher on mpr.events: persistent, and waits for the publisher confirm."""
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self.broker = broker
+
+    async def publish(self, event: Event) -> None:
+        await publish_event(self.broker, event)
+
+
+class RabbitDelivery:
+    """The worker's Delivery port over one FastStream RabbitMessage."""
+
+    def __init__(self, message: RabbitMessage) -> None:
+        self.message = message
+        self.raw = message.raw_message
+        self._channel = getattr(self.raw, "channel", None)
+
+    @property
+    def deliveries(self) -> int:
+        try:
+            return max(1, int((self.message.headers or {}).get(DELIVERIES_HEADER, 1)))
+        except (TypeError, ValueError):
+            return 1
+
+    @property
+    def redelivered(self) -> bool:
+        return bool(getattr(self.raw, "redelivered", False))
+
+    def lost(self) -> bool:
+        channel = self._channel
+        if channel is None or not getattr(channel, "is_closed", False):
+            return False
+        # The delivery tag died with its channel; never try to ack or nack it.
+        self.raw.lock()
+        return True
+
+    async def requeue(self) -> None:
+        await self.message.nack(requeue=True)
+
+
+class BrokerRedelivery:
+    """Republishes a job with a raised delivery count, or dead-letters it with the reason."""
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self.broker = broker
+
+    async def retry(self, job: ProcessMedia, deliveries: int) -> None:
+        await self._send(job, COMMANDS, job.ROUTING_KEY, {DELIVERIES_HEADER: deliveries})
+
+    async def dead_letter(self, job: ProcessMedia, reason: str, deliveries: int) -> None:
+        headers = {
+            DELIVERIES_HEADER: deliveries,
+            ERROR_HEADER: reason[:4000],
+            ERROR_TYPE_HEADER: "TransientError",
+            QUEUE_HEADER: TRANSCODER_JOBS.name,
+            FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
+        }
+        await self._send(job, DEAD_LETTER, TRANSCODER_JOBS.name, headers)
+
+    async def _send(
+        self, job: ProcessMedia, exchange: RabbitExchange, routing_key: str, extra: dict
+    ) -> None:
+        await self.broker.publish(
+            job.model_dump(mode="json"),
+            exchange=exchange,
+            routing_key=routing_key,
+            persist=True,
+            message_id=str(job.id),
+            correlation_id=job.correlation_id,
+            headers={**message_headers(job), **extra},
+            priority=job.priority,
+            content_type="application/json",
+            timestamp=job.occurred_at,
+        )

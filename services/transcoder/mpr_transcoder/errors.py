@@ -1,0 +1,62 @@
+"""What can go wrong with a job, sorted by what the consumer does about it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class BadInput(Exception):
+    """The job can never succeed (undecodable source, unknown preset, impossible trim):
+    it fails at once with JobFailed and is not retried."""
+
+    def __init__(self, reason: str, error_lines: Iterable[str] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_lines = list(error_lines)
+
+
+class TransientError(Exception):
+    """S3, network or database trouble that a later delivery may not meet: retried."""
+
+
+class StopReason(StrEnum):
+    CANCEL = "cancel"  # a CancelJob arrived: clean up and report JobCancelled
+    TIMEOUT = "timeout"  # MAX_JOB_SECONDS passed: clean up and report JobFailed
+    SHUTDOWN = "shutdown"  # SIGTERM grace ran out: clean up and hand the job back
+    LOST = "lost"  # the broker took the delivery back: stop silently, another replica runs it
+
+
+class Interrupted(Exception):
+    """The job was stopped from outside before it finished."""
+
+    def __init__(self, reason: StopReason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else str(reason))
+        self.reason = reason
+        self.detail = detail
+
+
+# FFmpeg prints these on the lines that explain a failure.
+_MEANINGFUL = re.compile(
+    r"error|invalid|no such|not found|failed|unknown|unsupported|could not|cannot|unable|"
+    r"denied|refused|timed out|corrupt|missing|impossible|incorrect|does not|not allowed|"
+    r"protocol|moov atom",
+    re.IGNORECASE,
+)
+# Lines that say nothing about the cause.
+_NOISE = re.compile(r"^(Conversion failed!|Exiting normally.*|\s*Last message repeated.*)$")
+
+
+def extract_error_lines(stderr_lines: Iterable[str], limit: int = 5) -> list[str]:
+    """FFmpeg's last meaningful error lines (deduplicated, newest last)."""
+    lines = [line.strip() for line in stderr_lines if line.strip()]
+    lines = [line for line in lines if not _NOISE.match(line)] or lines
+    meaningful = [line for line in lines if _MEANINGFUL.search(line)] or lines
+    picked: list[str] = []
+    for line in reversed(meaningful):
+        if line not in picked:
+            picked.append(line)
+        if len(picked) == limit:
+            break
+    return [line[:500] for line in reversed(picked)]

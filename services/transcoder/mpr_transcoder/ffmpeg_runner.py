@@ -1,0 +1,147 @@
+"""FFmpeg and ffprobe as asyncio subprocesses: argument lists, never a shell, never blocking
+the event loop (broker heartbeats keep flowing while a transcode runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import logging
+import signal
+import sys
+from collections import deque
+from typing import Any
+
+from mpr_transcoder.errors import extract_error_lines
+from mpr_transcoder.ports import ProbeFailed, ProgressCallback, RunResult
+from mpr_transcoder.progress import ProgressParser
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_LINES = 64
+PROBE_TIMEOUT_SECONDS = 120.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()  # resolved before any fork: the child only makes one syscall
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL FFmpeg when the replica dies, even by SIGKILL,
+    so no orphan keeps writing into a work dir that the next start sweeps away."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class SubprocessRunner:
+    """The real FFmpegRunner."""
+
+    def __init__(self, ffprobe_binary: str = "ffprobe") -> None:
+        self.ffprobe_binary = ffprobe_binary
+
+    async def run(
+        self, args: list[str], *, on_progress: ProgressCallback, stop: asyncio.Event
+    ) -> RunResult:
+        """Run FFmpeg; kill it at once when ``stop`` is set."""
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent if _PRCTL else None,
+        )
+        tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        readers = asyncio.gather(
+            self._read_progress(proc.stdout, on_progress), self._read_lines(proc.stderr, tail)
+        )
+        waiter = asyncio.ensure_future(proc.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        stopped = False
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
+                stopped = True
+                _kill(proc)
+            await waiter
+            await readers
+        finally:
+            stopper.cancel()
+            if proc.returncode is None:  # we were cancelled ourselves
+                _kill(proc)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(proc.wait())
+            if not readers.done():
+                readers.cancel()
+                with contextlib.suppress(BaseException):
+                    await readers
+        return RunResult(proc.returncode, extract_error_lines(tail), stopped)
+
+    async def _read_progress(self, stream: asyncio.StreamReader, on_progress) -> None:
+        parser = ProgressParser()
+        async for raw in stream:
+            sample = parser.feed(raw.decode("utf-8", "replace"))
+            if sample is not None:
+                try:
+                    await on_progress(sample)
+                except Exception:  # a lost progress event must not kill the transcode
+                    log.warning("could not publish progress", exc_info=True)
+
+    async def _read_lines(self, stream: asyncio.StreamReader, tail: deque[str]) -> None:
+        async for raw in stream:
+            tail.append(raw.decode("utf-8", "replace").rstrip())
+
+    async def probe(self, target: str, *, protocols: str) -> dict[str, Any]:
+        """ffprobe's JSON (format and streams) for a local path or URL."""
+        args = [
+            self.ffprobe_binary,
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            protocols,
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            target,
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            _kill(proc)
+            await proc.wait()
+            raise ProbeFailed("ffprobe timed out", ["ffprobe timed out"]) from None
+        finally:
+            if proc.returncode is None:
+                _kill(proc)
+        lines = extract_error_lines(err.decode("utf-8", "replace").splitlines())
+        if proc.returncode != 0:
+            raise ProbeFailed(f"ffprobe exited with {proc.returncode}", lines)
+        try:
+            data = json.loads(out or b"{}")
+        except json.JSONDecodeError:
+            raise ProbeFailed("ffprobe printed no JSON", lines) from None
+        if not data.get("streams"):
+            raise ProbeFailed("no audio or video streams", lines or ["no streams found"])
+        return data
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()

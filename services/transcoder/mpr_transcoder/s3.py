@@ -1,0 +1,103 @@
+"""The Storage port on S3, through mpr_shared.storage (one boto3 code path for MinIO,
+SeaweedFS and AWS). boto3 blocks, so every call runs in a thread; network failures are
+retried with backoff and then raised as TransientError."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from mpr_shared import storage
+from mpr_transcoder.errors import TransientError
+from mpr_transcoder.ports import SourceMissing
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") not in _NOT_FOUND
+    return isinstance(exc, BotoCoreError | OSError)
+
+
+class S3Storage:
+    """The real Storage port."""
+
+    def __init__(self, client: Any, *, attempts: int = 4, max_wait: float = 8.0) -> None:
+        self.client = client
+        self.attempts = attempts
+        self.max_wait = max_wait
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential_jitter(initial=0.2, max=self.max_wait),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await asyncio.to_thread(fn, *args, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                raise SourceMissing(what) from exc
+            raise TransientError(f"S3 {what} failed: {exc}") from exc
+        except (BotoCoreError, OSError) as exc:
+            raise TransientError(f"S3 {what} failed: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def size(self, bucket: str, key: str) -> int:
+        head = await self._call("head", self.client.head_object, Bucket=bucket, Key=key)
+        return int(head["ContentLength"])
+
+    async def download(self, bucket: str, key: str, dest: Path) -> None:
+        await self._call("download", storage.download_file, key, dest, bucket, client=self.client)
+
+    async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
+        # Signed for the internal endpoint (this client), not the public one: FFmpeg runs here.
+        return await self._call(
+            "presign",
+            storage.get_presigned_url,
+            key,
+            bucket,
+            expires_in,
+            client=self.client,
+        )
+
+    async def upload(self, path: Path, bucket: str, key: str) -> int:
+        return await self._call(
+            "upload", storage.upload_file, path, key, bucket, client=self.client
+        )
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        def listing() -> list[str]:
+            objects = storage.list_objects(bucket, prefix, extensions=None, client=self.client)
+            return [o.key for o in objects]
+
+        return await self._call("list", listing)
+
+    async def delete(self, bucket: str, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            await self._call(
+                "delete",
+                self.client.delete_objects,
+                Bucket=bucket,
+                Delete={"Objects": batch, "Quiet": True},
+            )

@@ -1,0 +1,271 @@
+"""The consumer side of the job core: which deliveries run, when they are acked, retried,
+dead-lettered or handed back. Transport-free: the FastStream subscriber adapts a RabbitMQ
+delivery to the ``Delivery`` port below.
+
+Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
+
+- Prefetch 1: a replica holds one job at a time; any number of replicas share the queue.
+- Ack only after the outputs are uploaded and the final event is confirmed by the broker:
+  the handler returns after ``publish`` (which waits for the publisher confirm), and only
+  then does FastStream ack. A replica killed before that leaves the delivery unacked, RabbitMQ
+  redelivers it, and the rerun writes the same deterministic keys: one output set.
+- Delivery limit: classic queues (needed for priorities on RabbitMQ 3.10) count nothing, so
+  the count travels in the ``x-mpr-deliveries`` header. A delivery RabbitMQ flags as
+  *redelivered* (its consumer died) is republished with the count raised before any work,
+  and a transient failure is republished with the count raised after a backoff. Past
+  MAX_DELIVERIES the job goes to ``mpr.transcoder.jobs.dlq`` with the reason and a
+  JobFailed(retryable=True) is published. Bad input is a result, not a retry: JobFailed, ack.
+- Long jobs: RabbitMQ closes the channel of a consumer that holds a delivery longer than
+  ``consumer_timeout`` (30 min by default; RabbitMQ 3.10 has no per-queue override), which
+  would run the job twice. Our infra raises the node-wide value to 6 h (scripts/infra.sh via
+  ``rabbitmqctl eval``; compose and k8s in rabbitmq.conf), and every job is stopped at
+  MAX_JOB_SECONDS, which TranscoderSettings refuses to set at or above that timeout minus the
+  shutdown grace: an overlong job fails cleanly (JobFailed, ack) instead of being
+  redelivered while it still runs. Should the broker take a delivery back anyway (timeout
+  misconfigured, connection lost), a watchdog sees the dead channel within a second and kills
+  FFmpeg without publishing anything, so only the new delivery's run reports.
+  https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout
+- SIGTERM: ``drain`` stops taking work, lets the running job finish for
+  SHUTDOWN_GRACE_SECONDS, then kills FFmpeg, removes temp files and nacks with requeue.
+- Cancel: CancelJob reaches every replica (a per-replica live queue). A queued job is
+  skipped (acked, no events) when the id was cancelled recently or the ``jobs`` row says it is
+  terminal or superseded by a newer attempt; a running one is killed and reported cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from mpr_shared.contracts import CancelJob, JobFailed, ProcessMedia
+from mpr_transcoder.core import JobCore, StopSignal
+from mpr_transcoder.errors import Interrupted, StopReason, TransientError
+from mpr_transcoder.ports import EventPublisher, JobStateReader
+
+log = logging.getLogger(__name__)
+
+
+class Delivery(Protocol):
+    """One broker delivery of a ProcessMedia command."""
+
+    @property
+    def deliveries(self) -> int:
+        """How many deliveries this job had, this one included (1 for the first)."""
+        ...
+
+    @property
+    def redelivered(self) -> bool:
+        """The broker delivered it before and the consumer vanished without an ack."""
+        ...
+
+    def lost(self) -> bool:
+        """True once the broker has taken the delivery back (its channel closed)."""
+        ...
+
+    async def requeue(self) -> None:
+        """Hand the delivery back to the queue unchanged."""
+        ...
+
+
+class Redelivery(Protocol):
+    """Puts a job back with a raised delivery count, or dead-letters it."""
+
+    async def retry(self, job: ProcessMedia, deliveries: int) -> None: ...
+
+    async def dead_letter(self, job: ProcessMedia, reason: str, deliveries: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    max_deliveries: int = 5
+    max_job_seconds: float = 5 * 3600.0
+    retry_backoff_seconds: float = 2.0
+    lost_check_seconds: float = 1.0
+    handback_timeout_seconds: float = 10.0
+
+
+class RecentIds:
+    """A bounded set of ids, oldest dropped first (cancelled job ids)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[UUID, None] = OrderedDict()
+
+    def add(self, value: UUID) -> None:
+        self._ids[value] = None
+        self._ids.move_to_end(value)
+        while len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._ids
+
+
+class JobWorker:
+    """Runs the ProcessMedia deliveries of one replica."""
+
+    def __init__(
+        self,
+        *,
+        core: JobCore,
+        publisher: EventPublisher,
+        state: JobStateReader,
+        redelivery: Redelivery,
+        config: WorkerConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.core = core
+        self.publisher = publisher
+        self.state = state
+        self.redelivery = redelivery
+        self.config = config
+        self.clock = clock
+        self.running: dict[UUID, StopSignal] = {}
+        self.cancelled = RecentIds()
+        self.accepting = True
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def handle(self, job: ProcessMedia, delivery: Delivery) -> str:
+        """Run one delivery to its end; returning means 'ack' unless it was requeued.
+        Returns the outcome (completed, failed, cancelled, skipped, requeued, retried, lost)."""
+        log.info(
+            "job %s attempt %d (message %s, delivery %d%s)",
+            job.job_id,
+            job.attempt,
+            job.id,
+            delivery.deliveries,
+            ", redelivered" if delivery.redelivered else "",
+        )
+        if not self.accepting:
+            await delivery.requeue()
+            return "requeued"
+        if await self._skip(job):
+            return "skipped"
+        if delivery.redelivered:
+            return await self._count_crash(job, delivery)
+        return await self._run(job, delivery)
+
+    def cancel(self, command: CancelJob) -> bool:
+        """Remember the cancel and stop the job if it runs here; True when it did."""
+        self.cancelled.add(command.job_id)
+        stop = self.running.get(command.job_id)
+        if stop is None:
+            return False
+        log.info("cancelling running job %s: %s", command.job_id, command.reason)
+        stop.stop(StopReason.CANCEL, command.reason)
+        return True
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking work; give the running job ``grace`` seconds, then hand it back."""
+        self.accepting = False
+        if self.running:
+            log.info("shutting down: waiting up to %.0fs for %d job(s)", grace, len(self.running))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+        for job_id, stop in list(self.running.items()):
+            log.warning("shutting down: handing job %s back to the queue", job_id)
+            stop.stop(StopReason.SHUTDOWN, "replica shutting down")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.config.handback_timeout_seconds)
+
+    async def _skip(self, job: ProcessMedia) -> bool:
+        if job.job_id in self.cancelled:
+            log.info("job %s was cancelled; skipping it", job.job_id)
+            return True
+        try:
+            state = await self.state.get(job.job_id)
+        except TransientError as exc:
+            # Fail open: a cancel that arrives while the job runs still stops it, and the
+            # gateway ignores events of a job it already finished.
+            log.warning("job %s: cannot read its state (%s); running it", job.job_id, exc)
+            return False
+        if state is None:
+            log.warning("job %s has no jobs row; running it anyway", job.job_id)
+            return False
+        if state.status.terminal:
+            log.info("job %s is already %s; skipping it", job.job_id, state.status)
+            return True
+        if state.attempt > job.attempt:
+            log.info("job %s attempt %d is superseded", job.job_id, job.attempt)
+            return True
+        return False
+
+    async def _count_crash(self, job: ProcessMedia, delivery: Delivery) -> str:
+        count = delivery.deliveries + 1
+        reason = "its replica died while running it"
+        if count > self.config.max_deliveries:
+            return await self._give_up(job, reason, delivery.deliveries)
+        log.warning("job %s: %s; requeueing as delivery %d", job.job_id, reason, count)
+        await self.redelivery.retry(job, count)
+        return "retried"
+
+    async def _run(self, job: ProcessMedia, delivery: Delivery) -> str:
+        stop = StopSignal()
+        self.running[job.job_id] = stop
+        self._idle.clear()
+        watchdog = asyncio.create_task(self._watch(job, stop, delivery))
+        try:
+            event = await self.core.run(job, stop)
+        except Interrupted as exc:
+            if exc.reason is StopReason.SHUTDOWN:
+                await delivery.requeue()
+                return "requeued"
+            log.warning("job %s: delivery lost; another replica runs it", job.job_id)
+            return "lost"
+        except TransientError as exc:
+            return await self._retry(job, delivery, str(exc))
+        finally:
+            watchdog.cancel()
+            self.running.pop(job.job_id, None)
+            if not self.running:
+                self._idle.set()
+        await self.publisher.publish(event)  # confirmed by the broker before the ack
+        outcome = type(event).__name__.removeprefix("Job").lower()
+        log.info("job %s: %s", job.job_id, outcome)
+        return outcome
+
+    async def _watch(self, job: ProcessMedia, stop: StopSignal, delivery: Delivery) -> None:
+        deadline = self.clock() + self.config.max_job_seconds
+        while not stop.stopped:
+            if delivery.lost():
+                stop.stop(StopReason.LOST, "the broker took the delivery back")
+                return
+            left = deadline - self.clock()
+            if left <= 0:
+                stop.stop(
+                    StopReason.TIMEOUT,
+                    f"job exceeded MAX_JOB_SECONDS ({self.config.max_job_seconds:.0f}s)",
+                )
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.event.wait(), min(left, self.config.lost_check_seconds))
+
+    async def _retry(self, job: ProcessMedia, delivery: Delivery, reason: str) -> str:
+        if delivery.deliveries >= self.config.max_deliveries:
+            return await self._give_up(job, reason, delivery.deliveries)
+        delay = self.config.retry_backoff_seconds * 2 ** (delivery.deliveries - 1)
+        log.warning("job %s: %s; retrying in %.1fs", job.job_id, reason, delay)
+        await asyncio.sleep(min(delay, 300.0))
+        await self.redelivery.retry(job, delivery.deliveries + 1)
+        return "retried"
+
+    async def _give_up(self, job: ProcessMedia, reason: str, deliveries: int) -> str:
+        final = f"gave up after {deliveries} deliveries: {reason}"
+        log.error("job %s: %s; dead-lettering it", job.job_id, final)
+        await self.redelivery.dead_letter(job, final, deliveries)
+        await self.publisher.publish(
+            JobFailed(
+                **job.caused(job_id=job.job_id, attempt=job.attempt),
+                reason=final,
+                retryable=True,
+            )
+        )
+        return "dead-lettered"

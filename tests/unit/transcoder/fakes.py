@@ -1,0 +1,218 @@
+"""Fakes for the transcoder's ports (storage, FFmpeg runner, publisher, job state)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from mpr_shared.contracts import Event, JobSpec, ProcessMedia
+from mpr_transcoder.errors import TransientError
+from mpr_transcoder.ports import JobState, ProbeFailed, RunResult, SourceMissing
+from mpr_transcoder.progress import ProgressSample
+
+
+def probe_data(
+    *,
+    duration: float = 10.0,
+    video: str | None = "h264",
+    width: int = 1280,
+    height: int = 720,
+    audio: str | None = "aac",
+    fmt: str = "mov,mp4,m4a,3gp,3g2,mj2",
+) -> dict[str, Any]:
+    streams = []
+    if video:
+        streams.append(
+            {"codec_type": "video", "codec_name": video, "width": width, "height": height}
+        )
+    if audio:
+        streams.append({"codec_type": "audio", "codec_name": audio})
+    return {"format": {"duration": str(duration), "format_name": fmt}, "streams": streams}
+
+
+def make_job(kind: str = "transcode", output_key: str | None = None, **spec: Any) -> ProcessMedia:
+    job_id = uuid4()
+    if kind == "transcode":
+        spec.setdefault("preset", "h264-480p")
+    default_key = f"clips/a/{job_id}/" + ("" if kind == "hls" else f"{kind}.mp4")
+    return ProcessMedia(
+        job_id=job_id,
+        correlation_id=str(job_id),
+        source_bucket="in",
+        source_key="clips/a.mp4",
+        spec=JobSpec(kind=kind, **spec),
+        output_bucket="out",
+        output_key=output_key or default_key,
+    )
+
+
+class FakeStorage:
+    """An in-memory bucket store; `fail` makes the named operation raise TransientError."""
+
+    def __init__(self, objects: dict[tuple[str, str], bytes] | None = None) -> None:
+        self.objects = dict(
+            {("in", "clips/a.mp4"): b"source-bytes"} if objects is None else objects
+        )
+        self.fail: set[str] = set()
+        self.downloads: list[Path] = []
+
+    def _check(self, op: str) -> None:
+        if op in self.fail:
+            raise TransientError(f"S3 {op} failed: simulated")
+
+    async def size(self, bucket: str, key: str) -> int:
+        self._check("size")
+        if (bucket, key) not in self.objects:
+            raise SourceMissing(key)
+        return len(self.objects[bucket, key])
+
+    async def download(self, bucket: str, key: str, dest: Path) -> None:
+        self._check("download")
+        dest.write_bytes(self.objects[bucket, key])
+        self.downloads.append(dest)
+
+    async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
+        return f"http://s3.local/{bucket}/{key}?sig=x"
+
+    async def upload(self, path: Path, bucket: str, key: str) -> int:
+        self._check("upload")
+        data = path.read_bytes()
+        self.objects[bucket, key] = data
+        return len(data)
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+
+    async def delete(self, bucket: str, keys: list[str]) -> None:
+        for key in keys:
+            self.objects.pop((bucket, key), None)
+
+    def keys(self, bucket: str = "out") -> list[str]:
+        return sorted(k for b, k in self.objects if b == bucket)
+
+
+def output_paths(args: list[str]) -> list[Path]:
+    """The files an FFmpeg command writes (the argument after the last stream option)."""
+    return [Path(a) for a in args if "/output." in a or a.endswith("%v/index.m3u8")]
+
+
+class FakeRunner:
+    """Writes the outputs a command names, reports progress, and answers probes."""
+
+    def __init__(
+        self,
+        source: dict[str, Any] | None = None,
+        output: dict[str, Any] | None = None,
+        *,
+        returncode: int = 0,
+        error_lines: list[str] | None = None,
+        samples: list[ProgressSample] | None = None,
+        block: bool = False,
+        renditions: tuple[str, ...] = (),
+    ) -> None:
+        self.source = source or probe_data()
+        self.output = output or probe_data(height=480, width=854)
+        self.returncode = returncode
+        self.error_lines = error_lines or []
+        self.samples = (
+            samples
+            if samples is not None
+            else [
+                ProgressSample(5.0, 30.0, 2.0, False),
+                ProgressSample(10.0, 30.0, 2.0, True),
+            ]
+        )
+        self.block = block
+        self.renditions = renditions
+        self.runs: list[list[str]] = []
+        self.probes: list[str] = []
+        self.started = asyncio.Event()
+        self.killed = False
+        self.source_probe_fails: list[str] | None = None
+        self.probe_hook: Callable[[str], dict[str, Any]] | None = None
+
+    async def run(self, args, *, on_progress, stop: asyncio.Event) -> RunResult:
+        self.runs.append(list(args))
+        for path in output_paths(args):
+            if "%v" in str(path):
+                root = path.parent.parent
+                for name in self.renditions:
+                    (root / name).mkdir(parents=True, exist_ok=True)
+                    (root / name / "index.m3u8").write_text("#EXTM3U\nsegment_00000.ts\n")
+                    (root / name / "segment_00000.ts").write_bytes(b"ts")
+                master = "".join(f"#EXT-X-STREAM-INF:X\n{n}/index.m3u8\n" for n in self.renditions)
+                (root / "master.m3u8").write_text("#EXTM3U\n" + master)
+            else:
+                path.write_bytes(b"partial")
+        self.started.set()
+        if self.block:
+            await stop.wait()
+            self.killed = True
+            return RunResult(None, [], stopped=True)
+        for sample in self.samples:
+            await on_progress(sample)
+        return RunResult(self.returncode, self.error_lines)
+
+    async def probe(self, target: str, *, protocols: str) -> dict[str, Any]:
+        self.probes.append(target)
+        if self.probe_hook:
+            return self.probe_hook(target)
+        if "/source" in target or target.startswith("http"):
+            if self.source_probe_fails is not None:
+                raise ProbeFailed("ffprobe exited with 1", self.source_probe_fails)
+            return self.source
+        return self.output
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.fail = False
+
+    async def publish(self, event: Event) -> None:
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [type(e).__name__ for e in self.events]
+
+
+class FakeJobState:
+    def __init__(self, rows: dict[UUID, JobState] | None = None) -> None:
+        self.rows = rows or {}
+        self.broken = False
+
+    async def get(self, job_id: UUID) -> JobState | None:
+        if self.broken:
+            raise TransientError("database down")
+        return self.rows.get(job_id)
+
+
+class FakeDelivery:
+    def __init__(self, deliveries: int = 1, redelivered: bool = False) -> None:
+        self.deliveries = deliveries
+        self.redelivered = redelivered
+        self.is_lost = False
+        self.requeued = False
+
+    def lost(self) -> bool:
+        return self.is_lost
+
+    async def requeue(self) -> None:
+        self.requeued = True
+
+
+class FakeRedelivery:
+    def __init__(self) -> None:
+        self.retried: list[tuple[UUID, int]] = []
+        self.dead: list[tuple[UUID, str, int]] = []
+
+    async def retry(self, job: ProcessMedia, deliveries: int) -> None:
+        self.retried.append((job.job_id, deliveries))
+
+    async def dead_letter(self, job: ProcessMedia, reason: str, deliveries: int) -> None:
+        self.dead.append((job.job_id, reason, deliveries))

@@ -1,0 +1,173 @@
+"""Delivery decisions: skip, run, retry, dead-letter, hand back, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mpr_shared.contracts import CancelJob, JobCancelled, JobCompleted, JobFailed, JobStatus
+from mpr_transcoder.commands import Limits
+from mpr_transcoder.core import CoreConfig, JobCore
+from mpr_transcoder.ports import JobState
+from mpr_transcoder.worker import JobWorker, WorkerConfig
+from tests.unit.transcoder.fakes import (
+    FakeDelivery,
+    FakeJobState,
+    FakePublisher,
+    FakeRedelivery,
+    FakeRunner,
+    FakeStorage,
+    make_job,
+)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, runner=None, storage=None, **config) -> None:
+        self.publisher = FakePublisher()
+        self.runner = runner or FakeRunner()
+        self.storage = storage or FakeStorage()
+        self.state = FakeJobState()
+        self.redelivery = FakeRedelivery()
+        core = JobCore(
+            config=CoreConfig(scratch=tmp_path, limits=Limits()),
+            storage=self.storage,
+            runner=self.runner,
+            publisher=self.publisher,
+            worker="replica-1",
+        )
+        self.worker = JobWorker(
+            core=core,
+            publisher=self.publisher,
+            state=self.state,
+            redelivery=self.redelivery,
+            config=WorkerConfig(
+                max_deliveries=3, retry_backoff_seconds=0, lost_check_seconds=0.01, **config
+            ),
+        )
+
+
+async def test_a_job_runs_and_its_final_event_is_published_before_the_ack(tmp_path):
+    h = Harness(tmp_path)
+    job = make_job()
+    h.state.rows[job.job_id] = JobState(JobStatus.QUEUED, 1)
+    outcome = await h.worker.handle(job, FakeDelivery())
+    assert outcome == "completed"
+    assert h.publisher.types() == ["JobStarted", "JobProgress", "JobProgress", "JobCompleted"]
+    assert h.worker.running == {}
+
+
+@pytest.mark.parametrize(
+    ("state", "attempt"),
+    [
+        (JobState(JobStatus.CANCELLED, 1), 1),
+        (JobState(JobStatus.COMPLETED, 1), 1),
+        (JobState(JobStatus.RUNNING, 2), 1),  # a newer attempt superseded this command
+    ],
+)
+async def test_cancelled_finished_or_stale_jobs_are_skipped_silently(tmp_path, state, attempt):
+    h = Harness(tmp_path)
+    job = make_job().model_copy(update={"attempt": attempt})
+    h.state.rows[job.job_id] = state
+    assert await h.worker.handle(job, FakeDelivery()) == "skipped"
+    assert h.publisher.events == [] and h.runner.runs == []
+
+
+async def test_a_recently_cancelled_id_never_runs(tmp_path):
+    h = Harness(tmp_path)
+    job = make_job()
+    assert h.worker.cancel(CancelJob(job_id=job.job_id)) is False
+    assert await h.worker.handle(job, FakeDelivery()) == "skipped"
+    assert h.runner.runs == []
+
+
+async def test_a_missing_row_or_unreadable_table_still_runs_the_job(tmp_path):
+    h = Harness(tmp_path)
+    assert await h.worker.handle(make_job(), FakeDelivery()) == "completed"
+    h.state.broken = True
+    assert await h.worker.handle(make_job(), FakeDelivery()) == "completed"
+
+
+async def test_a_redelivered_job_is_requeued_with_its_count_raised(tmp_path):
+    h = Harness(tmp_path)
+    job = make_job()
+    assert await h.worker.handle(job, FakeDelivery(deliveries=1, redelivered=True)) == "retried"
+    assert h.redelivery.retried == [(job.job_id, 2)] and h.runner.runs == []
+
+
+async def test_a_job_that_keeps_crashing_replicas_is_dead_lettered(tmp_path):
+    h = Harness(tmp_path)
+    job = make_job()
+    outcome = await h.worker.handle(job, FakeDelivery(deliveries=3, redelivered=True))
+    assert outcome == "dead-lettered"
+    ((job_id, reason, count),) = h.redelivery.dead
+    assert job_id == job.job_id and count == 3 and "replica died" in reason
+    (failed,) = h.publisher.events
+    assert isinstance(failed, JobFailed) and failed.retryable and "gave up" in failed.reason
+
+
+async def test_transient_failures_retry_then_dead_letter_at_the_limit(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.fail.add("download")
+    job = make_job()
+    assert await h.worker.handle(job, FakeDelivery(deliveries=1)) == "retried"
+    assert h.redelivery.retried == [(job.job_id, 2)]
+    assert await h.worker.handle(job, FakeDelivery(deliveries=3)) == "dead-lettered"
+    assert "S3 download failed" in h.redelivery.dead[0][1]
+    assert isinstance(h.publisher.events[-1], JobFailed)
+
+
+async def test_bad_input_is_a_result_not_a_retry(tmp_path):
+    h = Harness(tmp_path)
+    assert await h.worker.handle(make_job(preset="nope"), FakeDelivery()) == "failed"
+    assert h.redelivery.retried == [] and h.redelivery.dead == []
+
+
+async def test_cancel_reaches_the_running_job(tmp_path):
+    h = Harness(tmp_path, runner=FakeRunner(block=True))
+    job = make_job()
+    task = asyncio.create_task(h.worker.handle(job, FakeDelivery()))
+    await h.runner.started.wait()
+    assert h.worker.cancel(CancelJob(job_id=job.job_id, reason="no longer needed")) is True
+    assert await task == "cancelled"
+    assert isinstance(h.publisher.events[-1], JobCancelled)
+    assert h.runner.killed
+
+
+async def test_max_job_seconds_fails_the_job_cleanly(tmp_path):
+    h = Harness(tmp_path, runner=FakeRunner(block=True), max_job_seconds=0.05)
+    assert await h.worker.handle(make_job(), FakeDelivery()) == "failed"
+    assert "MAX_JOB_SECONDS" in h.publisher.events[-1].reason
+
+
+async def test_a_lost_delivery_stops_the_job_without_events(tmp_path):
+    h = Harness(tmp_path, runner=FakeRunner(block=True))
+    delivery = FakeDelivery()
+    task = asyncio.create_task(h.worker.handle(make_job(), delivery))
+    await h.runner.started.wait()
+    delivery.is_lost = True
+    assert await task == "lost"
+    assert h.publisher.types() == ["JobStarted"]
+
+
+async def test_drain_hands_the_running_job_back_after_the_grace(tmp_path):
+    h = Harness(tmp_path, runner=FakeRunner(block=True))
+    delivery = FakeDelivery()
+    task = asyncio.create_task(h.worker.handle(make_job(), delivery))
+    await h.runner.started.wait()
+    await h.worker.drain(grace=0.05)
+    assert await task == "requeued"
+    assert delivery.requeued and h.runner.killed
+    assert list(tmp_path.iterdir()) == []
+    later = FakeDelivery()
+    assert await h.worker.handle(make_job(), later) == "requeued" and later.requeued
+
+
+async def test_drain_lets_a_job_that_ends_within_the_grace_finish(tmp_path):
+    h = Harness(tmp_path)
+    task = asyncio.create_task(h.worker.handle(make_job(), FakeDelivery()))
+    await asyncio.sleep(0)
+    await h.worker.drain(grace=5)
+    assert await task == "completed"
+    assert isinstance(h.publisher.events[-1], JobCompleted)
