@@ -1,1 +1,1 @@
-"""mpr_catalog."""
+"""mpr_catalog: registers the input bucket's media (scan, bucket notifications) and probes it."""
