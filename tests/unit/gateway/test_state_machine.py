@@ -1,0 +1,130 @@
+"""The job state machine: monotonic, attempt-aware, progress never decreases."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from mpr_gateway.domain.errors import Conflict
+from mpr_gateway.domain.jobs import JobState, cancel, decide, retry
+from mpr_shared.contracts import (
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobProgress,
+    JobQueued,
+    JobSpec,
+    JobStarted,
+    JobStatus,
+    OutputFile,
+)
+
+JOB = uuid4()
+Q, R = JobStatus.QUEUED, JobStatus.RUNNING
+
+
+def state(status=Q, attempt=1, progress=0.0) -> JobState:
+    return JobState(status, attempt, progress)
+
+
+def started(attempt=1):
+    return JobStarted(job_id=JOB, attempt=attempt, worker="w1")
+
+
+def progress(pct, attempt=1):
+    return JobProgress(job_id=JOB, attempt=attempt, percent=pct)
+
+
+def completed(attempt=1):
+    out = OutputFile(key="a/b.mp4", bucket="out", size_bytes=10)
+    return JobCompleted(job_id=JOB, attempt=attempt, outputs=[out])
+
+
+def test_started_moves_queued_to_running_and_records_worker():
+    t = decide(state(), started())
+    assert t.status is R and t.changes["worker"] == "w1" and "started_at" in t.changes
+
+
+def test_started_twice_changes_nothing():
+    assert decide(state(R), started()) is None
+
+
+def test_progress_never_decreases():
+    assert decide(state(R, progress=50.0), progress(40.0)) is None
+    assert decide(state(R, progress=50.0), progress(50.0)) is None
+    assert decide(state(R, progress=50.0), progress(60.0)).progress == 60.0
+
+
+def test_progress_before_started_still_moves_forward():
+    t = decide(state(Q), progress(10.0))
+    assert t.status is R and t.progress == 10.0 and "started_at" in t.changes
+
+
+def test_completed_sets_outputs_and_full_progress():
+    t = decide(state(R, progress=70.0), completed())
+    assert t.status is JobStatus.COMPLETED and t.progress == 100.0
+    assert t.changes["outputs"][0]["key"] == "a/b.mp4"
+
+
+@pytest.mark.parametrize("terminal", [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED])
+@pytest.mark.parametrize(
+    "event",
+    [
+        started(),
+        progress(99.0),
+        completed(),
+        JobFailed(job_id=JOB, reason="x"),
+        JobCancelled(job_id=JOB),
+    ],
+)
+def test_terminal_jobs_never_move(terminal, event):
+    assert decide(state(terminal, progress=5.0), event) is None
+
+
+def test_events_of_an_older_attempt_are_ignored():
+    assert decide(state(Q, attempt=2), started(attempt=1)) is None
+    assert decide(state(R, attempt=2), completed(attempt=1)) is None
+    assert decide(state(R, attempt=2), progress(90.0, attempt=1)) is None
+
+
+def test_events_of_an_unknown_newer_attempt_are_ignored():
+    assert decide(state(Q, attempt=1), started(attempt=2)) is None
+
+
+def test_out_of_order_replay_after_completion_is_ignored():
+    done = decide(state(R, progress=40.0), completed())
+    after = JobState(done.status, done.attempt, done.progress)
+    for late in (started(), progress(50.0)):
+        assert decide(after, late) is None
+
+
+def test_failed_keeps_progress_and_error_lines():
+    t = decide(state(R, progress=33.0), JobFailed(job_id=JOB, reason="boom", error_lines=["e"]))
+    assert (t.status, t.progress) == (JobStatus.FAILED, 33.0)
+    assert t.changes["error"] == "boom" and t.changes["error_lines"] == ["e"]
+
+
+def test_own_jobqueued_event_changes_nothing():
+    spec = JobSpec(kind="audio", preset="audio-aac")
+    assert decide(state(), JobQueued(job_id=JOB, source_key="a.mp4", spec=spec)) is None
+
+
+def test_cancel_queued_is_immediate_running_waits_terminal_conflicts():
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    t = cancel(state(Q), "stop", now)
+    assert t.status is JobStatus.CANCELLED and t.changes["finished_at"] == now
+    assert cancel(state(R), "stop", now) is None
+    with pytest.raises(Conflict, match="already completed"):
+        cancel(state(JobStatus.COMPLETED), "stop", now)
+
+
+def test_retry_starts_a_new_attempt_from_scratch():
+    t = retry(state(JobStatus.FAILED, attempt=2, progress=80.0))
+    assert (t.status, t.attempt, t.progress) == (Q, 3, 0.0)
+    assert t.changes["error"] is None and t.changes["outputs"] is None
+    for status in (Q, R, JobStatus.COMPLETED):
+        with pytest.raises(Conflict):
+            retry(state(status))
