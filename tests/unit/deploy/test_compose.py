@@ -1,0 +1,260 @@
+"""deploy/compose.yml: valid against the Compose Specification and consistent with the code."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mpr_shared.settings import CommonSettings
+from mpr_shared.topology import catalog_s3_events, s3_events_exchange
+from tests.unit.deploy import support
+from tests.unit.deploy.support import (
+    COMPOSE_FILE,
+    DEPLOY,
+    ROOT,
+    build_settings,
+    environment_of,
+    load_compose,
+)
+
+MPR_SERVICES = ("gateway", "catalog", "transcoder", "notifier")
+
+
+@pytest.fixture(scope="module")
+def compose_schema() -> dict:
+    """The Compose Specification's JSON schema, as vendored by check-jsonschema."""
+    vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads(vendor.joinpath("compose-spec.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "env",
+    [pytest.param(None, id="env-example"), pytest.param({}, id="no-env-file")],
+)
+def test_compose_file_follows_the_compose_specification(compose_schema, env) -> None:
+    document = load_compose(env)
+    validator = jsonschema.validators.validator_for(compose_schema)(compose_schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
+    )
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    """The real parser, where one is installed (it needs no Docker engine)."""
+    for argv in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(argv[0]) and _runs([*argv, "version"]):
+            break
+    else:
+        pytest.skip("no `docker compose` v2 CLI here; the JSON-schema test covers the file")
+    result = subprocess.run(
+        [*argv, "-f", str(COMPOSE_FILE), "--env-file", str(support.ENV_EXAMPLE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _runs(argv: list[str]) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def test_every_interpolated_variable_is_documented_in_env_example() -> None:
+    documented = support.read_dotenv(support.ENV_EXAMPLE).names
+    assert support.compose_variables() - documented == set()
+
+
+def test_the_file_needs_no_env_file_to_start() -> None:
+    """Every ${VAR} has a local default, so `docker compose -f deploy/compose.yml up` works."""
+    load_compose({})  # raises MissingVariable for a ${VAR:?} without a value
+
+
+def test_dependencies_exist_and_their_conditions_can_be_met() -> None:
+    services = load_compose()["services"]
+    for name, service in services.items():
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+            target = services[dependency]
+            condition = spec["condition"]
+            if condition == "service_healthy":
+                assert "test" in target.get("healthcheck", {}), (
+                    f"{name} waits for {dependency} to be healthy, which has no healthcheck"
+                )
+            elif condition == "service_completed_successfully":
+                assert target.get("restart", "no") == "no", f"{dependency} is not one-shot"
+
+
+def test_app_services_start_after_migrations_and_minio_after_rabbitmq() -> None:
+    services = load_compose()["services"]
+    for name in MPR_SERVICES:
+        assert services[name]["depends_on"]["migrations"] == {
+            "condition": "service_completed_successfully"
+        }
+    assert services["minio"]["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    assert services["migrations"]["command"] == ["python", "-m", "mpr_shared.db", "upgrade"]
+
+
+def test_transcoder_can_be_scaled() -> None:
+    transcoder = load_compose()["services"]["transcoder"]
+    assert "container_name" not in transcoder
+    assert "ports" not in transcoder
+    env = environment_of(transcoder)
+    assert "TRANSCODER_INSTANCE_ID" not in env, "one id would be shared by every replica"
+
+
+def test_mounted_files_and_build_contexts_exist() -> None:
+    for name, service in load_compose()["services"].items():
+        for volume in service.get("volumes", ()):
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume["source"]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
+        if build := service.get("build"):
+            context = (DEPLOY / build["context"]).resolve()
+            assert context == ROOT, f"{name} must build from the repository root"
+            assert (context / build["dockerfile"]).is_file(), f"{name}: no {build['dockerfile']}"
+
+
+def test_services_listen_on_every_interface_inside_containers() -> None:
+    services = load_compose()["services"]
+    assert environment_of(services["gateway"])["GATEWAY_HOST"] == "0.0.0.0"
+    assert environment_of(services["notifier"])["NOTIFIER_HOST"] == "0.0.0.0"
+    for name in ("catalog", "transcoder"):
+        env = environment_of(services[name])
+        assert (env["HEALTH_HOST"], env["HEALTH_PORT"]) == ("0.0.0.0", "8080")
+
+
+def _container_env(service: str, monkeypatch_env: dict[str, str] | None = None) -> dict[str, str]:
+    """What a container gets: the optional env_file (.env, here .env.example) under environment."""
+    return {**support.env_example(), **environment_of(load_compose()["services"][service])}
+
+
+@pytest.mark.parametrize("service", [*MPR_SERVICES, "migrations"])
+def test_each_service_accepts_its_compose_configuration(service, monkeypatch) -> None:
+    """The code's own validation runs on the compose environment (ports, timeouts, keys…)."""
+    catalog = support.settings_catalog()
+    command = load_compose()["services"][service].get("command")
+    owner = support.service_of_command(command) or service
+    if owner not in catalog.classes:
+        pytest.skip(f"settings of {owner} do not exist yet: {catalog.missing.get(owner)}")
+    settings = build_settings(catalog.classes[owner], _container_env(service), monkeypatch)
+    assert settings.s3_endpoint_url == "http://minio:9000"
+    assert "@rabbitmq:5672" in settings.amqp_url.get_secret_value()
+    assert settings.async_database_url.startswith("postgresql+asyncpg://")
+
+
+def test_minio_notifications_match_the_catalogs_exchange_and_queue(monkeypatch) -> None:
+    services = load_compose()["services"]
+    minio = environment_of(services["minio"])
+    catalog_env = _container_env("catalog")
+    settings = build_settings(CommonSettings, catalog_env, monkeypatch)
+    exchange = s3_events_exchange(settings)
+
+    assert minio["MINIO_NOTIFY_AMQP_ENABLE_PRIMARY"] == "on"
+    assert minio["MINIO_NOTIFY_AMQP_EXCHANGE_PRIMARY"] == exchange.name
+    assert minio["MINIO_NOTIFY_AMQP_EXCHANGE_TYPE_PRIMARY"] == exchange.type.value
+    assert (minio["MINIO_NOTIFY_AMQP_DURABLE_PRIMARY"] == "on") is exchange.durable
+    assert (minio["MINIO_NOTIFY_AMQP_AUTO_DELETED_PRIMARY"] == "on") is exchange.auto_delete
+    assert minio["MINIO_NOTIFY_AMQP_INTERNAL_PRIMARY"] == "off"
+    assert minio["MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY"] == settings.events_routing_key
+    assert minio["MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY"] == catalog_s3_events(settings).routing_key
+    # Without S3_EVENTS_ROUTING_KEY the routing key is the input bucket, on both sides.
+    assert "S3_EVENTS_ROUTING_KEY" not in support.env_example()
+    assert minio["MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY"] == settings.s3_bucket_in
+    # MinIO publishes with the same credentials the services use.
+    user, password = (
+        support.env_example()["RABBITMQ_USER"],
+        support.env_example()["RABBITMQ_PASSWORD"],
+    )
+    assert minio["MINIO_NOTIFY_AMQP_URL_PRIMARY"] == f"amqp://{user}:{password}@rabbitmq:5672"
+    assert settings.amqp_url.get_secret_value() == f"amqp://{user}:{password}@rabbitmq:5672/"
+
+
+def test_routing_key_override_reaches_minio_and_the_catalog(monkeypatch) -> None:
+    env = {**support.env_example(), "S3_EVENTS_ROUTING_KEY": "uploads"}
+    services = load_compose(env)["services"]
+    assert environment_of(services["minio"])["MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY"] == "uploads"
+    assert environment_of(services["catalog"])["S3_EVENTS_ROUTING_KEY"] == "uploads"
+
+
+def test_minio_init_creates_buckets_and_the_notification_target_minio_defines() -> None:
+    services = load_compose()["services"]
+    init = services["minio-init"]
+    script = init["command"][0]
+    env = environment_of(init)
+    assert env["S3_BUCKET_IN"] == environment_of(services["gateway"])["S3_BUCKET_IN"]
+    assert env["S3_BUCKET_OUT"] == environment_of(services["gateway"])["S3_BUCKET_OUT"]
+    assert 'mc mb --ignore-existing "local/$S3_BUCKET_IN" "local/$S3_BUCKET_OUT"' in script
+    assert 'mc anonymous set download "local/$S3_BUCKET_IN"' in script
+    assert 'mc anonymous set download "local/$S3_BUCKET_OUT"' in script
+    (event_add,) = [line for line in script.splitlines() if line.startswith("mc event add")]
+    target_ids = {
+        key.removeprefix("MINIO_NOTIFY_AMQP_ENABLE_")
+        for key, value in environment_of(services["minio"]).items()
+        if key.startswith("MINIO_NOTIFY_AMQP_ENABLE_") and value == "on"
+    }
+    assert target_ids == {"PRIMARY"}
+    assert event_add.endswith('"local/$S3_BUCKET_IN" arn:minio:sqs::PRIMARY:amqp')
+    assert "--event put,delete" in event_add and "--ignore-existing" in event_add
+
+
+def consumer_timeout_ms(path: Path) -> int:
+    (value,) = re.findall(r"^consumer_timeout\s*=\s*(\d+)\s*$", path.read_text(), re.M)
+    return int(value)
+
+
+def test_consumer_timeout_fits_the_longest_job(monkeypatch) -> None:
+    services = load_compose()["services"]
+    assert (
+        "./rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/90-mpr.conf:ro"
+        in services["rabbitmq"]["volumes"]
+    )
+    timeout_ms = consumer_timeout_ms(DEPLOY / "rabbitmq" / "rabbitmq.conf")
+    catalog = support.settings_catalog()
+    if "transcoder" not in catalog.classes:
+        pytest.skip(f"transcoder settings missing: {catalog.missing['transcoder']}")
+    settings = build_settings(
+        catalog.classes["transcoder"], _container_env("transcoder"), monkeypatch
+    )
+    assert settings.broker_consumer_timeout_seconds * 1000 == timeout_ms
+    assert settings.max_job_seconds + settings.shutdown_grace_seconds < timeout_ms / 1000
+
+
+def test_docker_stops_a_transcoder_only_after_its_grace_period() -> None:
+    transcoder = load_compose()["services"]["transcoder"]
+    grace = float(environment_of(transcoder)["SHUTDOWN_GRACE_SECONDS"])
+    stop = transcoder["stop_grace_period"]
+    assert re.fullmatch(r"\d+s", stop), stop
+    assert int(stop[:-1]) == grace + 30
+
+
+def test_dockerfiles_copy_every_workspace_member() -> None:
+    """uv needs each member's pyproject.toml to read the workspace in the builder stage."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    members = sorted(
+        path.parent.relative_to(ROOT).as_posix()
+        for pattern in root["tool"]["uv"]["workspace"]["members"]
+        for path in ROOT.glob(f"{pattern}/pyproject.toml")
+    )
+    for service in MPR_SERVICES:
+        dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
+        for member in members:
+            assert f"COPY {member}/pyproject.toml {member}/" in dockerfile, (service, member)
+        for step in ("--no-install-workspace --no-editable", "--no-editable"):
+            assert f"uv sync --frozen --no-dev --package mpr-{service} {step}" in dockerfile
+        assert f'CMD ["python", "-m", "mpr_{service}"]' in dockerfile
+        assert "USER 10001:10001" in dockerfile
+        needs_ffmpeg = service in {"catalog", "transcoder"}
+        assert ("apt-get install -y --no-install-recommends ffmpeg" in dockerfile) is needs_ffmpeg

@@ -1,0 +1,102 @@
+"""Names agree across deploy/.env.example, compose, Kubernetes and the Settings classes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.deploy import support
+from tests.unit.deploy.support import (
+    ENV_EXAMPLE,
+    OVERLAYS,
+    config_map,
+    environment_of,
+    load_compose,
+    of_kind,
+    pod_spec,
+    read_dotenv,
+    render,
+    secret_data,
+    workloads,
+)
+
+MPR_COMPOSE_SERVICES = ("gateway", "catalog", "transcoder", "notifier", "migrations")
+# Each replica derives its own from its hostname; one configured value would be shared.
+PER_REPLICA = {"NOTIFIER_INSTANCE_ID", "TRANSCODER_INSTANCE_ID"}
+SECRETS = {
+    "AMQP_URL",
+    "DATABASE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "MPR_API_KEYS",
+    "MPR_CALLBACK_SECRET",
+    "WEBHOOK_SECRET",
+}
+
+
+@pytest.fixture(scope="module")
+def aliases() -> set[str]:
+    catalog = support.settings_catalog()
+    catalog.skip_if_incomplete()
+    return catalog.aliases()
+
+
+def test_env_example_documents_every_setting_of_every_service() -> None:
+    catalog = support.settings_catalog()
+    documented = read_dotenv(ENV_EXAMPLE).names
+    for service in catalog.classes:
+        missing = catalog.aliases(service) - documented
+        assert not missing, f"{service} settings missing from deploy/.env.example: {missing}"
+    catalog.skip_if_incomplete()
+
+
+def test_env_example_holds_only_settings_and_compose_variables(aliases) -> None:
+    unknown = read_dotenv(ENV_EXAMPLE).names - aliases - support.compose_variables()
+    assert not unknown, f"neither a setting nor used by compose.yml: {sorted(unknown)}"
+
+
+def test_env_example_leaves_per_replica_ids_unset() -> None:
+    assert PER_REPLICA & set(read_dotenv(ENV_EXAMPLE).values) == set()
+
+
+def test_compose_sets_only_real_settings_in_mpr_containers(aliases) -> None:
+    services = load_compose()["services"]
+    for name in MPR_COMPOSE_SERVICES:
+        unknown = environment_of(services[name]).keys() - aliases
+        assert not unknown, f"compose sets unknown variables in {name}: {sorted(unknown)}"
+
+
+def test_settings_that_are_secrets_stay_out_of_the_configmap() -> None:
+    for overlay in OVERLAYS:
+        leaked = SECRETS & config_map(render(overlay)).get("data", {}).keys()
+        assert not leaked, f"{overlay}: secrets in the ConfigMap: {leaked}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_configmap_and_secret_hold_only_real_settings(overlay, aliases) -> None:
+    docs = render(overlay)
+    unknown = config_map(docs)["data"].keys() - aliases
+    assert not unknown, f"ConfigMap keys that no service reads: {sorted(unknown)}"
+    for workload in workloads(docs):
+        for container in pod_spec(workload)["containers"]:
+            if support.service_of_command(container.get("command")) is None:
+                continue  # infrastructure containers have their own variables
+            env_names = {item["name"] for item in container.get("env", ())}
+            assert env_names <= aliases, (workload["metadata"]["name"], env_names - aliases)
+            for source in container.get("envFrom", ()):
+                ref = source.get("secretRef")
+                for secret in of_kind(docs, "Secret"):
+                    if ref and secret["metadata"]["name"] == ref["name"]:
+                        unknown = secret_data(secret).keys() - aliases
+                        assert not unknown, f"Secret {ref['name']} has non-settings {unknown}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_setting_is_configured_in_kubernetes(overlay, aliases) -> None:
+    """Every setting is in the ConfigMap, or is a secret, or is derived per replica."""
+    configured = config_map(render(overlay))["data"].keys()
+    missing = aliases - configured - SECRETS - PER_REPLICA
+    assert not missing, f"settings missing from deploy/k8s/base/config.env: {sorted(missing)}"
+
+
+def test_documented_secrets_are_settings(aliases) -> None:
+    assert aliases >= SECRETS
