@@ -168,7 +168,9 @@ async def lifespan(runtime: Runtime, broker: RabbitBroker) -> AsyncIterator[None
         state=SqlJobStateReader(engine),
         redelivery=BrokerRedelivery(broker),
         config=WorkerConfig(
-            max_deliveries=settings.max_deliveries, max_job_seconds=settings.max_job_seconds
+            max_deliveries=settings.max_deliveries,
+            max_job_seconds=settings.max_job_seconds,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
         ),
     )
     health = None

@@ -46,7 +46,7 @@ class S3Storage:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=0.2, max=self.max_wait),
+            wait=wait_exponential_jitter(multiplier=0.2, max=self.max_wait, jitter=0.2),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
         )

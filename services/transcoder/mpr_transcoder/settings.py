@@ -37,6 +37,12 @@ class TranscoderSettings(CommonSettings):
         validation_alias="MAX_DELIVERIES",
         description="Deliveries of one job (crashes and transient failures) before the DLQ.",
     )
+    retry_backoff_seconds: float = Field(
+        2.0,
+        ge=0,
+        validation_alias="RETRY_BACKOFF_SECONDS",
+        description="Wait before redelivering a transiently failed job (doubles each time).",
+    )
     max_job_seconds: float = Field(
         5 * 3600.0,
         gt=0,
