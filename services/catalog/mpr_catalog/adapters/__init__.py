@@ -1,0 +1,1 @@
+"""Adapters: the catalog's ports implemented with SQLAlchemy, boto3 and ffprobe."""

@@ -1,0 +1,100 @@
+"""MediaProber on the ffprobe binary, reading the object through a presigned URL.
+
+Why a URL and not a download: ffprobe reads the container header and seeks with HTTP range
+requests, so probing a multi-GB file moves kilobytes (bench/bench_catalog.py measures both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from mpr_catalog.probe import ProbeFailed, ProbeUnavailable
+
+# Only network protocols a presigned URL needs: a file that claims to be a playlist or a
+# concat list cannot make ffprobe open local files or other URLs.
+# https://ffmpeg.org/ffmpeg-protocols.html#Protocol-Options (protocol_whitelist)
+PROTOCOL_WHITELIST = "https,http,tls,tcp"
+
+# ffprobe's messages for failures of the transport, not of the file.
+_TRANSIENT = re.compile(
+    r"Connection refused|Connection reset|timed out|Network is unreachable|No route to host"
+    r"|Server returned 5\d\d|Server returned 403|Server returned 429|Name or service not known"
+    r"|Temporary failure in name resolution|Immediate exit requested",
+    re.IGNORECASE,
+)
+_NOT_FOUND = re.compile(r"Server returned 404", re.IGNORECASE)
+_URL = re.compile(r"https?://\S+?(?=:? |$)", re.MULTILINE)
+
+
+class FfprobeProber:
+    """Runs ``ffprobe -show_format -show_streams`` as a subprocess (never blocks the loop)."""
+
+    def __init__(
+        self,
+        url_for: Callable[[str, str], str],
+        *,
+        timeout: float = 60.0,
+        binary: str = "ffprobe",
+    ) -> None:
+        self._url_for = url_for
+        self._timeout = timeout
+        self._binary = binary
+
+    async def probe(self, bucket: str, key: str) -> dict[str, Any]:
+        url = self._url_for(bucket, key)
+        args = [
+            self._binary,
+            "-hide_banner",
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            PROTOCOL_WHITELIST,
+            # Per-read network timeout, in microseconds.
+            # https://ffmpeg.org/ffmpeg-protocols.html#Protocol-Options (rw_timeout)
+            "-rw_timeout",
+            str(int(self._timeout * 1_000_000)),
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            "-i",
+            url,
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self._timeout)
+        except TimeoutError:
+            raise ProbeUnavailable(f"ffprobe timed out after {self._timeout:g} s") from None
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        # The URL carries a signature: never let it reach logs or the database.
+        reason = _reason(_URL.sub(f"s3://{bucket}/{key}", err.decode(errors="replace")))
+        if proc.returncode != 0:
+            if _TRANSIENT.search(reason):
+                raise ProbeUnavailable(reason)
+            if _NOT_FOUND.search(reason):
+                raise ProbeFailed("object not found in the bucket")
+            raise ProbeFailed(reason)
+        try:
+            return json.loads(out)
+        except json.JSONDecodeError as exc:
+            raise ProbeFailed(f"ffprobe printed no JSON: {exc}") from exc
+
+
+def _reason(stderr: str) -> str:
+    """ffprobe's last error lines, one paragraph."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return " | ".join(lines[-3:]) or "ffprobe failed without a message"

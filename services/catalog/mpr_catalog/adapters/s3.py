@@ -1,0 +1,84 @@
+"""S3 adapters: a paging lister that overlaps listing with the database work, and a presigner."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mpr_catalog.domain import ObjectInfo, normalize_etag
+from mpr_shared import storage
+
+_END = object()
+
+
+class S3ObjectLister:
+    """ObjectLister on ``mpr_shared.storage.list_objects`` (ListObjectsV2 pagination).
+
+    boto3 is blocking, so one worker thread walks the listing and hands over pages through a
+    small queue: the next page is fetched while the caller writes the previous one.
+    """
+
+    def __init__(self, client: Any, *, read_ahead: int = 2) -> None:
+        self._client = client
+        self._read_ahead = read_ahead
+
+    async def pages(
+        self, bucket: str, prefix: str, page_size: int
+    ) -> AsyncIterator[list[ObjectInfo]]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._read_ahead)
+        stop = threading.Event()
+
+        def hand_over(item: Any) -> bool:
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while not stop.is_set():
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    future.result(timeout=0.2)
+                    return True
+            future.cancel()
+            return False
+
+        def walk() -> None:
+            try:
+                page: list[ObjectInfo] = []
+                listing = storage.list_objects(
+                    bucket, prefix, client=self._client, page_size=page_size
+                )
+                for obj in listing:
+                    page.append(ObjectInfo(obj.key, obj.size, normalize_etag(obj.etag)))
+                    if len(page) >= page_size:
+                        if not hand_over(page):
+                            return
+                        page = []
+                if page and not hand_over(page):
+                    return
+                hand_over(_END)
+            except Exception as exc:  # surfaces in the caller's task
+                hand_over(exc)
+
+        worker = loop.run_in_executor(None, walk)
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await worker
+
+
+class Presigner:
+    """Presigned GET URLs on the internal endpoint (the catalog's ffprobe reads them)."""
+
+    def __init__(self, client: Any, *, expires_in: int = 900) -> None:
+        self._client = client
+        self._expires_in = expires_in
+
+    def url(self, bucket: str, key: str) -> str:
+        # Presigning is local computation (no request), so it is safe on the event loop.
+        return storage.get_presigned_url(key, bucket, self._expires_in, client=self._client)

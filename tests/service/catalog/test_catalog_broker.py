@@ -1,0 +1,150 @@
+"""The catalog's subscribers on FastStream's in-memory broker, with the ports faked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from faststream.rabbit import RabbitBroker, RabbitMessage, TestRabbitBroker
+
+from mpr_catalog.app import build_broker
+from mpr_catalog.handlers import raw_body
+from mpr_catalog.metrics import Metrics
+from mpr_catalog.services import Catalog
+from mpr_catalog.settings import CatalogSettings
+from mpr_shared.contracts import AssetRegistered, AssetRemoved, ScanBucket, ScanResult
+from mpr_shared.messaging import ERROR_HEADER
+from mpr_shared.topology import (
+    COMMANDS,
+    DEAD_LETTER,
+    catalog_s3_events,
+    dead_letter_queue,
+    s3_events_exchange,
+)
+from tests.unit.catalog.fakes import (
+    FakeLister,
+    FakeProber,
+    FakeStore,
+    FakeUnitOfWork,
+    RecordingQueue,
+)
+from tests.unit.catalog.samples import minio_body, minio_headers
+
+BUCKET = "mpr-media-in"
+
+
+@pytest.fixture
+def settings() -> CatalogSettings:
+    return CatalogSettings(S3_BUCKET_IN=BUCKET, MPR_ENV="test")
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def lister() -> FakeLister:
+    return FakeLister({"a.mp4": (10, "ea"), "dir/b c.mkv": (20, "eb")})
+
+
+@pytest.fixture
+def dead_letters() -> list[RabbitMessage]:
+    return []
+
+
+@pytest.fixture
+async def broker(
+    settings: CatalogSettings, store: FakeStore, lister: FakeLister, dead_letters: list
+) -> AsyncIterator[RabbitBroker]:
+    broker = build_broker(settings)
+    catalog = Catalog(
+        uow=lambda: FakeUnitOfWork(store),
+        lister=lister,
+        prober=FakeProber(),
+        bucket=BUCKET,
+        probes=RecordingQueue(),
+    )
+    broker.context.set_global("catalog", catalog)
+    broker.context.set_global("metrics", Metrics())
+
+    @broker.subscriber(
+        dead_letter_queue(catalog_s3_events(settings)), DEAD_LETTER, decoder=raw_body
+    )
+    async def capture(message: RabbitMessage) -> None:
+        dead_letters.append(message)
+
+    async with TestRabbitBroker(broker) as test_broker:
+        yield test_broker
+
+
+async def test_scan_request_gets_scan_result_reply(broker: RabbitBroker, store: FakeStore) -> None:
+    command = ScanBucket(correlation_id="req-1")
+    reply = await broker.request(
+        command.model_dump(mode="json"), exchange=COMMANDS, routing_key=ScanBucket.ROUTING_KEY
+    )
+    result = ScanResult.model_validate(await reply.decode())
+    assert (result.found, result.registered, result.skipped) == (2, 2, 0)
+    assert sorted(result.files) == ["a.mp4", "dir/b c.mkv"]
+    registered = store.messages(AssetRegistered)
+    assert {m.causation_id for m in registered} == {command.id}
+    assert {m.correlation_id for m in registered} == {"req-1"}
+
+    again = ScanResult.model_validate(
+        await (
+            await broker.request({}, exchange=COMMANDS, routing_key=ScanBucket.ROUTING_KEY)
+        ).decode()
+    )
+    assert (again.registered, again.skipped, again.files) == (0, 2, [])
+
+
+async def test_minio_notifications_register_and_remove(
+    broker: RabbitBroker, settings: CatalogSettings, store: FakeStore
+) -> None:
+    exchange = s3_events_exchange(settings)
+    for event, seq in (("s3:ObjectCreated:Put", "10"), ("s3:ObjectRemoved:Delete", "11")):
+        await broker.publish(
+            minio_body(event, BUCKET, "new clip.mp4", sequencer=seq, size=5, etag="e"),
+            exchange=exchange,
+            routing_key=settings.events_routing_key,
+            content_type="application/json",
+            headers=minio_headers(event, BUCKET),
+        )
+    asset = store.by_key("new clip.mp4")
+    assert asset is not None and asset.state.status == "deleted"
+    assert [type(m) for m in store.outbox] == [AssetRegistered, AssetRemoved]
+
+
+async def test_malformed_notification_is_dead_lettered_with_the_reason(
+    broker: RabbitBroker, settings: CatalogSettings, store: FakeStore, dead_letters: list
+) -> None:
+    exchange = s3_events_exchange(settings)
+    bad = json.dumps(
+        {"EventName": "s3:ObjectCreated:Put", "Records": [{"eventName": "s3:ObjectCreated:Put"}]}
+    )
+    await broker.publish(
+        bad,
+        exchange=exchange,
+        routing_key=settings.events_routing_key,
+        content_type="application/json",
+    )
+    await broker.publish(
+        b"{oops",
+        exchange=exchange,
+        routing_key=settings.events_routing_key,
+        content_type="application/json",
+    )
+    reasons = [m.headers[ERROR_HEADER] for m in dead_letters]
+    assert len(reasons) == 2
+    assert "Records[0]: s3: Field required" in reasons[0]
+    assert "not valid JSON" in reasons[1]
+    assert store.assets == {}
+
+    await broker.publish(  # the consumer keeps going
+        minio_body("s3:ObjectCreated:Put", BUCKET, "ok.mp4", size=1, etag="e"),
+        exchange=exchange,
+        routing_key=settings.events_routing_key,
+        content_type="application/json",
+    )
+    assert store.by_key("ok.mp4") is not None
