@@ -18,9 +18,35 @@ SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-4.48}"
 
 _install_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-_ok() { printf '  \033[32m✓\033[0m %s\n' "$*"; }
-_doing() { printf '  \033[33m…\033[0m %s\n' "$*"; }
-_fail() { printf '  \033[31m✗\033[0m %s\n' "$*" >&2; }
+# Colour only on a terminal, and never with NO_COLOR (https://no-color.org).
+if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
+    C_GREEN=$'\033[32m' C_YELLOW=$'\033[33m' C_RED=$'\033[31m' C_OFF=$'\033[0m'
+else
+    C_GREEN="" C_YELLOW="" C_RED="" C_OFF=""
+fi
+
+_ok() { printf '  %s✓%s %s\n' "$C_GREEN" "$C_OFF" "$*"; }
+_doing() { printf '  %s…%s %s\n' "$C_YELLOW" "$C_OFF" "$*"; }
+_fail() { printf '  %s✗%s %s\n' "$C_RED" "$C_OFF" "$*" >&2; }
+
+# Export KEY=VALUE lines of a dotenv file for keys the environment does not set yet,
+# so the scripts see the same values as the services (pydantic-settings reads .env with
+# the same precedence: environment first). Values are taken literally, quotes stripped.
+load_dotenv() {
+    local file="${1:-$_install_root/.env}" line key value
+    [[ -f "$file" ]] || return 0
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        line="${line#"${line%%[![:space:]]*}"}"
+        line="${line#export }"
+        [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+        key="${BASH_REMATCH[1]}" value="${BASH_REMATCH[2]}"
+        [[ -n "${!key+set}" ]] && continue
+        if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then
+            value="${BASH_REMATCH[1]}"
+        fi
+        export "$key=$value"
+    done <"$file"
+}
 
 # Root runs apt-get directly; anyone else needs sudo.
 _as_root() {
@@ -64,8 +90,13 @@ _ensure_uv() {
     fi
     [[ "${1:-}" == check ]] && { _fail "uv missing"; return 1; }
     _doing "installing uv (python3 -m pip install uv)"
-    python3 -m pip install --quiet uv ||
-        python3 -m pip install --quiet --break-system-packages uv
+    # Debian's python3 is "externally managed" (PEP 668); uv is a standalone binary,
+    # so installing it system-wide breaks nothing.
+    if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet uv 2>/dev/null &&
+        ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages uv; then
+        _fail "python3 -m pip install uv failed"
+        return 1
+    fi
     hash -r
     command -v uv >/dev/null 2>&1 || {
         _fail "uv installed but not on PATH (try: export PATH=\"\$HOME/.local/bin:\$PATH\")"
@@ -91,9 +122,14 @@ _configure_fresh_rabbitmq() {
     fi
 }
 
+# Newest PostgreSQL version with a cluster config, e.g. "15".
+pg_version() {
+    find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n1
+}
+
 _configure_fresh_postgresql() {
     local version hba marker='# added by MPR scripts/install.sh: local dev trusts loopback'
-    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)"
+    version="$(pg_version)"
     hba="/etc/postgresql/$version/main/pg_hba.conf"
     [[ -n "$version" && -f "$hba" ]] || return 0
     grep -qF "$marker" "$hba" && return 0

@@ -1,0 +1,334 @@
+"""scripts/infra.sh and scripts/dev.sh, and the S3 behaviour the storage module relies on.
+
+Runs against what ``make infra`` started (the conftest's endpoints).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+MIB = 1024 * 1024
+# Tests of the local stack itself; meaningless when the endpoints are elsewhere.
+local_stack = pytest.mark.skipif(
+    any(os.environ.get(f"MPR_TEST_{n}") for n in ("S3_ENDPOINT", "AMQP_URL", "DATABASE_URL")),
+    reason="MPR_TEST_* endpoints point away from the local stack",
+)
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- infra.sh ------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_scripts_are_shellcheck_clean():
+    result = _run("shellcheck", "-x", *map(str, sorted(SCRIPTS.glob("*.sh"))))
+
+    assert result.returncode == 0, result.stdout
+
+
+@local_stack
+def test_up_is_a_quick_no_op_when_everything_runs(s3, amqp_url, postgres_server):
+    started = time.monotonic()
+    result = _run(str(SCRIPTS / "infra.sh"), "up")
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "starting" not in result.stdout
+    assert elapsed < 10
+
+
+@local_stack
+def test_status_reports_every_component_up(s3, amqp_url, postgres_server):
+    result = _run(str(SCRIPTS / "infra.sh"), "status")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in ("✓ rabbitmq", "✓ postgresql", "✓ s3", "mpr-media-in, mpr-media-out", "✓ ffmpeg"):
+        assert line in result.stdout
+
+
+def test_unknown_command_prints_usage():
+    result = _run(str(SCRIPTS / "infra.sh"), "sideways")
+
+    assert result.returncode == 2
+    assert "usage" in result.stderr
+
+
+@local_stack
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="no local RabbitMQ")
+def test_rabbitmq_consumer_timeout_is_raised(amqp_url):
+    seconds = int(os.environ.get("RABBITMQ_CONSUMER_TIMEOUT_SECONDS", 6 * 3600))
+
+    result = _run("rabbitmqctl", "-q", "eval", "application:get_env(rabbit, consumer_timeout).")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{{ok,{seconds * 1000}}}"
+
+
+@local_stack
+@pytest.mark.parametrize("database", ["mpr", "mpr_test"])
+async def test_postgresql_databases_exist(postgres_server, database):
+    import asyncpg
+
+    connection = await asyncpg.connect(
+        host="127.0.0.1", port=5432, user="postgres", database=database, timeout=5
+    )
+    try:
+        assert await connection.fetchval("SELECT current_database()") == database
+    finally:
+        await connection.close()
+
+
+# --- S3 behaviour the storage module relies on ---------------------------------------------
+
+
+def test_put_head_get_list_delete(s3_client, buckets):
+    bucket, _ = buckets
+    key = "dir/clip one+two é.mp4"
+    body = b"not really a video\n"
+
+    put = s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="video/mp4")
+    head = s3_client.head_object(Bucket=bucket, Key=key)
+    got = s3_client.get_object(Bucket=bucket, Key=key)
+    listed = s3_client.list_objects_v2(Bucket=bucket)["Contents"]
+
+    etag = f'"{hashlib.md5(body).hexdigest()}"'
+    assert put["ETag"] == head["ETag"] == got["ETag"] == etag
+    assert head["ContentLength"] == len(body)
+    assert head["ContentType"] == "video/mp4"
+    assert got["Body"].read() == body
+    assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [(key, len(body), etag)]
+
+    s3_client.delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(ClientError) as missing:
+        s3_client.head_object(Bucket=bucket, Key=key)
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_get_of_a_missing_key_is_no_such_key(s3_client, buckets):
+    with pytest.raises(ClientError) as missing:
+        s3_client.get_object(Bucket=buckets[0], Key="absent.mp4")
+
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_range_get_for_streaming(s3_client, buckets):
+    _, bucket = buckets
+    s3_client.put_object(Bucket=bucket, Key="range.bin", Body=bytes(range(256)))
+
+    part = s3_client.get_object(Bucket=bucket, Key="range.bin", Range="bytes=10-19")
+
+    assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert part["ContentRange"] == "bytes 10-19/256"
+    assert part["Body"].read() == bytes(range(10, 20))
+
+
+def test_multipart_upload_and_download(s3_client, buckets, tmp_path):
+    _, bucket = buckets
+    data = os.urandom(12 * MIB + 123)
+    source, copy = tmp_path / "big.bin", tmp_path / "copy.bin"
+    source.write_bytes(data)
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+
+    s3_client.upload_file(str(source), bucket, "big.bin", Config=config)
+    head = s3_client.head_object(Bucket=bucket, Key="big.bin")
+    s3_client.download_file(bucket, "big.bin", str(copy), Config=config)
+
+    parts = [hashlib.md5(data[i : i + 5 * MIB]).digest() for i in range(0, len(data), 5 * MIB)]
+    assert head["ContentLength"] == len(data)
+    assert head["ETag"] == f'"{hashlib.md5(b"".join(parts)).hexdigest()}-{len(parts)}"'
+    assert copy.read_bytes() == data
+
+
+def test_presigned_get_works_with_plain_curl(s3_client, buckets):
+    _, bucket = buckets
+    key = "presigned file+1.txt"
+    s3_client.put_object(Bucket=bucket, Key=key, Body=b"signed")
+    url = s3_client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300
+    )
+
+    result = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", url], capture_output=True, text=True, timeout=30
+    )
+
+    assert result.stdout == "signed\n200"
+
+
+def test_list_objects_v2_pages_with_continuation_tokens(s3_client, buckets):
+    bucket, _ = buckets
+    keys = [f"page/{i:03d}.mp4" for i in range(23)]
+    for key in keys:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"x")
+
+    seen, token, pages = [], None, 0
+    while True:
+        kwargs = {"Bucket": bucket, "Prefix": "page/", "MaxKeys": 10}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = s3_client.list_objects_v2(**kwargs)
+        pages += 1
+        seen += [item["Key"] for item in page["Contents"]]
+        if not page["IsTruncated"]:
+            break
+        token = page["NextContinuationToken"]
+    paginated = [
+        item["Key"]
+        for page in s3_client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix="page/", PaginationConfig={"PageSize": 7}
+        )
+        for item in page["Contents"]
+    ]
+
+    assert pages == 3
+    assert seen == paginated == keys
+
+
+def test_deleting_a_non_empty_bucket_fails_as_on_aws(s3_client, buckets):
+    bucket, _ = buckets
+    s3_client.put_object(Bucket=bucket, Key="keep.mp4", Body=b"x")
+
+    with pytest.raises(ClientError) as refused:
+        s3_client.delete_bucket(Bucket=bucket)
+
+    assert refused.value.response["Error"]["Code"] == "BucketNotEmpty"
+
+
+def test_wrong_credentials_are_refused(s3, buckets):
+    stranger = boto3.client(
+        "s3",
+        endpoint_url=s3.url,
+        region_name="us-east-1",
+        aws_access_key_id="nobody",
+        aws_secret_access_key="wrong-secret",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+    with pytest.raises(ClientError) as refused:
+        stranger.list_objects_v2(Bucket=buckets[0])
+
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# --- dev.sh ------------------------------------------------------------------------------------
+
+DUMMY_SERVICE = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys, time
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    child = subprocess.Popen(["sleep", "600"])  # stands in for ffmpeg
+    names = ("GATEWAY_PORT", "NOTIFIER_PORT", "HEALTH_PORT")
+    ports = "/".join(os.environ.get(name, "-") for name in names)
+    print(__package__, "ready", os.getpid(), child.pid, ports, os.environ["MPR_API_KEYS"])
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+@pytest.fixture
+def dummy_services(tmp_path) -> Path:
+    """Packages that shadow the four services with ones that only wait for SIGTERM."""
+    for name in ("mpr_gateway", "mpr_catalog", "mpr_transcoder", "mpr_notifier"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+        (tmp_path / name / "__main__.py").write_text(DUMMY_SERVICE)
+    return tmp_path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@local_stack
+def test_dev_runs_every_service_and_sigterm_stops_them_all(s3, dummy_services, tmp_path):
+    gateway, notifier, base = _free_port(), _free_port(), 20000 + os.getpid() % 20000
+    process = subprocess.Popen(
+        [str(SCRIPTS / "dev.sh")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(dummy_services),
+            "TRANSCODERS": "2",
+            "MPR_API_KEYS": "dev:test-key",
+            # The real migrations, on a throw-away database.
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}",
+            "GATEWAY_PORT": str(gateway),
+            "NOTIFIER_PORT": str(notifier),
+            "PORT": str(base),
+        },
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 90
+        while sum(" ready " in line for line in lines) < 5 and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        ready = [line.split("| ", 1)[-1].split() for line in lines if " ready " in line]
+        fixed = f"{gateway}/{notifier}"
+        assert sorted((name, ports, keys) for name, _, _, _, ports, keys in ready) == [
+            ("mpr_catalog", f"{fixed}/{base + 100}", "dev:test-key"),
+            ("mpr_gateway", f"{fixed}/-", "dev:test-key"),
+            ("mpr_notifier", f"{fixed}/-", "dev:test-key"),
+            ("mpr_transcoder", f"{fixed}/{base + 200}", "dev:test-key"),
+            ("mpr_transcoder", f"{fixed}/{base + 201}", "dev:test-key"),
+        ], "".join(lines)
+        pids = [int(pid) for _, _, service, child, _, _ in ready for pid in (service, child)]
+
+        os.kill(process.pid, signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    assert process.returncode == 143, "".join(lines) + rest
+    assert (tmp_path / "dev.db").exists(), "migrations did not run"
+    deadline = time.monotonic() + 5
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if _alive(pid)] == []
