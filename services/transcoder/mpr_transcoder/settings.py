@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -95,6 +96,11 @@ class TranscoderSettings(CommonSettings):
         SecretStr(""),
         validation_alias="MPR_CALLBACK_SECRET",
         description="standardwebhooks secret (whsec_...) signing Lambda callbacks.",
+    )
+    lambda_work_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "mpr-transcoder",
+        validation_alias="LAMBDA_WORK_DIR",
+        description="Scratch space of the Lambda executor (Lambda can only write /tmp).",
     )
     callback_timeout_seconds: float = Field(10.0, gt=0, validation_alias="CALLBACK_TIMEOUT_SECONDS")
     instance_id: str | None = Field(
