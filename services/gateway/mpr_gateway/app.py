@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 SERVICE = "gateway"
 RECONNECT_SECONDS = 5.0
-FIRST_CONNECT_SECONDS = 10.0
 
 
 @dataclass
@@ -170,7 +169,8 @@ async def _running(gateway: Gateway) -> AsyncIterator[None]:
     """Start-up and shutdown. Jobs are accepted even while RabbitMQ is down: they wait in the
     outbox and the relay publishes them once the broker is back."""
     connecting = asyncio.create_task(_keep_connecting(gateway), name="gateway-broker-connect")
-    done, _ = await asyncio.wait({connecting}, timeout=FIRST_CONNECT_SECONDS)
+    wait = gateway.settings.broker_startup_wait_seconds
+    done, _ = await asyncio.wait({connecting}, timeout=wait)
     if not done:
         log.warning("starting without RabbitMQ; jobs wait in the outbox until it is reachable")
     await gateway.relay.start()

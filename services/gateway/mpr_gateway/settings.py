@@ -61,6 +61,13 @@ class GatewaySettings(CommonSettings):
         validation_alias="OUTBOX_POLL_SECONDS",
         description="How often the outbox relay retries when nothing woke it.",
     )
+    broker_startup_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        validation_alias="BROKER_STARTUP_WAIT_SECONDS",
+        description="How long start-up waits for RabbitMQ before serving without it "
+        "(jobs then wait in the outbox; the connection keeps being retried).",
+    )
     event_prefetch: int = Field(
         32,
         ge=1,

@@ -24,8 +24,8 @@ JOB = uuid4()
 Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 
 
-def state(status=Q, attempt=1, progress=0.0) -> JobState:
-    return JobState(status, attempt, progress)
+def state(status=Q, attempt=1, progress=0.0, worker=None) -> JobState:
+    return JobState(status, attempt, progress, worker)
 
 
 def started(attempt=1):
@@ -47,7 +47,13 @@ def test_started_moves_queued_to_running_and_records_worker():
 
 
 def test_started_twice_changes_nothing():
-    assert decide(state(R), started()) is None
+    assert decide(state(R, worker="w1"), started()) is None
+
+
+@pytest.mark.parametrize("status", [R, JobStatus.COMPLETED, JobStatus.FAILED])
+def test_late_started_only_fills_in_the_worker(status):
+    t = decide(state(status, progress=40.0), started())
+    assert (t.status, t.progress, t.changes) == (status, 40.0, {"worker": "w1"})
 
 
 def test_progress_never_decreases():
@@ -79,7 +85,7 @@ def test_completed_sets_outputs_and_full_progress():
     ],
 )
 def test_terminal_jobs_never_move(terminal, event):
-    assert decide(state(terminal, progress=5.0), event) is None
+    assert decide(state(terminal, progress=5.0, worker="w0"), event) is None
 
 
 def test_events_of_an_older_attempt_are_ignored():
@@ -94,7 +100,7 @@ def test_events_of_an_unknown_newer_attempt_are_ignored():
 
 def test_out_of_order_replay_after_completion_is_ignored():
     done = decide(state(R, progress=40.0), completed())
-    after = JobState(done.status, done.attempt, done.progress)
+    after = JobState(done.status, done.attempt, done.progress, "w1")
     for late in (started(), progress(50.0)):
         assert decide(after, late) is None
 

@@ -91,6 +91,9 @@ class SqlJobs:
                 JOBS.c.status == expected.status.value,
                 JOBS.c.attempt == expected.attempt,
                 JOBS.c.progress == expected.progress,
+                JOBS.c.worker.is_(None)
+                if expected.worker is None
+                else JOBS.c.worker == expected.worker,
             )
             .values(**transition.columns(), updated_at=now)
         )

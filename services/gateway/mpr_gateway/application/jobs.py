@@ -246,6 +246,7 @@ class JobService:
             job_id = uuid4()
             plan = plan_job(job_id, source, request.options())
             job = self._new_job(job_id, source, plan, request.priority, scoped, webhook)
+            uow.jobs.add(job)
             self._queue(uow, job, source.duration)
             try:
                 await uow.commit()
@@ -282,6 +283,7 @@ class JobService:
             job_id = uuid4()
             plan = plan_job(job_id, source, options)
             job = self._new_job(job_id, source, plan, command.priority, scoped, None)
+            uow.jobs.add(job)
             self._queue(uow, job, source.duration, causation=command)
             try:
                 await uow.commit()

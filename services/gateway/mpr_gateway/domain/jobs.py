@@ -69,7 +69,7 @@ class JobRecord:
 
     @property
     def state(self) -> JobState:
-        return JobState(JobStatus(self.status), self.attempt, self.progress)
+        return JobState(JobStatus(self.status), self.attempt, self.progress, self.worker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,7 @@ class JobState:
     status: JobStatus
     attempt: int
     progress: float
+    worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +102,23 @@ class Transition:
 
 def decide(state: JobState, event: Event) -> Transition | None:
     """The transition ``event`` causes in a job at ``state``, or None when it changes nothing."""
-    if getattr(event, "attempt", None) != state.attempt or state.status.terminal:
-        return None  # another attempt's event, or a job that is already finished
+    if getattr(event, "attempt", None) != state.attempt:
+        return None  # another attempt's event
+    if isinstance(event, JobStarted) and state.status is not JobStatus.QUEUED:
+        # Consumers apply events concurrently, so JobStarted may land after the job moved on;
+        # it still names the worker, which is information, not a step backwards.
+        if state.worker is not None:
+            return None
+        worker = {"worker": event.worker}
+        return Transition(state.status, state.attempt, state.progress, worker)
+    if state.status.terminal:
+        return None  # a finished job never changes again
     start = {"started_at": event.occurred_at} if state.status is JobStatus.QUEUED else {}
     running = JobStatus.RUNNING
     match event:
         case JobStarted():
-            if state.status is not JobStatus.QUEUED:
-                return None
-            return Transition(
-                running, state.attempt, state.progress, {**start, "worker": event.worker}
-            )
+            changes = {**start, "worker": event.worker}
+            return Transition(running, state.attempt, state.progress, changes)
         case JobProgress():
             percent = max(state.progress, min(event.percent, 100.0))
             if percent == state.progress and state.status is running:

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from mpr_gateway.api.deps import Client, Cursor, GatewayDep, Jobs, Limit, require_client
 from mpr_gateway.api.routes._responses import errors
 from mpr_gateway.api.schemas import CallbackEnvelope, CallbackResult, JobOut, JobPage
-from mpr_gateway.application.jobs import DEFAULT_PAGE, JobRequest
+from mpr_gateway.application.jobs import DEFAULT_PAGE, JobRequest, Outcome
 from mpr_gateway.application.ports import JobFilter
+from mpr_gateway.domain.errors import NotFound
 from mpr_shared.contracts import JobKind, JobStatus
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=errors(401, 422))
@@ -115,4 +116,6 @@ async def job_callback(
     """
     event = gateway.callbacks.verify(job_id, envelope, await request.body(), request.headers)
     outcome = await gateway.jobs.apply_event(event)
-    return CallbackResult(outcome="applied" if outcome == "applied" else "ignored")
+    if outcome is Outcome.UNKNOWN_JOB:
+        raise NotFound(f"no job {job_id}; the callback URL names a job this gateway never created")
+    return CallbackResult(outcome="applied" if outcome is Outcome.APPLIED else "ignored")
