@@ -22,6 +22,8 @@ from tests.unit.deploy.support import (
 MPR_COMPOSE_SERVICES = ("gateway", "catalog", "transcoder", "notifier", "migrations")
 # Each replica derives its own from its hostname; one configured value would be shared.
 PER_REPLICA = {"NOTIFIER_INSTANCE_ID", "TRANSCODER_INSTANCE_ID"}
+# Read only by the Lambda executor (deploy/aws), never by a container of compose or Kubernetes.
+LAMBDA_ONLY = {"LAMBDA_WORK_DIR"}
 SECRETS = {
     "AMQP_URL",
     "DATABASE_URL",
@@ -94,7 +96,7 @@ def test_configmap_and_secret_hold_only_real_settings(overlay, aliases) -> None:
 def test_every_setting_is_configured_in_kubernetes(overlay, aliases) -> None:
     """Every setting is in the ConfigMap, or is a secret, or is derived per replica."""
     configured = config_map(render(overlay))["data"].keys()
-    missing = aliases - configured - SECRETS - PER_REPLICA
+    missing = aliases - configured - SECRETS - PER_REPLICA - LAMBDA_ONLY
     assert not missing, f"settings missing from deploy/k8s/base/config.env: {sorted(missing)}"
 
 
