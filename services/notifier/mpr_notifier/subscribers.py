@@ -80,9 +80,15 @@ def build_router(runtime: Runtime) -> RabbitRouter:
     return router
 
 
-def routed(routing_key: str) -> Callable[[Any], bool]:
+def routed(routing_key: str) -> Callable[[Any], Awaitable[bool]]:
     """A FastStream filter: the message was published with this routing key."""
-    return lambda message: message.raw_message.routing_key == routing_key
+
+    # Async on purpose: FastStream runs a sync filter in a thread pool, which costs a thread
+    # hop per handler and lets later deliveries overtake earlier ones.
+    async def matches(message: Any) -> bool:
+        return message.raw_message.routing_key == routing_key
+
+    return matches
 
 
 def typed_handler(

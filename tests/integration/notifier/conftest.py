@@ -1,0 +1,158 @@
+"""A real notifier (uvicorn on a free port) against the test vhost, plus a webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mpr_notifier.app import create_app
+from mpr_notifier.settings import NotifierSettings
+from mpr_shared.db.migrate import upgrade
+from mpr_shared.messaging import make_broker
+
+API_KEY = "it-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=3
+    )
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # the test process keeps its own handlers
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                task.result()  # surface the startup error
+            await asyncio.sleep(0.05)
+    return server, task
+
+
+async def shutdown(server: uvicorn.Server, task: asyncio.Task) -> None:
+    server.should_exit = True
+    await asyncio.wait_for(task, 30)
+
+
+@dataclass
+class Running:
+    url: str
+    settings: NotifierSettings
+    database_url: str
+
+
+async def metric(notifier: Running, sample: str) -> float:
+    """One sample's value from the notifier's /metrics (0 when absent)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{notifier.url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def metric_reaches(notifier: Running, sample: str, value: float) -> None:
+    async with asyncio.timeout(30):
+        while await metric(notifier, sample) < value:
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def notifier_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('notifier')) / 'mpr.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+async def notifier(amqp_url: str, notifier_database: str) -> AsyncIterator[Running]:
+    port = free_port()
+    settings = NotifierSettings(
+        _env_file=None,
+        MPR_ENV="test",
+        AMQP_URL=amqp_url,
+        DATABASE_URL=notifier_database,
+        NOTIFIER_PORT=port,
+        MPR_API_KEYS=f"tests:{API_KEY}",
+        WEBHOOK_ALLOW_PRIVATE="true",
+        WEBHOOK_MAX_ATTEMPTS="3",
+        WEBHOOK_BACKOFF_SECONDS="0.2",
+        WEBHOOK_TIMEOUT_SECONDS="5",
+    )
+    server, task = await serve(create_app(settings), port)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client, asyncio.timeout(30):
+        while (await client.get(f"{url}/api/ready")).status_code != 200:
+            await asyncio.sleep(0.1)
+    yield Running(url, settings, notifier_database)
+    await shutdown(server, task)
+
+
+@pytest.fixture(scope="module")
+async def publisher(amqp_url: str) -> AsyncIterator:
+    broker = make_broker(amqp_url, service="notifier-tests")
+    await broker.connect()
+    yield broker
+    await broker.stop()
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1: /flaky answers 500 to each webhook-id's first try,
+    /down always 503, any other path 204."""
+
+    url: str
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, webhook_id: str, count: int) -> list[tuple[str, dict, bytes]]:
+        """The first `count` requests carrying this webhook-id."""
+        async with asyncio.timeout(60):
+            while len(hits := self.with_id(webhook_id)) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return hits[:count]
+
+    def with_id(self, webhook_id: str) -> list[tuple[str, dict, bytes]]:
+        return [r for r in self.requests if r[1].get("webhook-id") == webhook_id]
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    rec = Receiver(f"http://127.0.0.1:{port}")
+
+    async def hook(request: Request) -> Response:
+        path = request.url.path
+        headers = dict(request.headers)
+        seen = [h for p, h, _ in rec.requests if p == path]
+        rec.requests.append((path, headers, await request.body()))
+        rec.arrived.set()
+        if path == "/down":
+            return Response(status_code=503)
+        first = all(h["webhook-id"] != headers["webhook-id"] for h in seen)
+        if path == "/flaky" and first:
+            return Response(status_code=500)
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/{name}", hook, methods=["POST"])])
+    server, task = await serve(app, port)
+    yield rec
+    await shutdown(server, task)

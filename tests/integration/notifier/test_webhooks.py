@@ -1,0 +1,105 @@
+"""Webhooks end to end: the job's URL from the database, signed POSTs, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import aio_pika
+from standardwebhooks import Webhook
+
+from mpr_notifier.adapters.db import SqlWebhookTargets
+from mpr_notifier.handlers import event_payload
+from mpr_shared.contracts import JobCompleted, JobFailed, JobProgress, OutputFile
+from mpr_shared.db import create_engine, session_factory
+from mpr_shared.db.models import Job
+from mpr_shared.messaging import publish_event
+from tests.integration.notifier.conftest import Receiver, Running, metric, metric_reaches
+
+
+async def add_job(database_url: str, webhook_url: str | None) -> uuid.UUID:
+    """Insert a job the way the gateway would (the notifier itself only reads jobs)."""
+    job_id = uuid.uuid4()
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            session.add(
+                Job(
+                    id=job_id,
+                    source_bucket="in",
+                    source_key="a.mp4",
+                    kind="transcode",
+                    preset="h264-720p",
+                    spec={"kind": "transcode", "preset": "h264-720p"},
+                    output_bucket="out",
+                    output_key=f"a/{job_id}/h264-720p.mp4",
+                    webhook_url=webhook_url,
+                )
+            )
+    finally:
+        await engine.dispose()
+    return job_id
+
+
+async def test_completed_job_webhook_is_signed_and_retried_after_500(
+    notifier: Running, receiver: Receiver, publisher
+) -> None:
+    job = await add_job(notifier.database_url, f"{receiver.url}/flaky")
+    done = JobCompleted(
+        job_id=job, outputs=[OutputFile(key="a/out.mp4", bucket="out", size_bytes=42)]
+    )
+    sent = await metric(notifier, "mpr_notifier_webhooks_sent_total")
+    await publish_event(publisher, JobProgress(job_id=job, percent=99))  # no webhook for this
+    await publish_event(publisher, done)
+    attempts = await receiver.wait_for(str(done.id), 2)  # 500 first, then 204
+    verifier = Webhook(notifier.settings.webhook_secret.get_secret_value())
+    for path, headers, body in attempts:
+        assert path == "/flaky"
+        assert verifier.verify(body, headers) == event_payload(done)
+    assert json.loads(attempts[1][2])["type"] == "JobCompleted"
+    await metric_reaches(notifier, "mpr_notifier_webhooks_sent_total", sent + 1)
+    assert len(receiver.with_id(str(done.id))) == 2  # success ends the retries
+
+
+async def test_webhook_that_keeps_failing_is_dead_lettered_with_reason(
+    notifier: Running, receiver: Receiver, publisher, amqp_url: str
+) -> None:
+    job = await add_job(notifier.database_url, f"{receiver.url}/down")
+    failed = JobFailed(job_id=job, reason="ffmpeg exited 1")
+    given_up = await metric(notifier, "mpr_notifier_webhooks_failed_total")
+    await publish_event(publisher, failed)
+    attempts = await receiver.wait_for(str(failed.id), notifier.settings.webhook_max_attempts)
+    assert {path for path, _, _ in attempts} == {"/down"}
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        queue = await (await connection.channel()).get_queue(
+            "mpr.notifier.webhooks.dlq", ensure=False
+        )
+        async with asyncio.timeout(30):
+            while True:
+                message = await queue.get(no_ack=True, fail=False)
+                if message is not None and message.message_id == str(failed.id):
+                    break
+                if message is None:
+                    await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+    assert "failed after 3 attempts: HTTP 503" in message.headers["x-mpr-error"]
+    assert json.loads(message.body)["job_id"] == str(job)
+    assert await metric(notifier, "mpr_notifier_webhooks_failed_total") == given_up + 1
+
+
+async def test_sql_targets_read_the_jobs_webhook_url(database_url: str) -> None:
+    """On SQLite and PostgreSQL: the URL the gateway stored, None for none or unknown."""
+    with_url = await add_job(database_url, "https://hooks.example.com/a")
+    without = await add_job(database_url, None)
+    engine = create_engine(database_url)
+    try:
+        targets = SqlWebhookTargets(session_factory(engine))
+        await targets.ping()
+        assert await targets.webhook_url(with_url) == "https://hooks.example.com/a"
+        assert await targets.webhook_url(without) is None
+        assert await targets.webhook_url(uuid.uuid4()) is None
+    finally:
+        await engine.dispose()
