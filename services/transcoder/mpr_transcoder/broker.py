@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from aio_pika.exceptions import ChannelInvalidStateError
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.message import RabbitMessage
 
@@ -41,7 +42,8 @@ class RabbitDelivery:
     def __init__(self, message: RabbitMessage) -> None:
         self.message = message
         self.raw = message.raw_message
-        self._channel = getattr(self.raw, "channel", None)
+        # In-memory test brokers deliver on no real channel; there is nothing to watch.
+        self._watchable = self._channel_open()
 
     @property
     def deliveries(self) -> int:
@@ -54,9 +56,14 @@ class RabbitDelivery:
     def redelivered(self) -> bool:
         return bool(getattr(self.raw, "redelivered", False))
 
+    def _channel_open(self) -> bool:
+        try:
+            return not self.raw.channel.is_closed
+        except (ChannelInvalidStateError, AttributeError):
+            return False
+
     def lost(self) -> bool:
-        channel = self._channel
-        if channel is None or not getattr(channel, "is_closed", False):
+        if not self._watchable or self._channel_open():
             return False
         # The delivery tag died with its channel; never try to ack or nack it.
         self.raw.lock()
