@@ -281,9 +281,9 @@ def require_kustomize() -> Kustomize:
     if isinstance(found, str):
         pytest.skip(
             "THE KUBERNETES MANIFESTS WERE NOT RENDERED OR VALIDATED: "
-            f"{found}. Install kubectl >= 1.21 (Debian: `apt-get install kubectl` from the "
-            "Kubernetes apt repository, which this project's CI machine image has) or a "
-            "kustomize v4+ binary."
+            f"{found}. Install kubectl >= 1.21 (the `kubectl` package of the Kubernetes or "
+            "Google Cloud apt repository; Debian's own kubernetes-client 1.20 bundles a "
+            "kustomize too old for components) or a standalone kustomize v4+."
         )
     return found
 

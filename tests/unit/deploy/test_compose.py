@@ -258,3 +258,24 @@ def test_dockerfiles_copy_every_workspace_member() -> None:
         assert "USER 10001:10001" in dockerfile
         needs_ffmpeg = service in {"catalog", "transcoder"}
         assert ("apt-get install -y --no-install-recommends ffmpeg" in dockerfile) is needs_ffmpeg
+
+
+def test_nginx_template_variables_and_upstreams_exist_in_compose() -> None:
+    services = load_compose()["services"]
+    nginx = services["nginx"]
+    assert "./nginx/nginx.conf:/etc/nginx/templates/default.conf.template:ro" in nginx["volumes"]
+    template = (DEPLOY / "nginx" / "nginx.conf").read_text()
+    # envsubst substitutes ${NAME} only for variables the container defines.
+    assert set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", template)) <= environment_of(nginx).keys()
+    ports = {
+        "gateway": environment_of(services["gateway"])["GATEWAY_PORT"],
+        "notifier": environment_of(services["notifier"])["NOTIFIER_PORT"],
+        "minio": "9000",
+    }
+    upstreams = dict(re.findall(r"^\s*server (\w+):(\d+) resolve;", template, re.M))
+    assert upstreams == ports
+    sse = re.search(r"location \^~ /api/events \{(.*?)\}", template, re.S).group(1)
+    assert "proxy_buffering off;" in sse and "proxy_pass http://mpr_notifier;" in sse
+    for prefix, bucket in (("/media/in/", "S3_BUCKET_IN"), ("/media/out/", "S3_BUCKET_OUT")):
+        assert f"location {prefix} {{" in template
+        assert f"proxy_pass http://mpr_minio/${{{bucket}}}/;" in template
