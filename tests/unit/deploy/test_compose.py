@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -238,26 +237,6 @@ def test_docker_stops_a_transcoder_only_after_its_grace_period() -> None:
     stop = transcoder["stop_grace_period"]
     assert re.fullmatch(r"\d+s", stop), stop
     assert int(stop[:-1]) == grace + 30
-
-
-def test_dockerfiles_copy_every_workspace_member() -> None:
-    """uv needs each member's pyproject.toml to read the workspace in the builder stage."""
-    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    members = sorted(
-        path.parent.relative_to(ROOT).as_posix()
-        for pattern in root["tool"]["uv"]["workspace"]["members"]
-        for path in ROOT.glob(f"{pattern}/pyproject.toml")
-    )
-    for service in MPR_SERVICES:
-        dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
-        for member in members:
-            assert f"COPY {member}/pyproject.toml {member}/" in dockerfile, (service, member)
-        for step in ("--no-install-workspace --no-editable", "--no-editable"):
-            assert f"uv sync --frozen --no-dev --package mpr-{service} {step}" in dockerfile
-        assert f'CMD ["python", "-m", "mpr_{service}"]' in dockerfile
-        assert "USER 10001:10001" in dockerfile
-        needs_ffmpeg = service in {"catalog", "transcoder"}
-        assert ("apt-get install -y --no-install-recommends ffmpeg" in dockerfile) is needs_ffmpeg
 
 
 def test_nginx_template_variables_and_upstreams_exist_in_compose() -> None:
