@@ -56,7 +56,11 @@ class CommonSettings(BaseSettings):
     s3_bucket_in: str = Field("mpr-media-in", validation_alias="S3_BUCKET_IN")
     s3_bucket_out: str = Field("mpr-media-out", validation_alias="S3_BUCKET_OUT")
     aws_region: str = Field("us-east-1", validation_alias="AWS_REGION")
-    aws_access_key_id: str = Field("minioadmin", validation_alias="AWS_ACCESS_KEY_ID")
+    aws_access_key_id: str | None = Field(
+        "minioadmin",
+        validation_alias="AWS_ACCESS_KEY_ID",
+        description="Empty means boto3's default credential chain (IAM role, profile, ...).",
+    )
     aws_secret_access_key: SecretStr = Field(
         SecretStr("minioadmin"), validation_alias="AWS_SECRET_ACCESS_KEY"
     )
@@ -82,7 +86,9 @@ class CommonSettings(BaseSettings):
     def async_database_url(self) -> str:
         return normalize_database_url(self.database_url.get_secret_value())
 
-    @field_validator("s3_endpoint_url", "s3_public_endpoint_url", "s3_events_routing_key")
+    @field_validator(
+        "s3_endpoint_url", "s3_public_endpoint_url", "s3_events_routing_key", "aws_access_key_id"
+    )
     @classmethod
     def _empty_means_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -101,10 +107,10 @@ class CommonSettings(BaseSettings):
 
     def secret_values(self) -> dict[str, str]:
         """Secrets checked in production; services extend this with their own."""
-        return {
-            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key.get_secret_value(),
-            "AMQP_URL": _url_password(self.amqp_url.get_secret_value()),
-        }
+        secrets = {"AMQP_URL": _url_password(self.amqp_url.get_secret_value())}
+        if self.aws_access_key_id:  # static keys; without them boto3 uses the IAM role
+            secrets["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key.get_secret_value()
+        return secrets
 
 
 def _url_password(url: str) -> str:

@@ -77,14 +77,19 @@ def _client_config() -> Config:
 
 
 def _build_client(settings: CommonSettings, endpoint_url: str | None) -> S3Client:
+    keys = {}
+    if settings.aws_access_key_id:  # otherwise boto3's chain: IAM role, profile, env
+        keys = {
+            "aws_access_key_id": settings.aws_access_key_id,
+            "aws_secret_access_key": settings.aws_secret_access_key.get_secret_value(),
+        }
     session = boto3.session.Session()
     return session.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=settings.aws_region,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
         config=_client_config(),
+        **keys,
     )
 
 

@@ -104,6 +104,10 @@ def test_production_refuses_placeholder_secrets():
         S3_ENDPOINT_URL="",
     )
     assert ok.s3_endpoint_url is None  # empty means real AWS
+    iam = CommonSettings(
+        MPR_ENV="production", AWS_ACCESS_KEY_ID="", AMQP_URL="amqp://mpr:a-real-password@r/"
+    )
+    assert iam.aws_access_key_id is None  # boto3's credential chain (IAM role)
 
 
 def test_database_urls_get_async_drivers():
