@@ -11,7 +11,7 @@ from mpr_gateway.application.ports import AssetFilter, Scanner, UnitOfWorkFactor
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.cursor import decode_cursor, encode_cursor
 from mpr_gateway.domain.errors import InvalidRequest, NotFound
-from mpr_gateway.domain.keys import check_key
+from mpr_gateway.domain.keys import check_key, check_text
 from mpr_shared.contracts import ScanResult
 
 
@@ -37,12 +37,14 @@ class AssetService:
     ) -> Page[AssetRecord]:
         if filters.prefix:
             check_key(filters.prefix, "prefix")
+        if filters.q:
+            check_text(filters.q, "q")
         after = None
         if cursor:
             key, asset_id = decode_cursor("assets", cursor, 2)
             try:
-                after = (str(key), UUID(str(asset_id)))
-            except ValueError:
+                after = (check_key(str(key)), UUID(str(asset_id)))
+            except (ValueError, InvalidRequest):
                 raise InvalidRequest("cursor is corrupt; omit it for the first page") from None
         async with self.uow() as uow:
             rows = await uow.assets.page(filters, after, limit + 1)

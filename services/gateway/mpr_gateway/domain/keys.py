@@ -13,6 +13,16 @@ MAX_KEY_BYTES = 1024  # S3's limit on an object key.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 
 
+def check_text(value: str, field: str) -> str:
+    """Reject text no database or S3 call can carry: control characters, lone surrogates."""
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise InvalidRequest(
+            f"{field} must not contain control characters (newlines, tabs, NUL) or invalid "
+            "Unicode (lone surrogates)"
+        )
+    return value
+
+
 def check_key(key: str, field: str = "key", *, allow_empty: bool = False) -> str:
     """Return ``key`` if it is a safe S3 key (not a path); raise InvalidRequest otherwise."""
     if not key:
@@ -25,8 +35,7 @@ def check_key(key: str, field: str = "key", *, allow_empty: bool = False) -> str
         )
     if any(segment == ".." for segment in key.split("/")):
         raise InvalidRequest(f"{field} must not contain '..' segments; S3 keys are not paths")
-    if any(unicodedata.category(ch) == "Cc" for ch in key):
-        raise InvalidRequest(f"{field} must not contain control characters (newlines, tabs, NUL)")
+    check_text(key, field)
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise InvalidRequest(
             f"{field} is {len(key.encode('utf-8'))} bytes in UTF-8; S3 keys are at most "
