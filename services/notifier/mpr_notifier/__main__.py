@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
+from pydantic import ValidationError
 
 from mpr_notifier.app import create_app
 from mpr_notifier.settings import get_settings
@@ -10,8 +13,18 @@ from mpr_shared.logs import configure_logging
 
 
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # Without input values: pydantic would otherwise echo secrets such as AMQP_URL.
+        problems = (
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SystemExit("invalid notifier settings:\n" + "\n".join(problems)) from None
     configure_logging("notifier", settings.log_level)
+    # httpx logs every webhook request at INFO; handlers log the outcome once per event.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(settings),
         host=settings.notifier_host,

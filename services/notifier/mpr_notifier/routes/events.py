@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
@@ -16,6 +17,7 @@ from mpr_notifier.hub import CloseReason, Subscription
 from mpr_notifier.metrics import Metrics
 
 router = APIRouter(tags=["events"])
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 @router.get(
@@ -45,12 +47,23 @@ async def events(
     # Subscribe before the response starts, so nothing published after this request is lost.
     subscription = hub.subscribe(event_filter, last_event_id)
     settings = runtime.settings
+    shutdown = anyio.Event()
+
+    async def end_on_shutdown() -> None:
+        # sse-starlette sets `shutdown` when the server stops; ending the stream ourselves lets
+        # the response finish properly instead of being cancelled mid-response.
+        await shutdown.wait()
+        subscription.close(CloseReason.SHUTDOWN)
+
     return EventSourceResponse(
         stream(subscription, runtime.metrics, last_event_id),
         ping=settings.sse_ping_seconds,
         send_timeout=settings.sse_send_timeout_seconds,
         # Proxies such as nginx buffer responses unless told not to.
         headers={"X-Accel-Buffering": "no"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+        data_sender_callable=end_on_shutdown,
         background=BackgroundTask(hub.unsubscribe, subscription),
     )
 
