@@ -31,12 +31,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
+async def serve(app, port: int, *, signals: bool = False) -> tuple[uvicorn.Server, asyncio.Task]:
+    """Run uvicorn in this event loop; `signals` keeps its SIGTERM handler, as in production."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=3
     )
     server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # the test process keeps its own handlers
+    if not signals:
+        server.capture_signals = contextlib.nullcontext  # the test process keeps its handlers
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(30):
         while not server.started:
@@ -81,14 +83,12 @@ def notifier_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture(scope="module")
-async def notifier(amqp_url: str, notifier_database: str) -> AsyncIterator[Running]:
-    port = free_port()
-    settings = NotifierSettings(
+def notifier_settings(amqp_url: str, database_url: str, port: int) -> NotifierSettings:
+    return NotifierSettings(
         _env_file=None,
         MPR_ENV="test",
         AMQP_URL=amqp_url,
-        DATABASE_URL=notifier_database,
+        DATABASE_URL=database_url,
         NOTIFIER_PORT=port,
         MPR_API_KEYS=f"tests:{API_KEY}",
         WEBHOOK_ALLOW_PRIVATE="true",
@@ -96,6 +96,12 @@ async def notifier(amqp_url: str, notifier_database: str) -> AsyncIterator[Runni
         WEBHOOK_BACKOFF_SECONDS="0.2",
         WEBHOOK_TIMEOUT_SECONDS="5",
     )
+
+
+@pytest.fixture(scope="module")
+async def notifier(amqp_url: str, notifier_database: str) -> AsyncIterator[Running]:
+    port = free_port()
+    settings = notifier_settings(amqp_url, notifier_database, port)
     server, task = await serve(create_app(settings), port)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as client, asyncio.timeout(30):
