@@ -162,10 +162,21 @@ class JobCore:
         return job.caused(job_id=job.job_id, attempt=job.attempt)
 
     async def _run(self, job: ProcessMedia, workdir: Path, stop: StopSignal) -> list[OutputFile]:
+        phases: dict[str, float] = {}
+        mark = self.clock()
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = self.clock()
+            phases[name] = round((now - mark) * 1000)
+            mark = now
+
         preset = resolve_preset(job)
         target, protocols = await self._open_source(job, workdir)
+        lap("source")
         stop.check()
         source = await self._probe_source(job, target, protocols)
+        lap("probe")
         stop.check()
         plan = build_plan(
             job,
@@ -177,11 +188,14 @@ class JobCore:
             limits=self.config.limits,
             binary=self.config.ffmpeg_binary,
         )
-        log.info("job %s: running ffmpeg %s", job.job_id, plan.notes or "")
+        log.debug("job %s: ffmpeg %s", job.job_id, plan.args)
         await self._ffmpeg(job, plan, stop)
+        lap("ffmpeg")
         stop.check()
         uploaded = await self._verify_and_upload(job, plan)
+        lap("verify_upload")
         stop.check()
+        log.info("job %s: outputs ready %s; phases (ms) %s", job.job_id, plan.notes, phases)
         return [
             OutputFile(key=u.key, bucket=job.output_bucket, size_bytes=u.size, probe=u.probe)
             for u in uploaded

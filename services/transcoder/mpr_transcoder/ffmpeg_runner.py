@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import json
 import logging
+import shutil
 import signal
 import sys
 from collections import deque
@@ -37,6 +38,12 @@ def _load_prctl():
 _PRCTL = _load_prctl()  # resolved before any fork: the child only makes one syscall
 
 
+# util-linux's setpriv sets the same death signal and execs FFmpeg, which lets Python spawn
+# with vfork instead of the fork a preexec_fn forces (~10 ms less per job with a big heap).
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+_SETPRIV_PREFIX = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL FFmpeg when the replica dies, even by SIGKILL,
     so no orphan keeps writing into a work dir that the next start sweeps away."""
@@ -55,11 +62,12 @@ class SubprocessRunner:
     ) -> RunResult:
         """Run FFmpeg; kill it at once when ``stop`` is set."""
         proc = await asyncio.create_subprocess_exec(
+            *_SETPRIV_PREFIX,
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent if _PRCTL else None,
+            preexec_fn=_die_with_parent if _PRCTL and not _SETPRIV else None,
         )
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         readers = asyncio.gather(

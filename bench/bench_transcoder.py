@@ -1,0 +1,375 @@
+"""Transcoder benchmark: end-to-end job time against bare FFmpeg, measured side by side.
+
+Run from the repository root against the local infrastructure (`make infra`):
+
+    uv run python -m bench.bench_transcoder
+
+It uses a throw-away RabbitMQ vhost, fresh buckets and a temporary SQLite file, starts real
+replicas (`python -m mpr_transcoder`) and prints one table:
+
+- a 60 s 720p → h264-480p transcode: end-to-end (command published → JobCompleted received)
+  ÷ the same FFmpeg command run bare on local files (target ≤ 1.05);
+- a stream-copy trim of a short clip: end-to-end minus bare (target ≤ 150 ms);
+- throughput of 100 short jobs with 1 and with 2 replicas;
+- INPUT_MODE download vs url (presigned URL) for both jobs, which decides the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import boto3
+from botocore.config import Config
+
+from mpr_shared.contracts import (
+    EVENTS_BY_ROUTING_KEY,
+    JobCompleted,
+    JobFailed,
+    JobSpec,
+    ProcessMedia,
+)
+from mpr_shared.db.migrate import upgrade
+from mpr_shared.messaging import make_broker, send_command
+from mpr_shared.presets import get_preset
+from mpr_shared.settings import CommonSettings
+from mpr_shared.topology import EVENTS, declare_topology
+from mpr_transcoder.commands import LOCAL_PROTOCOLS, Limits, build_plan
+from mpr_transcoder.media import MediaInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+S3_URL = os.environ.get("S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+S3_KEY = os.environ.get("AWS_ACCESS_KEY_ID", "minioadmin")
+S3_SECRET = os.environ.get("AWS_SECRET_ACCESS_KEY", "minioadmin")
+LONG_RUNS = int(os.environ.get("BENCH_LONG_RUNS", "3"))
+TRIM_RUNS = int(os.environ.get("BENCH_TRIM_RUNS", "10"))
+THROUGHPUT_JOBS = int(os.environ.get("BENCH_THROUGHPUT_JOBS", "100"))
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+        check=True,
+        timeout=600,
+    )
+
+
+def make_clip(path: Path, seconds: int, size: str) -> Path:
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-shortest", str(path),
+    )  # fmt: skip
+    return path
+
+
+def probe(path: Path) -> MediaInfo:
+    import json
+
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+         str(path)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return MediaInfo.from_ffprobe(json.loads(out.stdout))
+
+
+@contextlib.contextmanager
+def vhost() -> Iterator[str]:
+    ctl = shutil.which("rabbitmqctl")
+    if not ctl:
+        yield AMQP
+        return
+    name = f"mpr-bench-{os.getpid()}"
+    subprocess.run([ctl, "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(
+        [ctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield AMQP.rstrip("/") + "/" + name
+    finally:
+        subprocess.run([ctl, "delete_vhost", name], capture_output=True)
+
+
+class Bench:
+    def __init__(self, amqp_url: str, work: Path) -> None:
+        self.amqp_url = amqp_url
+        self.work = work
+        suffix = uuid.uuid4().hex[:8]
+        self.bucket_in, self.bucket_out = f"mpr-bench-in-{suffix}", f"mpr-bench-out-{suffix}"
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=S3_URL,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        )
+        self.db = f"sqlite+aiosqlite:///{work / 'bench.db'}"
+        self.env = {
+            "MPR_ENV": "test",
+            "AMQP_URL": amqp_url,
+            "S3_ENDPOINT_URL": S3_URL,
+            "AWS_ACCESS_KEY_ID": S3_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "S3_BUCKET_IN": self.bucket_in,
+            "S3_BUCKET_OUT": self.bucket_out,
+            "DATABASE_URL": self.db,
+            "TRANSCODER_WORK_DIR": str(work / "replicas"),
+            "LOG_LEVEL": "ERROR",
+        }
+        self.replicas: list[subprocess.Popen] = []
+        self.done: dict[uuid.UUID, asyncio.Future] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    async def __aenter__(self) -> Bench:
+        for bucket in (self.bucket_in, self.bucket_out):
+            self.s3.create_bucket(Bucket=bucket)
+        await asyncio.to_thread(upgrade, self.db)  # alembic runs its own event loop
+        self.broker = make_broker(self.amqp_url, service="bench")
+        await self.broker.connect()
+        await declare_topology(self.broker, CommonSettings(**self.env))
+        self.connection = await aio_pika.connect_robust(self.amqp_url)
+        channel = await self.connection.channel()
+        exchange = await channel.declare_exchange(
+            EVENTS.name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="job.*")
+        await queue.consume(self._on_event, no_ack=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop_replicas()
+        await self.connection.close()
+        await self.broker.stop()
+        for bucket in (self.bucket_in, self.bucket_out):
+            paginator = self.s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
+                if keys:
+                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+            self.s3.delete_bucket(Bucket=bucket)
+
+    async def _on_event(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        event = EVENTS_BY_ROUTING_KEY[message.routing_key].model_validate_json(message.body)
+        future = self.done.get(getattr(event, "job_id", None))
+        if future and not future.done() and isinstance(event, JobCompleted | JobFailed):
+            future.set_result((time.perf_counter(), event))
+
+    def start_replicas(self, count: int, **overrides: str) -> None:
+        self.stop_replicas()
+        self.generation = getattr(self, "generation", 0) + 1
+        logs = [self.work / f"replica-{self.generation}-{i}.log" for i in range(count)]
+        for log in logs:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mpr_transcoder"],
+                env={**os.environ, **self.env, "LOG_LEVEL": "INFO", **overrides},
+                cwd=ROOT,
+                stdout=log.open("ab"),
+                stderr=subprocess.STDOUT,
+            )
+            self.replicas.append(proc)
+        deadline = time.monotonic() + 60
+        while not all("ready (work dir" in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline:
+                raise RuntimeError("replicas did not start; see " + str(self.work))
+            time.sleep(0.1)
+        time.sleep(1.0)  # consumers start right after the lifespan
+
+    def stop_replicas(self) -> None:
+        for proc in self.replicas:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.replicas:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)
+        self.replicas = []
+
+    # ------------------------------------------------------------------ runs
+
+    def command(self, key: str, duration: float, **spec) -> ProcessMedia:
+        job_id = uuid.uuid4()
+        kind = spec["kind"]
+        return ProcessMedia(
+            job_id=job_id,
+            correlation_id=str(job_id),
+            source_bucket=self.bucket_in,
+            source_key=key,
+            source_duration=duration,
+            spec=JobSpec(**spec),
+            output_bucket=self.bucket_out,
+            output_key=f"{key.rsplit('.', 1)[0]}/{job_id}/{spec.get('preset') or kind}.mp4",
+        )
+
+    async def submit(self, job: ProcessMedia) -> asyncio.Future:
+        self.done[job.job_id] = asyncio.get_running_loop().create_future()
+        await send_command(self.broker, job, priority=job.priority)
+        return self.done[job.job_id]
+
+    async def end_to_end(self, job: ProcessMedia) -> float:
+        started = time.perf_counter()
+        finished, event = await asyncio.wait_for(await self.submit(job), 900)
+        if not isinstance(event, JobCompleted):
+            raise RuntimeError(f"job failed: {event}")
+        return finished - started
+
+    def bare(self, job: ProcessMedia, local: Path) -> float:
+        """The replica's own FFmpeg command for ``job``, on local files, timed alone."""
+        workdir = Path(tempfile.mkdtemp(dir=self.work))
+        source = local if job.spec.kind != "trim" else None
+        info = probe(local) if source else MediaInfo(duration=job.source_duration, format_name=None)
+        preset = get_preset(job.spec.preset) if job.spec.preset else None
+        plan = build_plan(
+            job, preset, info, target=str(local), protocols=LOCAL_PROTOCOLS, workdir=workdir,
+            limits=Limits(),
+        )  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(plan.args, check=True, stdout=subprocess.DEVNULL, timeout=900)
+        elapsed = time.perf_counter() - started
+        shutil.rmtree(workdir)
+        return elapsed
+
+    async def throughput(self, key: str, duration: float, jobs: int, replicas: int) -> float:
+        self.start_replicas(replicas)
+        commands = [
+            self.command(key, duration, kind="transcode", preset="h264-480p") for _ in range(jobs)
+        ]
+        started = time.perf_counter()
+        futures = [await self.submit(c) for c in commands]
+        results = await asyncio.wait_for(asyncio.gather(*futures), 900)
+        elapsed = max(t for t, _ in results) - started
+        failed = [e for _, e in results if not isinstance(e, JobCompleted)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} jobs failed: {failed[0]}")
+        return jobs / elapsed
+
+
+async def measure(bench: Bench, clips: dict[str, tuple[Path, str, float]]) -> list[tuple]:
+    long_local, long_key, long_seconds = clips["long"]
+    short_local, short_key, short_seconds = clips["short"]
+    _, tiny_key, tiny_seconds = clips["tiny"]
+    rows: list[tuple] = []
+    modes: dict[str, dict[str, float]] = {}
+
+    for mode in ("download", "url"):
+        bench.start_replicas(1, INPUT_MODE=mode)
+        # Warm-up: first-run costs (imports, connections, page cache) are not the steady state.
+        await bench.end_to_end(
+            bench.command(short_key, short_seconds, kind="trim", start=0.5, end=2)
+        )
+        long_e2e, long_bare = [], []
+        for _ in range(LONG_RUNS):
+            job = bench.command(long_key, long_seconds, kind="transcode", preset="h264-480p")
+            long_bare.append(bench.bare(job, long_local))
+            long_e2e.append(await bench.end_to_end(job))
+        trim_e2e, trim_bare = [], []
+        for _ in range(TRIM_RUNS):
+            job = bench.command(short_key, short_seconds, kind="trim", start=0.5, end=2.0)
+            trim_bare.append(bench.bare(job, short_local))
+            trim_e2e.append(await bench.end_to_end(job))
+        modes[mode] = {
+            "long_e2e": statistics.median(long_e2e),
+            "long_bare": statistics.median(long_bare),
+            "trim_e2e": statistics.median(trim_e2e),
+            "trim_bare": statistics.median(trim_bare),
+        }
+    d = modes["download"]
+    ratio = d["long_e2e"] / d["long_bare"]
+    rows.append(
+        (
+            "60 s 720p → h264-480p, end-to-end ÷ bare FFmpeg",
+            f"{d['long_e2e']:.2f} s / {d['long_bare']:.2f} s = {ratio:.3f}",
+            "≤ 1.05",
+            "ok" if ratio <= 1.05 else "MISS",
+        )
+    )
+    overhead = (d["trim_e2e"] - d["trim_bare"]) * 1000
+    rows.append(
+        (
+            "copy trim of a 3 s clip, end-to-end - bare FFmpeg",
+            f"{d['trim_e2e'] * 1000:.0f} ms - {d['trim_bare'] * 1000:.0f} ms = {overhead:.0f} ms",
+            "≤ 150 ms",
+            "ok" if overhead <= 150 else "MISS",
+        )
+    )
+    for replicas in (1, 2):
+        rate = await bench.throughput(tiny_key, tiny_seconds, THROUGHPUT_JOBS, replicas)
+        rows.append(
+            (
+                f"throughput, {THROUGHPUT_JOBS} x 1 s 320x240 → h264-480p, {replicas} replica(s)",
+                f"{rate:.1f} jobs/s",
+                "",
+                "",
+            )
+        )
+    u = modes["url"]
+    rows.append(
+        (
+            "input: download vs presigned URL, 60 s transcode end-to-end",
+            f"{d['long_e2e']:.2f} s vs {u['long_e2e']:.2f} s",
+            "choose faster",
+            "download" if d["long_e2e"] <= u["long_e2e"] else "url",
+        )
+    )
+    rows.append(
+        (
+            "input: download vs presigned URL, copy trim end-to-end",
+            f"{d['trim_e2e'] * 1000:.0f} ms vs {u['trim_e2e'] * 1000:.0f} ms",
+            "choose faster",
+            "download" if d["trim_e2e"] <= u["trim_e2e"] else "url",
+        )
+    )
+    return rows
+
+
+def print_table(rows: list[tuple]) -> None:
+    header = ("measure", "result", "target", "")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    print(line)
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(line)
+
+
+async def run() -> list[tuple]:
+    with vhost() as amqp_url, tempfile.TemporaryDirectory(prefix="mpr-bench-") as tmp:
+        work = Path(tmp)
+        clips = {}
+        for name, seconds, size in (("long", 60, "1280x720"), ("short", 3, "320x240"),
+                                    ("tiny", 1, "320x240")):  # fmt: skip
+            local = make_clip(work / f"{name}.mp4", seconds, size)
+            clips[name] = (local, f"bench/{name}.mp4", float(probe(local).duration))
+        async with Bench(amqp_url, work) as bench:
+            for local, key, _ in clips.values():
+                bench.s3.upload_file(str(local), bench.bucket_in, key)
+            return await measure(bench, clips)
+
+
+def main() -> None:
+    print("transcoder benchmark (local RabbitMQ, S3 server and FFmpeg; medians)")
+    print_table(asyncio.run(run()))
+
+
+if __name__ == "__main__":
+    main()
