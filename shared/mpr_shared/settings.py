@@ -37,7 +37,12 @@ class CommonSettings(BaseSettings):
     """Settings every service reads. Names follow the storage spec."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        # Errors must never echo inputs: they hold passwords (AMQP_URL, DATABASE_URL).
+        hide_input_in_errors=True,
     )
 
     mpr_env: Environment = Field(Environment.DEVELOPMENT, validation_alias="MPR_ENV")
