@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mpr_gateway.adapters.broker import BrokerProbe, BrokerScanner
 from mpr_gateway.adapters.callbacks import CallbackVerifier
+from mpr_gateway.adapters.outbox import BatchingOutboxRelay
 from mpr_gateway.adapters.sql import SqlUnitOfWork, ping
 from mpr_gateway.adapters.storage import CachedPresigner, S3Probe, S3Sources
 from mpr_gateway.api.auth import ApiKeys
 from mpr_gateway.api.errors import install_error_handlers
 from mpr_gateway.api.limits import BodySizeLimit
+from mpr_gateway.api.openapi import install_openapi
 from mpr_gateway.api.routes import assets, health, jobs, presets
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
@@ -108,7 +110,7 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
     sessions = session_factory(engine)
     holder: list[JobService] = []
     broker = build_broker(settings, lambda: holder[0])
-    relay = OutboxRelay(
+    relay = BatchingOutboxRelay(
         broker,
         sessions,
         GatewayOutbox,
@@ -116,7 +118,7 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
         poll_interval=settings.outbox_poll_seconds,
     )
     job_service = JobService(
-        uow=lambda: SqlUnitOfWork(sessions),
+        uow=lambda: SqlUnitOfWork(engine),
         bucket_in=settings.s3_bucket_in,
         bucket_out=settings.s3_bucket_out,
         presigner=CachedPresigner(settings, settings.presign_expires_seconds),
@@ -134,7 +136,7 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
         relay=relay,
         jobs=job_service,
         assets=AssetService(
-            uow=lambda: SqlUnitOfWork(sessions),
+            uow=lambda: SqlUnitOfWork(engine),
             scanner=BrokerScanner(broker, settings.scan_timeout_seconds),
         ),
         api_keys=ApiKeys(settings.api_key_map),
@@ -211,6 +213,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     for router in (assets.router, jobs.router, presets.router, health.router):
         app.include_router(router)
     graphql = GatewayGraphQL(settings.graphql_max_depth, settings.graphql_max_complexity)

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy import and_, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, JobFilter
 from mpr_gateway.domain.assets import AssetRecord
@@ -59,7 +59,7 @@ def _like_escape(value: str) -> str:
 
 
 class SqlJobs:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
         self._pending: list[dict[str, Any]] = []
 
@@ -146,7 +146,7 @@ class SqlJobs:
 
 
 class SqlAssets:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     def _select(self):
@@ -221,30 +221,34 @@ class SqlOutbox:
 
 
 class SqlUnitOfWork:
-    """One session and one transaction; leaving without ``commit()`` rolls back."""
+    """One connection and one transaction; leaving without ``commit()`` rolls back.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    A Core connection, not an ORM session: the repositories only run Core statements, and a
+    session's bookkeeping costs a measurable share of a GET /api/jobs/{id}.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
 
     async def __aenter__(self) -> Self:
-        self._session = self._sessions()
-        self.jobs = SqlJobs(self._session)
-        self.assets = SqlAssets(self._session)
+        self._conn = await self._engine.connect()
+        self.jobs = SqlJobs(self._conn)
+        self.assets = SqlAssets(self._conn)
         self.outbox = SqlOutbox()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._session.close()  # rolls back anything not committed
+        await self._conn.close()  # rolls back anything not committed
 
     async def commit(self) -> None:
         try:
             await self.jobs.flush()
             if self.outbox.rows:
-                await self._session.execute(insert(OUTBOX), self.outbox.rows)
+                await self._conn.execute(insert(OUTBOX), self.outbox.rows)
                 self.outbox.rows = []
-            await self._session.commit()
+            await self._conn.commit()
         except IntegrityError as exc:
-            await self._session.rollback()
+            await self._conn.rollback()
             if "idempotency" in str(exc.orig).lower():
                 raise DuplicateIdempotencyKey(str(exc.orig)) from exc
             raise

@@ -5,35 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
-from fastapi.security import APIKeyHeader, HTTPBearer
 
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import DEFAULT_PAGE, MAX_PAGE, JobService
 
-# Declared so /docs offers an "Authorize" button; ApiKeys does the checking.
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <API key>")
 
-
-def get_gateway(request: Request) -> Any:
+async def get_gateway(request: Request) -> Any:
     """The composed services (``mpr_gateway.app.Gateway``)."""
     return request.app.state.gateway
 
 
-def require_client(
-    request: Request,
-    _bearer: Annotated[object, Depends(_bearer)] = None,
-    _key: Annotated[object, Depends(_header)] = None,
-) -> str:
+async def require_client(request: Request) -> str:
     """The calling client's name; 401 without a valid API key."""
     return request.app.state.gateway.api_keys.authenticate(request.headers)
 
 
-def get_jobs(request: Request) -> JobService:
+async def get_jobs(request: Request) -> JobService:
     return request.app.state.gateway.jobs
 
 
-def get_assets(request: Request) -> AssetService:
+async def get_assets(request: Request) -> AssetService:
     return request.app.state.gateway.assets
 
 

@@ -104,7 +104,6 @@ async def retry_job(job_id: UUID, jobs: Jobs, response: Response) -> JobOut:
     "/{job_id}/callback",
     response_model=CallbackResult,
     responses=errors(404, 413, 503),
-    openapi_extra={"security": []},
 )
 async def job_callback(
     job_id: UUID, envelope: CallbackEnvelope, request: Request, gateway: GatewayDep
