@@ -25,7 +25,8 @@ def health_app(
     async def ready(_: Request) -> JSONResponse:
         async def run(check: Check) -> str:
             try:
-                await asyncio.wait_for(check(), timeout)
+                async with asyncio.timeout(timeout):
+                    await check()
             except Exception as exc:
                 return f"down: {type(exc).__name__}: {exc}"[:300]
             return "ok"

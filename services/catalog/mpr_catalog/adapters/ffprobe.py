@@ -72,7 +72,9 @@ class FfprobeProber:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), self._timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (shutdown).
+            async with asyncio.timeout(self._timeout):
+                out, err = await proc.communicate()
         except TimeoutError:
             raise ProbeUnavailable(f"ffprobe timed out after {self._timeout:g} s") from None
         finally:

@@ -1,0 +1,133 @@
+"""The scan over RabbitMQ request/reply, concurrent scans, reconcile, and the auto-job rule."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from faststream.rabbit import RabbitBroker
+from sqlalchemy import func, select
+
+from mpr_catalog.app import Runtime, running
+from mpr_catalog.settings import CatalogSettings
+from mpr_shared.contracts import ScanBucket, ScanResult
+from mpr_shared.db.models import Asset
+from mpr_shared.topology import COMMANDS
+from tests.integration.catalog.conftest import Assets, Collected
+
+
+async def request_scan(amqp_url: str, prefix: str = "") -> ScanResult:
+    """What the gateway does: ScanBucket via broker.request, ScanResult back."""
+    async with RabbitBroker(amqp_url) as client:
+        reply = await client.request(
+            ScanBucket(prefix=prefix).model_dump(mode="json"),
+            exchange=COMMANDS,
+            routing_key=ScanBucket.ROUTING_KEY,
+            timeout=60,
+        )
+        return ScanResult.model_validate(await reply.decode())
+
+
+async def test_scan_rpc_counts_first_second_and_changed(
+    catalog: Runtime,
+    amqp_url: str,
+    assets: Assets,
+    published: Collected,
+    s3_client,
+    buckets,
+) -> None:
+    bucket = buckets[0]
+    keys = ["a.mp4", "dir/B.MKV", "dir/sub/c d.mov", "song.flac", "x.M4A"]
+    for key in keys:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"fake media " + key.encode())
+    for ignored in ("readme.txt", "image.png", "dir/"):
+        s3_client.put_object(Bucket=bucket, Key=ignored, Body=b"")
+
+    first = await request_scan(amqp_url)
+    assert (first.found, first.registered, first.skipped, first.updated) == (5, 5, 0, 0)
+    assert sorted(first.files) == sorted(keys)
+    assert len(await published.wait("asset.registered", 5)) == 5
+
+    second = await request_scan(amqp_url)
+    assert (second.found, second.registered, second.skipped, second.updated) == (5, 0, 5, 0)
+    assert second.files == []
+
+    await assets.wait("a.mp4", probe_status="failed")  # fake media: the probe is done
+    s3_client.put_object(Bucket=bucket, Key="a.mp4", Body=b"different bytes now")
+    s3_client.put_object(Bucket=bucket, Key="new.mp3", Body=b"x")
+    third = await request_scan(amqp_url)
+    assert (third.found, third.registered, third.skipped, third.updated) == (6, 1, 4, 1)
+    assert third.files == ["new.mp3"]
+    changed = await assets.get("a.mp4")
+    assert changed.size_bytes == len(b"different bytes now")
+    [updated] = await published.wait("asset.updated")
+    assert updated["key"] == "a.mp4"
+
+    only_dir = await request_scan(amqp_url, prefix="dir/")
+    assert (only_dir.found, only_dir.skipped) == (2, 2)
+
+
+async def test_concurrent_scans_never_duplicate(
+    catalog: Runtime, sessions, s3_client, buckets
+) -> None:
+    bucket = buckets[0]
+    for n in range(150):
+        s3_client.put_object(Bucket=bucket, Key=f"many/{n:04}.mp4", Body=b"v")
+    results = await asyncio.gather(*(catalog.catalog.scan() for _ in range(3)))
+    assert sum(r.registered for r in results) == 150
+    assert all(r.found == 150 for r in results)
+    assert sorted(f for r in results for f in r.files) == [f"many/{n:04}.mp4" for n in range(150)]
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Asset).where(Asset.bucket == bucket)
+        )
+    assert count == 150
+
+
+async def test_reconcile_marks_vanished_and_reactivates_returning_objects(
+    catalog_env: dict, assets: Assets, published: Collected, s3_client, buckets
+) -> None:
+    bucket = buckets[0]
+    for key in ("stay.mp4", "vanish.mp4"):
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"v")
+    settings = CatalogSettings(**catalog_env, SCAN_INTERVAL_SECONDS="0.5")
+    async with running(settings):  # the reconcile loop runs on its own
+        await assets.wait("vanish.mp4")
+        s3_client.delete_object(Bucket=bucket, Key="vanish.mp4")
+        gone = await assets.wait("vanish.mp4", status="deleted")
+        assert gone.deleted_at is not None
+        [removed] = await published.wait("asset.removed")
+        assert removed["key"] == "vanish.mp4"
+        assert (await assets.get("stay.mp4")).status == "active"
+
+        s3_client.put_object(Bucket=bucket, Key="vanish.mp4", Body=b"back again")
+        back = await assets.wait("vanish.mp4", status="active")
+        assert back.id == gone.id and back.deleted_at is None
+        assert back.size_bytes == len(b"back again")
+
+
+async def test_auto_job_rule_sends_create_job_for_new_video(
+    catalog_env: dict, published: Collected, s3_client, buckets, video_file: Path, audio_file
+) -> None:
+    bucket = buckets[0]
+    s3_client.upload_file(str(video_file), bucket, "auto/clip.mp4")
+    s3_client.upload_file(str(audio_file), bucket, "auto/tone.mp3")
+    settings = CatalogSettings(**catalog_env, AUTO_TRANSCODE_PRESET="h264-480p")
+    async with running(settings) as runtime:
+        await runtime.catalog.scan()
+        [job] = await published.wait("job.create")
+        await published.wait("asset.probed", 2)
+    asset_id, etag = job["asset_id"], job["idempotency_key"].split(":")[2]
+    assert job["idempotency_key"] == f"auto:{asset_id}:{etag}:h264-480p"
+    assert (job["source_bucket"], job["source_key"]) == (bucket, "auto/clip.mp4")
+    assert job["spec"] == {
+        "kind": "transcode",
+        "preset": "h264-480p",
+        "start": None,
+        "end": None,
+        "mode": None,
+        "at": None,
+        "count": None,
+    }
+    assert job["requested_by"] == "catalog:auto-transcode"
+    assert len(published.of("job.create")) == 1  # the audio asset asked for no job
