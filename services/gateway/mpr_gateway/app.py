@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from faststream.rabbit import RabbitBroker
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mpr_gateway.adapters.broker import BrokerProbe, BrokerScanner
 from mpr_gateway.adapters.callbacks import CallbackVerifier
 from mpr_gateway.adapters.outbox import BatchingOutboxRelay
-from mpr_gateway.adapters.sql import SqlUnitOfWork, ping
+from mpr_gateway.adapters.sql import SqlUnitOfWork, ping, sqlite_reader
 from mpr_gateway.adapters.storage import CachedPresigner, S3Probe, S3Sources
 from mpr_gateway.api.auth import ApiKeys
 from mpr_gateway.api.errors import install_error_handlers
@@ -54,6 +55,7 @@ class Gateway:
 
     settings: GatewaySettings
     engine: AsyncEngine
+    reader: Engine | None
     sessions: async_sessionmaker[AsyncSession]
     broker: RabbitBroker
     relay: OutboxRelay
@@ -107,6 +109,8 @@ def _not_started() -> JobService:
 def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway:
     """Wire adapters into services (no I/O yet)."""
     engine = create_engine(settings.async_database_url)
+    reader = sqlite_reader(settings.async_database_url)
+    write_lock = asyncio.Lock() if reader is not None else None
     sessions = session_factory(engine)
     holder: list[JobService] = []
     broker = build_broker(settings, lambda: holder[0])
@@ -116,9 +120,10 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
         GatewayOutbox,
         {COMMANDS.name: COMMANDS, EVENTS.name: EVENTS},
         poll_interval=settings.outbox_poll_seconds,
+        write_lock=write_lock,
     )
     job_service = JobService(
-        uow=lambda: SqlUnitOfWork(engine),
+        uow=lambda: SqlUnitOfWork(engine, reader, write_lock),
         bucket_in=settings.s3_bucket_in,
         bucket_out=settings.s3_bucket_out,
         presigner=CachedPresigner(settings, settings.presign_expires_seconds),
@@ -131,12 +136,13 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
     return Gateway(
         settings=settings,
         engine=engine,
+        reader=reader,
         sessions=sessions,
         broker=broker,
         relay=relay,
         jobs=job_service,
         assets=AssetService(
-            uow=lambda: SqlUnitOfWork(engine),
+            uow=lambda: SqlUnitOfWork(engine, reader, write_lock),
             scanner=BrokerScanner(broker, settings.scan_timeout_seconds),
         ),
         api_keys=ApiKeys(settings.api_key_map),
@@ -189,6 +195,8 @@ async def _running(gateway: Gateway) -> AsyncIterator[None]:
         with contextlib.suppress(Exception):
             await gateway.broker.stop()
         await gateway.engine.dispose()
+        if gateway.reader is not None:
+            gateway.reader.dispose()
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

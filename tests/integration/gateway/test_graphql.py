@@ -149,14 +149,17 @@ async def test_listing_jobs_with_assets_is_batched(stack: Stack):
     def count(conn, cursor, statement, *args):
         statements.append(statement)
 
-    engine = stack.gateway.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    # Reads may run on the SQLite reader engine; count statements on both.
+    engines = [e for e in (stack.gateway.engine.sync_engine, stack.gateway.reader) if e]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         result = data(
             await gql(stack, "{ jobs(limit: 12) { items { id asset { key jobs { id } } } } }")
         )
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     items = result["jobs"]["items"]
     assert len(items) == 12 and all(len(j["asset"]["jobs"]) == 2 for j in items)
     selects = [  # the outbox relay polls on the same engine; it is not part of the request

@@ -336,7 +336,8 @@ async def test_lifecycle_from_broker_events_with_outputs(stack: Stack, s3_client
 
     async def completed() -> dict | None:
         body = (await stack.client.get(f"/api/jobs/{job_id}", headers=AUTH)).json()
-        return body if body["status"] == "completed" else None
+        # JobStarted may apply after JobCompleted (concurrent consumers); it still names the worker.
+        return body if body["status"] == "completed" and body["worker"] else None
 
     done = await eventually(completed)
     assert (done["progress"], done["worker"]) == (100.0, "transcoder-1")
@@ -378,7 +379,10 @@ async def test_cancel_and_retry(stack: Stack, listener):
         ]
         return mine if len(mine) == 3 else None
 
-    assert await eventually(commands) == [("job.run", 1), ("job.cancel", None), ("job.run", 2)]
+    # The relay publishes a batch concurrently, so arrival order is not asserted.
+    assert sorted(await eventually(commands), key=str) == sorted(
+        [("job.run", 1), ("job.cancel", None), ("job.run", 2)], key=str
+    )
     events = [(e[0], e[2]["attempt"]) for e in listener["events"] if e[2]["job_id"] == job["id"]]
     assert ("job.cancelled", 1) in events and ("job.queued", 2) in events
 

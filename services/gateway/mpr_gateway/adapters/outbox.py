@@ -11,8 +11,10 @@ confirms are awaited together) and marks the whole batch in one UPDATE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 
 
 class BatchingOutboxRelay(OutboxRelay):
+    def __init__(self, *args: Any, write_lock: asyncio.Lock | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._write_lock = write_lock or contextlib.nullcontext()
+
     async def _publish_batch(self) -> int:
         table = self._model.__table__
         async with self._sessions() as session:
@@ -45,13 +51,14 @@ class BatchingOutboxRelay(OutboxRelay):
                 row.id for row, result in zip(rows, results, strict=True) if result is None
             ]
             failures = [r for r in results if isinstance(r, BaseException)]
-            if confirmed:
-                await session.execute(
-                    update(table)
-                    .where(table.c.id.in_(confirmed))
-                    .values(published_at=datetime.now(UTC), attempts=table.c.attempts + 1)
-                )
-            await session.commit()
+            async with self._write_lock:  # the unit of work's SQLite writer lock, if any
+                if confirmed:
+                    await session.execute(
+                        update(table)
+                        .where(table.c.id.in_(confirmed))
+                        .values(published_at=datetime.now(UTC), attempts=table.c.attempts + 1)
+                    )
+                await session.commit()
         if failures:
             # Unconfirmed rows stay pending; the run loop retries them after poll_interval.
             raise failures[0]
