@@ -116,6 +116,9 @@ async def catalog(stack: Stack) -> AsyncIterator[list[str]]:
         files = [f"{command.prefix}new.mp4"]
         return ScanResult(found=3, registered=1, skipped=2, files=files).model_dump()
 
+    await broker.connect()
+    # Unanswered requests of earlier tests (no expiration on scans) must not count here.
+    await (await broker.declare_queue(CATALOG_SCAN)).purge()
     await broker.start()
     try:
         yield stack.scans

@@ -40,8 +40,8 @@ class BrokerScanner:
                 message_id=str(command.id),
                 headers=message_headers(command),
                 content_type="application/json",
-                # A request nobody takes in time is dropped instead of running later for no one.
-                expiration=self._timeout,
+                # No expiration: an expired request would be dead-lettered to
+                # mpr.catalog.scan.dlq and look like a failure; a late scan is idempotent.
             )
         except TimeoutError:
             raise Unavailable(
