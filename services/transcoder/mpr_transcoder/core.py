@@ -242,8 +242,9 @@ class JobCore:
             except ProbeFailed as exc:
                 if protocols == URL_PROTOCOLS and _NETWORK_ERROR.search(" ".join(exc.error_lines)):
                     raise TransientError(f"could not read the source URL: {exc}") from None
+                last = f": {exc.error_lines[-1]}" if exc.error_lines else ""
                 raise BadInput(
-                    "the source is not a decodable media file", exc.error_lines
+                    f"the source is not a decodable media file{last}", exc.error_lines
                 ) from None
         if source.duration is not None and source.duration > self.config.max_duration_seconds:
             raise BadInput(

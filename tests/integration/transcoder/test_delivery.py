@@ -116,7 +116,7 @@ async def test_a_corrupt_source_fails_with_ffmpeg_lines_and_no_retry(
     s3_client.put_object(Bucket=bucket_in, Key="in/broken.mp4", Body=b"\x00not a video" * 4096)
     job = await jobs.submit(jobs.command("in/broken.mp4", kind="transcode", preset="h264-480p"))
     failed = await tap.wait_for(job.job_id, JobFailed)
-    assert failed.reason == "the source is not a decodable media file"
+    assert failed.reason.startswith("the source is not a decodable media file: ")
     assert not failed.retryable
     assert failed.error_lines
     assert any("Invalid data" in line or "moov atom" in line for line in failed.error_lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from mpr_shared.contracts import JobCompleted
@@ -29,8 +31,14 @@ async def test_health_ready_and_metrics(
         }
         job = await jobs.submit(jobs.command("in/c.mp4", kind="audio"))
         await tap.wait_for(job.job_id, JobCompleted)
-        metrics = (await http.get("/metrics")).text
-        assert 'mpr_transcoder_jobs_total{outcome="completed"} 1.0' in metrics
+        wanted = 'mpr_transcoder_jobs_total{outcome="completed"} 1.0'
+        for _ in range(100):  # the counter moves just after the event is confirmed
+            metrics = (await http.get("/metrics")).text
+            if wanted in metrics:
+                break
+            await asyncio.sleep(0.1)
+        assert wanted in metrics
+        assert "mpr_transcoder_job_seconds_bucket" in metrics
 
 
 async def test_ready_reports_a_missing_bucket(transcoder_env, client_broker):

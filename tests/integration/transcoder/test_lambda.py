@@ -120,7 +120,8 @@ def test_a_bad_input_is_reported_as_job_failed(lambda_env, receiver, s3_client):
     result = handler(event_for(lambda_env, receiver, kind="audio"), Context())
     assert result["type"] == "JobFailed"
     failed = JobFailed.model_validate(receiver.received[-1][1]["data"])
-    assert failed.reason == "the source is not a decodable media file" and failed.error_lines
+    assert failed.reason.startswith("the source is not a decodable media file")
+    assert failed.error_lines
 
 
 def test_a_step_functions_catch_reports_the_crash(lambda_env, receiver):

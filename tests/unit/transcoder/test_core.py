@@ -67,7 +67,10 @@ async def test_an_undecodable_source_fails_fast_with_ffprobe_lines(tmp_path):
     core, _ = core_with(tmp_path, runner=runner)
     event = await core.run(make_job())
     assert isinstance(event, JobFailed) and not event.retryable
-    assert event.reason == "the source is not a decodable media file"
+    assert event.reason == (
+        "the source is not a decodable media file: "
+        "source.mp4: Invalid data found when processing input"
+    )
     assert event.error_lines == ["source.mp4: Invalid data found when processing input"]
     assert runner.runs == []
 
