@@ -18,6 +18,8 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
+from mpr_shared.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaType
+
 ACTIVE = "active"
 DELETED = "deleted"
 
@@ -57,6 +59,23 @@ class AssetState:
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+
+def media_type_of(key: str) -> MediaType | None:
+    """``mpr_shared.media.media_type`` without pathlib: a scan calls it for every object.
+
+    A key ending in '/' is a folder marker, never media.
+    """
+    name = key.rpartition("/")[2]
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    ext = name[dot:].lower()
+    if ext in VIDEO_EXTENSIONS:
+        return MediaType.VIDEO
+    if ext in AUDIO_EXTENSIONS:
+        return MediaType.AUDIO
+    return None
 
 
 def normalize_etag(etag: str | None) -> str:

@@ -23,6 +23,7 @@ from mpr_catalog.domain import (
     ObjectChange,
     ObjectInfo,
     decide,
+    media_type_of,
     plan_page,
 )
 from mpr_catalog.ports import (
@@ -46,7 +47,7 @@ from mpr_shared.contracts import (
     ProbeStatus,
     ScanResult,
 )
-from mpr_shared.media import MediaType, media_type
+from mpr_shared.media import MediaType
 from mpr_shared.presets import get_preset
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class Catalog:
         totals: ScanTotals,
         envelope: dict[str, Any],
     ) -> list[uuid.UUID]:
-        page = [obj for obj in page if media_type(obj.key) is not None]
+        page = [obj for obj in page if media_type_of(obj.key) is not None]
         totals.found += len(page)
         async with self.uow() as uow:
             known = await uow.assets.find(self.bucket, [obj.key for obj in page])
@@ -195,7 +196,7 @@ class Catalog:
             id=uuid.uuid4(),
             bucket=self.bucket,
             key=obj.key,
-            media_type=str(media_type(obj.key)),
+            media_type=str(media_type_of(obj.key)),
             size=obj.size,
             etag=obj.etag,
             **fields,
@@ -211,7 +212,7 @@ class Catalog:
             for change in notification.changes:
                 if change.bucket != self.bucket:
                     result = AppliedChange(change, Decision(Action.IGNORE, "other bucket"))
-                elif media_type(change.key) is None:
+                elif media_type_of(change.key) is None:
                     result = AppliedChange(change, Decision(Action.IGNORE, "unsupported type"))
                 else:
                     result = await self._apply_change(uow, change)

@@ -16,9 +16,11 @@ from mpr_catalog.domain import (
     ObjectChange,
     ObjectInfo,
     decide,
+    media_type_of,
     normalize_sequencer,
     plan_page,
 )
+from mpr_shared.media import media_type
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -98,3 +100,30 @@ def test_plan_page_classifies_objects() -> None:
     assert [a.key for a, _ in plan.changed] == ["changed.mp4"]
     assert [a.key for a, _ in plan.reactivated] == ["back.mp4"]
     assert plan.unchanged == 2  # same.mp4, and fresh.mp4 which a notification wrote meanwhile
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a.mp4",
+        "dir/B.MKV",
+        "x.WebM",
+        "deep/er/track.M4A",
+        "notes.txt",
+        "noext",
+        ".mp4",
+        "dir/.mp4",
+        "a.",
+        "a.b.mov",
+        "dir.mp4/file",
+        "dir.mp4/file.wav",
+        "ünï cödé/🎬.flac",
+        "trailing dot.mp4.",
+    ],
+)
+def test_fast_media_type_agrees_with_the_shared_rule(key: str) -> None:
+    assert media_type_of(key) == media_type(key)
+
+
+def test_folder_markers_are_not_media() -> None:
+    assert media_type_of("videos.mp4/") is None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import ARRAY, Row, String, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +20,6 @@ from mpr_catalog.ports import AssetChange, NewAsset
 from mpr_catalog.probe import ProbeOutcome
 from mpr_shared.contracts import Command, Message, ProbeStatus
 from mpr_shared.db.models import Asset, CatalogOutbox
-from mpr_shared.outbox import outbox_row
 from mpr_shared.topology import COMMANDS, EVENTS
 
 ASSETS = Asset.__table__
@@ -82,10 +81,17 @@ class SqlAssetRepository:
 
     async def find(self, bucket: str, keys: Sequence[str]) -> dict[str, AssetState]:
         found: dict[str, AssetState] = {}
+        postgres = self._session.bind.dialect.name == "postgresql"
         for chunk in _chunks(list(keys)):
-            query = select(*_STATE_COLUMNS).where(
-                ASSETS.c.bucket == bucket, ASSETS.c.key.in_(chunk)
-            )
+            query = select(*_STATE_COLUMNS).where(ASSETS.c.bucket == bucket)
+            if postgres:
+                # A join on one array parameter: "key IN ($2, …, $1001)" makes a prepared
+                # statement compare every row with every key (no hashing of parameters).
+                keys_param = bindparam("keys", chunk, type_=ARRAY(String))
+                wanted = func.unnest(keys_param).table_valued("key").render_derived(name="wanted")
+                query = query.join(wanted, ASSETS.c.key == wanted.c.key)
+            else:
+                query = query.where(ASSETS.c.key.in_(chunk))
             for row in await self._session.execute(query):
                 found[row.key] = _state(row)
         return found
@@ -243,16 +249,17 @@ def _cas_params(change: AssetChange, now: datetime) -> dict[str, Any]:
 
 
 def _outbox_values(message: Message, now: datetime) -> dict[str, Any]:
+    """The columns of mpr_shared.outbox.outbox_row, without building an ORM object per row
+    (a scan writes one event per new object)."""
     exchange = COMMANDS if isinstance(message, Command) else EVENTS
-    row = outbox_row(CatalogOutbox, message, exchange)
     return {
-        "id": row.id,
-        "exchange": row.exchange,
-        "routing_key": row.routing_key,
-        "message_type": row.message_type,
-        "body": row.body,
-        "priority": row.priority,
-        "correlation_id": row.correlation_id,
+        "id": message.id,
+        "exchange": exchange.name,
+        "routing_key": message.ROUTING_KEY,
+        "message_type": type(message).__name__,
+        "body": message.model_dump_json(),
+        "priority": None,
+        "correlation_id": message.correlation_id,
         "created_at": now,
         "published_at": None,
         "attempts": 0,

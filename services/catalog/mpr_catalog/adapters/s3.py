@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-from mpr_catalog.domain import ObjectInfo, normalize_etag
+from mpr_catalog.domain import ObjectInfo, media_type_of, normalize_etag
 from mpr_shared import storage
 
 _END = object()
@@ -45,10 +45,13 @@ class S3ObjectLister:
         def walk() -> None:
             try:
                 page: list[ObjectInfo] = []
+                # extensions=None: filtering here with media_type_of is cheaper than pathlib.
                 listing = storage.list_objects(
-                    bucket, prefix, client=self._client, page_size=page_size
+                    bucket, prefix, None, client=self._client, page_size=page_size
                 )
                 for obj in listing:
+                    if media_type_of(obj.key) is None:
+                        continue
                     page.append(ObjectInfo(obj.key, obj.size, normalize_etag(obj.etag)))
                     if len(page) >= page_size:
                         if not hand_over(page):
