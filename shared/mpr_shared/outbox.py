@@ -79,13 +79,20 @@ class OutboxRelay:
         return total
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             try:
                 await self.flush()
-            except Exception:
-                log.exception("outbox relay: publish failed; retrying")
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                # One line per outage step, not a traceback every poll while the broker is down.
+                log.warning(
+                    "outbox relay: publish failed (%s: %s); retrying", type(exc).__name__, exc
+                )
+            delay = min(self._poll_interval * 2 ** min(failures, 5), 30.0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wakeup.wait(), delay)
             self._wakeup.clear()
 
     async def _publish_batch(self) -> int:

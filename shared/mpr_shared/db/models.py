@@ -85,6 +85,10 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_asset_id", "asset_id"),
+        # Keyset pagination: newest first, filtered by kind or asset.
+        Index("ix_jobs_created_id", "created_at", "id"),
+        Index("ix_jobs_kind_created", "kind", "created_at"),
+        Index("ix_jobs_asset_created", "asset_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

@@ -63,3 +63,18 @@ async def test_outbox_relay_publishes_pending_rows_once(sessions, amqp_url: str)
     async with sessions() as session:
         rows = (await session.scalars(select(GatewayOutbox))).all()
     assert all(r.published_at is not None for r in rows)
+
+
+async def test_models_and_migrations_agree(database_url: str):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from mpr_shared.db.models import Base
+
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+        )
+    await engine.dispose()
+    assert diff == [], f"models changed without a migration: {diff}"
