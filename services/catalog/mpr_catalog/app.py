@@ -42,14 +42,14 @@ def build_broker(settings: CatalogSettings) -> RabbitBroker:
     # The outbox relay does the publishing; these objects document it in AsyncAPI.
     for event in ASSET_EVENTS:
         broker.publisher(
-            EVENTS,
+            exchange=EVENTS,
             routing_key=event.ROUTING_KEY,
             schema=event,
             title=f"{event.ROUTING_KEY}:{event.__name__}",
             description=event.__doc__,
         )
     broker.publisher(
-        COMMANDS,
+        exchange=COMMANDS,
         routing_key=CreateJob.ROUTING_KEY,
         schema=CreateJob,
         title=f"{CreateJob.ROUTING_KEY}:CreateJob",

@@ -299,6 +299,13 @@ class Catalog:
                 return None
             await uow.emit(self._after_probe(asset, outcome))
             await uow.commit()
+        log.info(
+            "asset %s (%s) probed: %s%s",
+            asset.id,
+            asset.key,
+            outcome.status.value,
+            f", {outcome.duration:g} s" if outcome.duration else f": {outcome.error}",
+        )
         return outcome
 
     def _after_probe(self, asset: AssetState, outcome: ProbeOutcome) -> list[Message]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from faststream.rabbit import RabbitBroker, RabbitMessage, TestRabbitBroker
+from faststream.specification import AsyncAPI
 
 from mpr_catalog.app import build_broker
 from mpr_catalog.handlers import raw_body
@@ -148,3 +149,17 @@ async def test_malformed_notification_is_dead_lettered_with_the_reason(
         content_type="application/json",
     )
     assert store.by_key("ok.mp4") is not None
+
+
+def test_asyncapi_documents_what_the_catalog_consumes_and_sends(settings: CatalogSettings) -> None:
+    document = AsyncAPI(build_broker(settings), title="catalog").to_specification().to_jsonable()
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {
+        "catalog.scan",
+        settings.events_routing_key,
+        "asset.registered",
+        "asset.probed",
+        "asset.updated",
+        "asset.removed",
+        "job.create",
+    }
