@@ -151,20 +151,24 @@ class Runtime:
             await self.engine.dispose()
 
     async def _publish_outbox(self) -> None:
-        """Drive OutboxRelay.flush: at once after a commit, else every OUTBOX_POLL_SECONDS.
-
-        Not OutboxRelay.start(): its loop waits with asyncio.wait_for, which on Python 3.11
-        swallows a cancel that lands as the wait completes (fixed in 3.12), so stop() can
-        hang; asyncio.timeout delivers the cancel.
-        """
+        """Flush the outbox after each commit, else every OUTBOX_POLL_SECONDS (30 s at most)."""
+        # Not OutboxRelay.start(): its loop waits with asyncio.wait_for, which on Python 3.11
+        # swallows a cancel that lands as the wait completes (fixed in 3.12), so its stop()
+        # can hang forever; asyncio.timeout delivers the cancel.
         assert self.relay
+        failures = 0
         while True:
             try:
                 await self.relay.flush()
-            except Exception:
-                log.exception("outbox relay: publish failed; retrying")
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning(
+                    "outbox relay: publish failed (%s: %s); retrying", type(exc).__name__, exc
+                )
+            delay = min(self.settings.outbox_poll_seconds * 2 ** min(failures, 5), 30.0)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.outbox_poll_seconds):
+                async with asyncio.timeout(delay):
                     await self._outbox_wakeup.wait()
             self._outbox_wakeup.clear()
 

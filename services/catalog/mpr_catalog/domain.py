@@ -62,10 +62,8 @@ class AssetState:
 
 
 def media_type_of(key: str) -> MediaType | None:
-    """``mpr_shared.media.media_type`` without pathlib: a scan calls it for every object.
-
-    A key ending in '/' is a folder marker, never media.
-    """
+    """``mpr_shared.media.media_type`` without pathlib (a scan calls it per object)."""
+    # A key ending in '/' is a folder marker, never media.
     name = key.rpartition("/")[2]
     dot = name.rfind(".")
     if dot <= 0:
@@ -90,11 +88,9 @@ _HEX = frozenset(string.hexdigits)
 
 
 def normalize_sequencer(raw: str) -> str:
-    """A fixed-width, upper-case hex sequencer, so string order equals numeric order.
-
-    AWS: "left pad the shorter value with zeros, then compare lexicographically".
-    https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
-    """
+    """A fixed-width, upper-case hex sequencer, so string order equals numeric order."""
+    # AWS: "left pad the shorter value with zeros, then compare lexicographically".
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
     value = raw.strip()
     if not value or not set(value) <= _HEX:
         raise InvalidNotification(f"sequencer {raw!r} is not a hexadecimal string")
@@ -327,11 +323,9 @@ class PagePlan:
 def plan_page(
     objects: Sequence[ObjectInfo], known: Mapping[str, AssetState], started_at: datetime
 ) -> PagePlan:
-    """Classify listed objects against stored assets.
-
-    A row written after the listing started came from a notification that is fresher than
-    the listing, so the scan leaves it alone.
-    """
+    """Classify listed objects against stored assets."""
+    # A row written after the listing started came from a notification fresher than the
+    # listing, so the scan leaves it alone.
     plan = PagePlan()
     for obj in objects:
         current = known.get(obj.key)

@@ -43,10 +43,7 @@ _ATTACHED_PIC = "attached_pic"
 
 
 def summarize(raw: dict[str, Any]) -> dict[str, Any]:
-    """The stored probe summary from ffprobe's ``-show_format -show_streams`` JSON.
-
-    Raises ProbeFailed when there is no audio or video stream to speak of.
-    """
+    """The stored summary of ffprobe's JSON; ProbeFailed when no audio or video stream."""
     fmt = raw.get("format") or {}
     streams = [_stream(s) for s in raw.get("streams") or () if _is_media(s)]
     if not streams:

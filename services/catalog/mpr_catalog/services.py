@@ -118,10 +118,8 @@ class Catalog:
         remove_missing: bool = False,
         envelope: dict[str, Any] | None = None,
     ) -> ScanResult:
-        """Register new and changed objects under ``prefix``, a page per transaction.
-
-        ``remove_missing`` (full scans only) then marks assets whose object is gone.
-        """
+        """Register new and changed objects under ``prefix``, a page per transaction."""
+        # remove_missing (full scans only) then marks assets whose object is gone.
         started = utcnow()
         totals = ScanTotals()
         seen: set[str] | None = set() if remove_missing and not prefix else None
@@ -277,10 +275,8 @@ class Catalog:
     # ------------------------------------------------------------------ probe
 
     async def probe(self, asset_id: uuid.UUID) -> ProbeOutcome | None:
-        """Probe one pending asset and store the result; None when there is nothing to do.
-
-        Raises ProbeUnavailable when S3 cannot be read now (the asset stays pending).
-        """
+        """Probe one pending asset and store the result; None when there is nothing to do."""
+        # ProbeUnavailable (S3 unreadable now) propagates; the asset stays pending.
         async with self.uow() as uow:
             asset = await uow.assets.get(asset_id)
         if asset is None or not asset.active or asset.probe_status != ProbeStatus.PENDING:

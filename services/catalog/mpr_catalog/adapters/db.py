@@ -249,8 +249,8 @@ def _cas_params(change: AssetChange, now: datetime) -> dict[str, Any]:
 
 
 def _outbox_values(message: Message, now: datetime) -> dict[str, Any]:
-    """The columns of mpr_shared.outbox.outbox_row, without building an ORM object per row
-    (a scan writes one event per new object)."""
+    """The columns mpr_shared.outbox.outbox_row fills, as a plain dict for executemany."""
+    # No ORM object per row: a scan writes one event per new object.
     exchange = COMMANDS if isinstance(message, Command) else EVENTS
     return {
         "id": message.id,

@@ -16,11 +16,10 @@ _END = object()
 
 
 class S3ObjectLister:
-    """ObjectLister on ``mpr_shared.storage.list_objects`` (ListObjectsV2 pagination).
+    """ObjectLister on ``mpr_shared.storage.list_objects`` (ListObjectsV2 pagination)."""
 
-    boto3 is blocking, so one worker thread walks the listing and hands over pages through a
-    small queue: the next page is fetched while the caller writes the previous one.
-    """
+    # boto3 blocks, so a worker thread walks the listing and hands pages over through a small
+    # queue: the next page is fetched while the caller writes the previous one.
 
     def __init__(self, client: Any, *, read_ahead: int = 2) -> None:
         self._client = client
