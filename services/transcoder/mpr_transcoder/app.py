@@ -77,6 +77,11 @@ def build_router(runtime: Runtime) -> RabbitRouter:
         runtime.metrics.running.inc()
         try:
             outcome = await worker.handle(job, RabbitDelivery(message))
+        except asyncio.CancelledError:
+            # aio-pika cancels in-flight handlers when their channel or connection closes:
+            # the delivery went back to the queue and FFmpeg was killed on the way out.
+            runtime.metrics.jobs.labels("lost").inc()
+            raise
         finally:
             runtime.metrics.running.dec()
         runtime.metrics.jobs.labels(outcome).inc()

@@ -22,8 +22,9 @@ Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
   MAX_JOB_SECONDS, which TranscoderSettings refuses to set at or above that timeout minus the
   shutdown grace: an overlong job fails cleanly (JobFailed, ack) instead of being
   redelivered while it still runs. Should the broker take a delivery back anyway (timeout
-  misconfigured, connection lost), a watchdog sees the dead channel within a second and kills
-  FFmpeg without publishing anything, so only the new delivery's run reports.
+  misconfigured, connection lost), FFmpeg is killed without publishing anything, so only the
+  new delivery's run reports: aio-pika cancels the handler when the connection drops, and a
+  watchdog catches a closed channel within a second.
   https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout
 - SIGTERM: ``drain`` stops taking work, lets the running job finish for
   SHUTDOWN_GRACE_SECONDS, then kills FFmpeg, removes temp files and nacks with requeue.
@@ -222,6 +223,9 @@ class JobWorker:
             return "lost"
         except TransientError as exc:
             return await self._retry(job, delivery, str(exc))
+        except asyncio.CancelledError:
+            log.warning("job %s: handler cancelled (connection lost); FFmpeg stopped", job.job_id)
+            raise
         finally:
             watchdog.cancel()
             self.running.pop(job.job_id, None)

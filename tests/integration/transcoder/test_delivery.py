@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -215,3 +217,44 @@ async def test_sigterm_hands_the_running_job_back(
     spawn(**slow_env)
     await tap.wait_for(job.job_id, JobCompleted, timeout=180)
     assert tap.of(job.job_id, JobFailed) == [] and tap.of(job.job_id, JobCancelled) == []
+
+
+def _connections(vhost: str) -> set[str]:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "--no-table-headers", "pid", "vhost"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return {line.split("\t")[0] for line in out.splitlines() if line.split("\t")[-1:] == [vhost]}
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
+async def test_a_delivery_the_broker_takes_back_is_stopped_not_run_twice(
+    slow_env, amqp_url, client_broker, jobs, tap, s3_client, long_clip
+):
+    # What a consumer timeout or a dropped connection does: the broker closes the channel
+    # and requeues the delivery while FFmpeg still runs for it.
+    key = upload(s3_client, slow_env, long_clip, "in/long.mp4")
+    vhost = amqp_url.rstrip("/").rsplit("/", 1)[1]
+    before = await asyncio.to_thread(_connections, vhost)
+    async with running_replica(slow_env) as runtime:
+        replica_connections = await asyncio.to_thread(_connections, vhost) - before
+        assert replica_connections
+        job = await jobs.submit(jobs.command(key, **SLOW))
+        await tap.wait_for(job.job_id, JobProgress)
+        for pid in replica_connections:
+            subprocess.run(
+                ["rabbitmqctl", "close_connection", pid, "test: broker takes the delivery back"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        await tap.wait_for(job.job_id, JobCompleted, timeout=180)
+        await wait_until(lambda: queues_empty(amqp_url))
+        assert runtime.metrics.jobs.labels("lost")._value.get() == 1
+    assert len(tap.of(job.job_id, JobCompleted)) == 1
+    assert len(tap.of(job.job_id, JobStarted)) == 2  # the lost run, then the redelivered one
+    stem = job.output_key.rsplit("/", 1)[0] + "/"
+    assert output_keys(s3_client, job.output_bucket, stem) == [job.output_key]
