@@ -7,11 +7,10 @@ job's final event (JobCompleted, JobFailed or JobCancelled) and raises ``Transie
 
 Input: the source is downloaded to local disk by default (``INPUT_MODE=download``); FFmpeg
 can instead read a presigned URL (``INPUT_MODE=url``). bench/bench_transcoder.py measures both
-in the same run. On the local stack a 60 s 720p → 480p transcode took 6.6 s end-to-end with
-download and 11.5 s reading the URL (FFmpeg's HTTP reads and seeks are far slower than a
-parallel ranged download plus local reads); a 3 s copy trim was within noise (193 ms vs
-142 ms). Local files also keep mid-job network errors out of FFmpeg, so download is the
-default; ``url`` suits sources larger than the scratch disk.
+in the same run (numbers in services/transcoder/README.md): a 60 s 720p transcode was up to
+~45 % slower reading the URL (FFmpeg's HTTP reads against a parallel ranged download plus
+local reads), short copy trims were within noise, and local files keep mid-job network errors
+out of FFmpeg, so download is the default; ``url`` suits sources larger than the scratch disk.
 """
 
 from __future__ import annotations
