@@ -56,7 +56,16 @@ CATALOG_SCAN = work_queue("mpr.catalog.scan", "catalog.scan")
 GATEWAY_JOB_REQUESTS = work_queue("mpr.gateway.job-requests", "job.create")
 
 # Events (on EVENTS).
-GATEWAY_JOB_EVENTS = work_queue("mpr.gateway.job-events", "job.*")
+# The gateway binds the transcoder's job events one by one: job.* would also bring back the
+# JobQueued it publishes itself, as work it can only skip.
+GATEWAY_JOB_EVENTS = work_queue("mpr.gateway.job-events", "")
+GATEWAY_JOB_EVENT_KEYS = (
+    "job.started",
+    "job.progress",
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+)
 NOTIFIER_WEBHOOKS = work_queue("mpr.notifier.webhooks", "job.*")
 
 
@@ -80,6 +89,15 @@ def live_queue(service: str, instance: str, routing_key: str) -> RabbitQueue:
 class Binding:
     exchange: RabbitExchange
     queue: RabbitQueue
+    # Several routing keys for one queue; empty means the queue's own routing_key.
+    routing_keys: tuple[str, ...] = ()
+    # Keys an earlier version bound: a binding outlives the code that made it, so these are
+    # unbound at start-up (unbinding a missing binding is a no-op).
+    stale_routing_keys: tuple[str, ...] = ()
+
+    @property
+    def bound_keys(self) -> tuple[str, ...]:
+        return self.routing_keys or (self.queue.routing_key,)
 
 
 def durable_bindings(settings: CommonSettings) -> list[Binding]:
@@ -88,7 +106,7 @@ def durable_bindings(settings: CommonSettings) -> list[Binding]:
         Binding(COMMANDS, TRANSCODER_JOBS),
         Binding(COMMANDS, CATALOG_SCAN),
         Binding(COMMANDS, GATEWAY_JOB_REQUESTS),
-        Binding(EVENTS, GATEWAY_JOB_EVENTS),
+        Binding(EVENTS, GATEWAY_JOB_EVENTS, GATEWAY_JOB_EVENT_KEYS, ("job.*",)),
         Binding(EVENTS, NOTIFIER_WEBHOOKS),
         Binding(s3_events_exchange(settings), catalog_s3_events(settings)),
     ]
@@ -100,6 +118,9 @@ async def declare_topology(broker: RabbitBroker, settings: CommonSettings) -> No
     for binding in durable_bindings(settings):
         exchange = await broker.declare_exchange(binding.exchange)
         queue = await broker.declare_queue(binding.queue)
-        await queue.bind(exchange, routing_key=binding.queue.routing_key)
+        for key in binding.bound_keys:
+            await queue.bind(exchange, routing_key=key)
+        for key in binding.stale_routing_keys:
+            await queue.unbind(exchange, routing_key=key)
         dlq = await broker.declare_queue(dead_letter_queue(binding.queue))
         await dlq.bind(dlx, routing_key=binding.queue.name)

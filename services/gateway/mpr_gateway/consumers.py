@@ -11,18 +11,29 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from faststream.rabbit import RabbitRouter
+from faststream.rabbit import RabbitQueue, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 
 from mpr_gateway.application.jobs import JobService, Outcome
 from mpr_gateway.domain.errors import GatewayError
 from mpr_shared.contracts import EVENTS_BY_ROUTING_KEY, JOB_EVENTS, CreateJob, JobQueued
 from mpr_shared.messaging import TYPE_HEADER, PoisonMessage
-from mpr_shared.topology import COMMANDS, EVENTS, GATEWAY_JOB_EVENTS, GATEWAY_JOB_REQUESTS
+from mpr_shared.topology import (
+    COMMANDS,
+    EVENTS,
+    GATEWAY_JOB_EVENT_KEYS,
+    GATEWAY_JOB_EVENTS,
+    GATEWAY_JOB_REQUESTS,
+)
 
 log = logging.getLogger(__name__)
 
 JOB_EVENT_TYPES = {e.__name__: e for e in JOB_EVENTS}
+
+# declare_topology declares this queue and binds GATEWAY_JOB_EVENT_KEYS; declare=False keeps
+# FastStream from binding a key of its own. "job.*" is only the pattern FastStream's in-memory
+# test broker routes by and AsyncAPI shows.
+JOB_EVENTS_QUEUE = RabbitQueue(GATEWAY_JOB_EVENTS.name, declare=False, routing_key="job.*")
 
 
 def make_router(jobs: Callable[[], JobService]) -> RabbitRouter:
@@ -30,16 +41,17 @@ def make_router(jobs: Callable[[], JobService]) -> RabbitRouter:
     router = RabbitRouter()
 
     @router.subscriber(
-        GATEWAY_JOB_EVENTS,
+        JOB_EVENTS_QUEUE,
         EVENTS,
         title="gateway.job-events",
         description="JobStarted/JobProgress/JobCompleted/JobFailed/JobCancelled from the "
-        "transcoder (routing key job.*); they move the job's state forward, never back.",
+        f"transcoder (routing keys {', '.join(GATEWAY_JOB_EVENT_KEYS)}); they move the job's "
+        "state forward, never back.",
     )
     async def on_job_event(body: dict[str, Any], message: RabbitMessage) -> None:
         event_type = _event_type(message)
         if event_type is JobQueued:
-            return  # our own event, also routed job.*
+            return  # not bound, but a binding left by an older version may still route it
         event = event_type.model_validate(body)
         log.debug("job event %s %s for job %s", event_type.__name__, event.id, event.job_id)  # type: ignore[attr-defined]
         if await jobs().apply_event(event) is Outcome.UNKNOWN_JOB:
