@@ -97,21 +97,21 @@ def build_router(runtime: Runtime) -> RabbitRouter:
 
     for event in (JobStarted, JobProgress, JobCompleted, JobFailed, JobCancelled):
         router.publisher(
-            EVENTS,
+            exchange=EVENTS,
             routing_key=event.ROUTING_KEY,
             schema=event,
             title=f"transcoder:{event.__name__}",
             description=event.__doc__,
         )
     router.publisher(
-        COMMANDS,
+        exchange=COMMANDS,
         routing_key=ProcessMedia.ROUTING_KEY,
         schema=ProcessMedia,
         title="transcoder:ProcessMedia:retry",
         description="A job republished with its x-mpr-deliveries header raised.",
     )
     router.publisher(
-        DEAD_LETTER,
+        exchange=DEAD_LETTER,
         routing_key=TRANSCODER_JOBS.name,
         schema=ProcessMedia,
         title="transcoder:ProcessMedia:dead-letter",

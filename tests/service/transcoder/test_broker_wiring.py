@@ -86,3 +86,19 @@ async def test_transient_failures_are_republished_then_dead_lettered(tmp_path):
     assert events[-1]["reason"].startswith("gave up after 2 deliveries: S3 download failed")
     assert events[-1]["retryable"] is True
     assert runtime.metrics.jobs.labels("retried")._value.get() == 1
+
+
+def test_asyncapi_documents_every_message_the_transcoder_sends_and_takes():
+    import json
+
+    from faststream.specification import AsyncAPI
+
+    broker = build_broker(TranscoderSettings(AMQP_URL="amqp://guest:guest@127.0.0.1:5672/"))
+    spec = json.loads(AsyncAPI(broker, title="transcoder").to_specification().to_json())
+    channels = set(spec["channels"])
+    for name in ("JobStarted", "JobProgress", "JobCompleted", "JobFailed", "JobCancelled"):
+        assert f"transcoder:{name}" in channels
+        assert spec["channels"][f"transcoder:{name}"]["bindings"]["amqp"]["exchange"]["name"] == (
+            "mpr.events"
+        )
+    assert {"transcoder:ProcessMedia", "transcoder:CancelJob"} <= channels
