@@ -188,6 +188,15 @@ def test_hls_plan_names_one_playlist_per_rendition_under_the_prefix():
         plan_for(make_job("hls", output_key="a/j/master.m3u8"))
 
 
+def test_non_finite_times_never_reach_ffmpeg():
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        make_job("thumbnail", output_key="a/j/t.jpg", at=float("nan"))  # the contract refuses
+    plan = plan_for(make_job("trim", output_key="a/j/t.mp4", start=1, end=float("inf")))
+    assert plan.expected_seconds == pytest.approx(9.0)  # 'to the end' is clamped
+    with pytest.raises(BadInput, match="past the source's end"):
+        plan_for(make_job("thumbnail", output_key="a/j/t.jpg", at=float("inf")))
+
+
 def test_keys_never_become_paths_or_filters():
     job = make_job(output_key="a/j/$(rm -rf ~);scale=9999:9999.mp4")
     args = plan_for(job).args
