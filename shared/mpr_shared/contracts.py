@@ -254,6 +254,7 @@ class ScanResult(BaseModel):
     skipped: int = Field(description="Already known assets.")
     files: list[str] = Field(description="Keys newly registered.")
     updated: int = Field(0, description="Known assets whose object changed (re-probed).")
+    error: str | None = Field(None, description="Why the scan failed (then counts are 0).")
 
 
 class AssetRegistered(Event):

@@ -90,39 +90,53 @@ class OutboxRelay:
                 log.warning(
                     "outbox relay: publish failed (%s: %s); retrying", type(exc).__name__, exc
                 )
-            delay = min(self._poll_interval * 2 ** min(failures, 5), 30.0)
+            delay = min(self._poll_interval * 2 ** min(failures, 4), 15.0)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
+            # together with a wake-up, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
             self._wakeup.clear()
 
     async def _publish_batch(self) -> int:
-        model = self._model
+        """Publish one batch concurrently (confirms awaited together), then mark it sent."""
+        table = self._model.__table__
         async with self._sessions() as session:
             query = (
-                select(model)
-                .where(model.published_at.is_(None))
-                .order_by(model.created_at)
+                select(table)
+                .where(table.c.published_at.is_(None))
+                .order_by(table.c.created_at)
                 .limit(self._batch_size)
             )
             if session.bind.dialect.name == "postgresql":
+                # Several replicas may relay at once; each takes rows nobody else holds.
                 query = query.with_for_update(skip_locked=True)
-            rows = (await session.scalars(query)).all()
-            for row in rows:
-                await self._broker.publish(
-                    row.body.encode(),
-                    exchange=self._exchanges[row.exchange],
-                    routing_key=row.routing_key,
-                    persist=True,
-                    message_id=str(row.id),
-                    correlation_id=row.correlation_id,
-                    priority=row.priority,
-                    headers={TYPE_HEADER: row.message_type},
-                    content_type="application/json",
-                )
+            rows = (await session.execute(query)).all()
+            if not rows:
+                return 0
+            results = await asyncio.gather(*map(self._publish, rows), return_exceptions=True)
+            confirmed = [row.id for row, res in zip(rows, results, strict=True) if res is None]
+            if confirmed:
                 await session.execute(
-                    update(model)
-                    .where(model.id == row.id)
-                    .values(published_at=datetime.now(UTC), attempts=model.attempts + 1)
+                    update(table)
+                    .where(table.c.id.in_(confirmed))
+                    .values(published_at=datetime.now(UTC), attempts=table.c.attempts + 1)
                 )
             await session.commit()
-            return len(rows)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:  # unconfirmed rows stay pending and are retried on the next pass
+            raise failures[0]
+        return len(rows)
+
+    async def _publish(self, row) -> None:
+        await self._broker.publish(
+            row.body.encode(),
+            exchange=self._exchanges[row.exchange],
+            routing_key=row.routing_key,
+            persist=True,
+            message_id=str(row.id),
+            correlation_id=row.correlation_id,
+            priority=row.priority,
+            headers={TYPE_HEADER: row.message_type},
+            content_type="application/json",
+        )

@@ -72,7 +72,6 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: uvicorn.Server | None = None
     _running: bool = False
-    _outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def build(self) -> Catalog:
         s = self.settings
@@ -87,7 +86,7 @@ class Runtime:
         )
         s3 = storage.get_s3_client(s)
         self.catalog = Catalog(
-            uow=unit_of_work_factory(sessions, on_commit=self._outbox_wakeup.set),
+            uow=unit_of_work_factory(sessions, on_commit=self.relay.wake),
             lister=S3ObjectLister(s3),
             prober=FfprobeProber(Presigner(s3).url, timeout=s.probe_timeout_seconds),
             bucket=s.s3_bucket_in,
@@ -113,7 +112,7 @@ class Runtime:
         """Start after the broker connected: relay, probes (resuming pending), reconcile, HTTP."""
         assert self.catalog and self.relay and self.probes
         self._running = True
-        self._tasks.append(asyncio.create_task(self._publish_outbox(), name="outbox-relay"))
+        await self.relay.start()
         await self.probes.start()
         pending = await self.catalog.pending_probes()
         if pending:
@@ -142,35 +141,13 @@ class Runtime:
             await self.probes.stop()
         if self.relay:
             try:
-                await self.relay.flush()  # what the last handlers committed
+                await self.relay.stop()  # and flush what the last handlers committed
             except Exception:
                 log.exception("outbox relay: final flush failed; rows stay pending until restart")
 
     async def close(self) -> None:
         if self.engine:
             await self.engine.dispose()
-
-    async def _publish_outbox(self) -> None:
-        """Flush the outbox after each commit, else every OUTBOX_POLL_SECONDS (30 s at most)."""
-        # Not OutboxRelay.start(): its loop waits with asyncio.wait_for, which on Python 3.11
-        # swallows a cancel that lands as the wait completes (fixed in 3.12), so its stop()
-        # can hang forever; asyncio.timeout delivers the cancel.
-        assert self.relay
-        failures = 0
-        while True:
-            try:
-                await self.relay.flush()
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                log.warning(
-                    "outbox relay: publish failed (%s: %s); retrying", type(exc).__name__, exc
-                )
-            delay = min(self.settings.outbox_poll_seconds * 2 ** min(failures, 5), 30.0)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._outbox_wakeup.wait()
-            self._outbox_wakeup.clear()
 
     async def _reconcile(self) -> None:
         """Full scan every SCAN_INTERVAL_SECONDS: catches missed events and vanished objects."""

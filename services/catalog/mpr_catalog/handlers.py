@@ -44,7 +44,14 @@ def build_router(settings: CommonSettings) -> RabbitRouter:
         """List the input bucket and register new media; reply with the counts."""
         log.info("ScanBucket %s: prefix=%r", command.id, command.prefix)
         started = time.perf_counter()
-        result = await catalog.scan(command.prefix, envelope=command.caused())
+        try:
+            result = await catalog.scan(command.prefix, envelope=command.caused())
+        except Exception as exc:
+            # The requester waits for a reply: answer with the reason rather than time out.
+            log.exception("ScanBucket %s failed", command.id)
+            return ScanResult(
+                found=0, registered=0, skipped=0, files=[], error=f"{type(exc).__name__}: {exc}"
+            )
         metrics.scans.labels("request").inc()
         metrics.scan_seconds.observe(time.perf_counter() - started)
         for outcome in ("registered", "updated", "skipped"):

@@ -131,3 +131,17 @@ async def test_auto_job_rule_sends_create_job_for_new_video(
     }
     assert job["requested_by"] == "catalog:auto-transcode"
     assert len(published.of("job.create")) == 1  # the audio asset asked for no job
+
+
+async def test_scan_of_a_missing_bucket_replies_with_the_reason(
+    catalog: Runtime, amqp_url: str, s3_client, buckets
+) -> None:
+    for name in buckets:
+        s3_client.delete_bucket(Bucket=name)
+    try:
+        result = await request_scan(amqp_url)
+        assert result.error and "NoSuchBucket" in result.error
+        assert (result.found, result.registered, result.files) == (0, 0, [])
+    finally:
+        for name in buckets:
+            s3_client.create_bucket(Bucket=name)

@@ -97,7 +97,12 @@ async def test_jobs_accepted_while_rabbitmq_is_down_are_published_when_it_return
             await eventually(published, seconds=30)
             [(priority, message)] = [(p, b) for p, b in seen if b["job_id"] == job_id]
             assert priority == 6 and message["attempt"] == 1
-            assert all(r.published_at is not None for r in await stack.outbox())
+
+            async def all_marked_sent(stack=stack) -> bool:
+                # The confirm arrives before the relay's UPDATE commits; wait for both.
+                return all(r.published_at is not None for r in await stack.outbox())
+
+            await eventually(all_marked_sent, seconds=30)
             ready = await stack.client.get("/api/ready")
             assert ready.status_code == 200, ready.text
     finally:

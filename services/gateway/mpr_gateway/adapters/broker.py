@@ -52,10 +52,14 @@ class BrokerScanner:
             log.warning("scan request failed: %s", exc)
             raise Unavailable(f"could not reach the catalog: {type(exc).__name__}") from None
         try:
-            return ScanResult.model_validate_json(reply.body)
+            result = ScanResult.model_validate_json(reply.body)
         except ValidationError as exc:
             log.error("catalog sent an unexpected scan reply: %s", exc)
             raise Unavailable("the catalog sent an unexpected reply; see the gateway log") from None
+        if result.error:
+            reason = f"the catalog could not scan the bucket: {result.error}"
+            raise Unavailable(reason, retry_after=10)
+        return result
 
 
 class BrokerProbe:
