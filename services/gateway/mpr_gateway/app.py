@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from faststream.rabbit import RabbitBroker
-from sqlalchemy import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpr_gateway.adapters.broker import BrokerProbe, BrokerScanner
 from mpr_gateway.adapters.callbacks import CallbackVerifier
 from mpr_gateway.adapters.outbox import BatchingOutboxRelay
-from mpr_gateway.adapters.sql import SqlUnitOfWork, ping, sqlite_reader
+from mpr_gateway.adapters.sql import SqlDatabase, SqlUnitOfWork, ping
 from mpr_gateway.adapters.storage import CachedPresigner, S3Probe, S3Sources
 from mpr_gateway.api.auth import ApiKeys
 from mpr_gateway.api.errors import install_error_handlers
@@ -37,7 +36,7 @@ from mpr_gateway.graphql.app import GatewayGraphQL
 from mpr_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from mpr_gateway.settings import GatewaySettings
 from mpr_shared.contracts import CancelJob, JobCancelled, JobQueued, ProcessMedia, ScanBucket
-from mpr_shared.db import create_engine, session_factory
+from mpr_shared.db import session_factory
 from mpr_shared.db.models import GatewayOutbox
 from mpr_shared.messaging import make_broker
 from mpr_shared.outbox import OutboxRelay
@@ -54,8 +53,7 @@ class Gateway:
     """Everything a request or a message handler needs, built once per process."""
 
     settings: GatewaySettings
-    engine: AsyncEngine
-    reader: Engine | None
+    db: SqlDatabase
     sessions: async_sessionmaker[AsyncSession]
     broker: RabbitBroker
     relay: OutboxRelay
@@ -93,7 +91,7 @@ def build_broker(
         (EVENTS, JobCancelled, "A queued job was cancelled before it ran (outbox)."),
     ):
         broker.publisher(
-            exchange,
+            exchange=exchange,
             routing_key=message.ROUTING_KEY,
             schema=message,
             title=f"gateway.{message.ROUTING_KEY}",
@@ -108,10 +106,8 @@ def _not_started() -> JobService:
 
 def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway:
     """Wire adapters into services (no I/O yet)."""
-    engine = create_engine(settings.async_database_url)
-    reader = sqlite_reader(settings.async_database_url)
-    write_lock = asyncio.Lock() if reader is not None else None
-    sessions = session_factory(engine)
+    db = SqlDatabase(settings.async_database_url)
+    sessions = session_factory(db.engine)
     holder: list[JobService] = []
     broker = build_broker(settings, lambda: holder[0])
     relay = BatchingOutboxRelay(
@@ -120,10 +116,10 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
         GatewayOutbox,
         {COMMANDS.name: COMMANDS, EVENTS.name: EVENTS},
         poll_interval=settings.outbox_poll_seconds,
-        write_lock=write_lock,
+        write_lock=db.write_lock,
     )
     job_service = JobService(
-        uow=lambda: SqlUnitOfWork(engine, reader, write_lock),
+        uow=lambda: SqlUnitOfWork(db),
         bucket_in=settings.s3_bucket_in,
         bucket_out=settings.s3_bucket_out,
         presigner=CachedPresigner(settings, settings.presign_expires_seconds),
@@ -135,14 +131,13 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
     return Gateway(
         settings=settings,
-        engine=engine,
-        reader=reader,
+        db=db,
         sessions=sessions,
         broker=broker,
         relay=relay,
         jobs=job_service,
         assets=AssetService(
-            uow=lambda: SqlUnitOfWork(engine, reader, write_lock),
+            uow=lambda: SqlUnitOfWork(db),
             scanner=BrokerScanner(broker, settings.scan_timeout_seconds),
         ),
         api_keys=ApiKeys(settings.api_key_map),
@@ -194,9 +189,7 @@ async def _running(gateway: Gateway) -> AsyncIterator[None]:
             log.warning("outbox relay did not flush on shutdown: %s", exc)
         with contextlib.suppress(Exception):
             await gateway.broker.stop()
-        await gateway.engine.dispose()
-        if gateway.reader is not None:
-            gateway.reader.dispose()
+        await gateway.db.dispose()
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

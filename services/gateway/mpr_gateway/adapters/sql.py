@@ -7,22 +7,38 @@ list query is a keyset query backed by an index.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Engine, and_, create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import NullPool
 
 from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, JobFilter
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_shared.contracts import Message
+from mpr_shared.db import create_engine as create_async_engine
 from mpr_shared.db.models import Asset, GatewayOutbox, Job
-from mpr_shared.outbox import outbox_row
 from mpr_shared.settings import normalize_database_url
 from mpr_shared.topology import COMMANDS, EVENTS
 
@@ -32,6 +48,19 @@ OUTBOX = GatewayOutbox.__table__
 JOB_FIELDS = tuple(c.name for c in JOBS.columns)
 ASSET_FIELDS = ("id", *(f for f in AssetRecord.__slots__ if f != "id"))
 TIME_FIELDS = ("created_at", "updated_at", "started_at", "finished_at", "deleted_at")
+T = TypeVar("T")
+
+# The per-request lookups, built once: a statement built per call costs more to build and
+# to derive its compiled-cache key (~50 µs) than SQLite takes to run it.
+JOB_BY_ID = select(JOBS).where(JOBS.c.id == bindparam("id"))
+JOB_BY_IDEMPOTENCY_KEY = select(JOBS).where(JOBS.c.idempotency_key == bindparam("key"))
+ASSET_COLUMNS = select(*(ASSETS.c[name] for name in ASSET_FIELDS))
+ASSET_BY_ID = ASSET_COLUMNS.where(ASSETS.c.id == bindparam("id"))
+ASSET_BY_KEY = ASSET_COLUMNS.where(
+    ASSETS.c.bucket == bindparam("bucket"), ASSETS.c.key == bindparam("key")
+)
+INSERT_JOBS = insert(JOBS)
+INSERT_OUTBOX = insert(OUTBOX)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -62,21 +91,18 @@ def _like_escape(value: str) -> str:
 
 
 class _Statements:
-    """Runs reads on the SQLite reader when there is one, everything else on the unit of
-    work's async connection (opened on first use, so a pure read never opens one)."""
+    """Reads outside the unit of work's transaction (see ``SqlDatabase``); writes inside it,
+    which is opened on first use, so a pure read never opens one."""
 
     def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
-    async def read(self, query: Any) -> list[Any]:
-        reader = self._uow.reader
-        if reader is not None:
-            with reader.connect() as conn:
-                return list(conn.execute(query))
-        return list(await (await self._uow.connection()).execute(query))
+    async def read(self, query: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        return await self._uow.db.read(query, params)
 
-    async def write(self, statement: Any, params: Any = None) -> Any:
-        return await (await self._uow.connection(writing=True)).execute(statement, params)
+    async def write(self, statement: Any, params: Any = None) -> int:
+        """Run ``statement`` in the transaction; returns the number of rows it changed."""
+        return await (await self._uow.writes()).execute(statement, params)
 
 
 class SqlJobs:
@@ -85,20 +111,20 @@ class SqlJobs:
         self._pending: list[dict[str, Any]] = []
 
     async def get(self, job_id: UUID) -> JobRecord | None:
-        rows = await self._db.read(select(JOBS).where(JOBS.c.id == job_id))
+        rows = await self._db.read(JOB_BY_ID, {"id": job_id})
         return _job(rows[0]) if rows else None
 
     async def by_idempotency_key(self, key: str) -> JobRecord | None:
-        rows = await self._db.read(select(JOBS).where(JOBS.c.idempotency_key == key))
+        rows = await self._db.read(JOB_BY_IDEMPOTENCY_KEY, {"key": key})
         return _job(rows[0]) if rows else None
 
     def add(self, job: JobRecord) -> None:
         self._pending.append({name: getattr(job, name) for name in JOB_FIELDS})
 
-    async def flush(self) -> None:
-        if self._pending:
-            await self._db.write(insert(JOBS), self._pending)
-            self._pending.clear()
+    def take_pending(self) -> list[dict[str, Any]]:
+        """New jobs' rows, inserted by the unit of work's commit."""
+        pending, self._pending = self._pending, []
+        return pending
 
     async def transition(
         self, job_id: UUID, expected: JobState, transition: Transition, now: datetime
@@ -117,8 +143,7 @@ class SqlJobs:
             )
             .values(**transition.columns(), updated_at=now)
         )
-        result = await self._db.write(query)
-        return result.rowcount == 1
+        return await self._db.write(query) == 1
 
     async def page(
         self, filters: JobFilter, after: tuple[datetime, UUID] | None, limit: int
@@ -169,28 +194,24 @@ class SqlAssets:
     def __init__(self, db: _Statements) -> None:
         self._db = db
 
-    def _select(self):
-        return select(*(ASSETS.c[name] for name in ASSET_FIELDS))
-
     async def get(self, asset_id: UUID) -> AssetRecord | None:
-        rows = await self._db.read(self._select().where(ASSETS.c.id == asset_id))
+        rows = await self._db.read(ASSET_BY_ID, {"id": asset_id})
         return _asset(rows[0]) if rows else None
 
     async def by_key(self, bucket: str, key: str) -> AssetRecord | None:
-        query = self._select().where(ASSETS.c.bucket == bucket, ASSETS.c.key == key)
-        rows = await self._db.read(query)
+        rows = await self._db.read(ASSET_BY_KEY, {"bucket": bucket, "key": key})
         return _asset(rows[0]) if rows else None
 
     async def many(self, asset_ids: Sequence[UUID]) -> list[AssetRecord]:
         if not asset_ids:
             return []
-        query = self._select().where(ASSETS.c.id.in_(list(asset_ids)))
+        query = ASSET_COLUMNS.where(ASSETS.c.id.in_(list(asset_ids)))
         return [_asset(r) for r in await self._db.read(query)]
 
     async def page(
         self, filters: AssetFilter, after: tuple[str, UUID] | None, limit: int
     ) -> list[AssetRecord]:
-        query = self._select()
+        query = ASSET_COLUMNS
         if filters.media_type:
             query = query.where(ASSETS.c.media_type == filters.media_type)
         if filters.status:
@@ -223,16 +244,17 @@ class SqlOutbox:
         self._add(message, EVENTS, None)
 
     def _add(self, message: Message, exchange: Any, priority: int | None) -> None:
-        row = outbox_row(GatewayOutbox, message, exchange, priority)
+        # mpr_shared.outbox.outbox_row's columns as a plain dict: an ORM object per row costs
+        # more than the insert.
         self.rows.append(
             {
-                "id": row.id,
-                "exchange": row.exchange,
-                "routing_key": row.routing_key,
-                "message_type": row.message_type,
-                "body": row.body,
-                "priority": row.priority,
-                "correlation_id": row.correlation_id,
+                "id": message.id,
+                "exchange": exchange.name,
+                "routing_key": message.ROUTING_KEY,
+                "message_type": type(message).__name__,
+                "body": message.model_dump_json(),
+                "priority": priority,
+                "correlation_id": message.correlation_id,
                 "created_at": datetime.now(UTC),
                 "published_at": None,
                 "attempts": 0,
@@ -241,35 +263,22 @@ class SqlOutbox:
 
 
 class SqlUnitOfWork:
-    """One transaction on one async connection; leaving without ``commit()`` rolls back.
+    """One transaction; leaving without ``commit()`` rolls back.
 
-    A Core connection, not an ORM session: the repositories only run Core statements, and a
-    session's bookkeeping costs a measurable share of a GET /api/jobs/{id}. Reads go to the
-    SQLite ``reader`` when given (see ``sqlite_reader``); nothing in the gateway relies on
-    reading its own uncommitted writes, and every state change is a compare-and-set.
+    Core statements, not an ORM session: a session's bookkeeping costs a measurable share of
+    a GET /api/jobs/{id}. Reads run outside the transaction (see ``SqlDatabase``): nothing in
+    the gateway relies on reading its own uncommitted writes, and every state change is a
+    compare-and-set.
     """
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        reader: Engine | None = None,
-        write_lock: asyncio.Lock | None = None,
-    ) -> None:
-        self._engine = engine
-        self.reader = reader
-        self._write_lock = write_lock
-        self._locked = False
-        self._conn: AsyncConnection | None = None
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+        self._writes: _Writes | None = None
 
-    async def connection(self, *, writing: bool = False) -> AsyncConnection:
-        if writing and self._write_lock is not None and not self._locked:
-            # SQLite has one writer at a time and its busy handler backs off in sleeps of up
-            # to 100 ms; queueing this process's writers on a lock instead keeps latency flat.
-            await self._write_lock.acquire()
-            self._locked = True
-        if self._conn is None:
-            self._conn = await self._engine.connect()
-        return self._conn
+    async def writes(self) -> _Writes:
+        if self._writes is None:
+            self._writes = await self.db.begin()
+        return self._writes
 
     async def __aenter__(self) -> Self:
         statements = _Statements(self)
@@ -279,28 +288,160 @@ class SqlUnitOfWork:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        try:
-            if self._conn is not None:
-                await self._conn.close()  # rolls back anything not committed
-                self._conn = None
-        finally:
-            if self._locked:
-                self._locked = False
-                self._write_lock.release()  # type: ignore[union-attr]
+        if self._writes is not None:
+            writes, self._writes = self._writes, None
+            await writes.close()  # rolls back anything not committed
 
     async def commit(self) -> None:
-        conn = await self.connection(writing=True)
+        """Insert the new jobs and outbox rows and commit, all in one transaction."""
+        batch = [(INSERT_JOBS, self.jobs.take_pending()), (INSERT_OUTBOX, self.outbox.rows)]
+        self.outbox.rows = []
         try:
-            await self.jobs.flush()
-            if self.outbox.rows:
-                await conn.execute(insert(OUTBOX), self.outbox.rows)
-                self.outbox.rows = []
-            await conn.commit()
+            await (await self.writes()).commit([(st, rows) for st, rows in batch if rows])
         except IntegrityError as exc:
-            await conn.rollback()
             if "idempotency" in str(exc.orig).lower():
                 raise DuplicateIdempotencyKey(str(exc.orig)) from exc
             raise
+
+
+class _Writes(Protocol):
+    """A unit of work's open transaction."""
+
+    async def execute(self, statement: Any, params: Any = None) -> int: ...
+    async def commit(self, batch: list[tuple[Any, Any]]) -> None: ...
+    async def close(self) -> None: ...
+
+
+class _AsyncWrites:
+    """PostgreSQL: the transaction on one pooled async connection."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: Any, params: Any = None) -> int:
+        return (await self._conn.execute(statement, params)).rowcount
+
+    async def commit(self, batch: list[tuple[Any, Any]]) -> None:
+        try:
+            for statement, params in batch:
+                await self._conn.execute(statement, params)
+            await self._conn.commit()
+        except BaseException:
+            await self._conn.rollback()
+            raise
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+class _ThreadWrites:
+    """SQLite: the transaction on the process's writer thread (see ``SqliteWriter``)."""
+
+    def __init__(self, writer: SqliteWriter) -> None:
+        self._writer = writer
+        self._pending = False  # statements run but neither committed nor rolled back
+
+    async def execute(self, statement: Any, params: Any = None) -> int:
+        self._pending = True
+        return await self._writer.run(lambda conn: conn.execute(statement, params).rowcount)
+
+    async def commit(self, batch: list[tuple[Any, Any]]) -> None:
+        def work(conn: Connection) -> None:
+            try:
+                for statement, params in batch:
+                    conn.execute(statement, params)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+        await self._writer.run(work)
+        self._pending = False
+
+    async def close(self) -> None:
+        try:
+            if self._pending:
+                await self._writer.run(lambda conn: conn.rollback())
+        finally:
+            self._writer.lock.release()
+
+
+class SqliteWriter:
+    """This process's one SQLite write connection, on a thread of its own.
+
+    aiosqlite hops to its thread and back for every cursor, execute, cursor close, commit and
+    rollback: eight hops, each an event-loop wake-up, to insert a job with its two outbox
+    rows. Here a commit's statements go over in one hop. ``lock`` lets one unit of work at a
+    time use the connection; SQLite has one writer at a time anyway, and its busy handler
+    backs off in sleeps of up to 100 ms, so queueing this process's writers here keeps
+    latency flat. Other processes still wait on the busy timeout, on this thread.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self._engine = create_engine(url, connect_args={"timeout": 30}, poolclass=NullPool)
+        event.listen(self._engine, "connect", _writer_pragmas)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._conn: Connection | None = None
+        self.lock = asyncio.Lock()
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, work)
+
+    def _call(self, work: Callable[[Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return work(self._conn)
+
+    async def close(self) -> None:
+        def close(conn: Connection) -> None:
+            conn.close()
+            self._conn = None
+
+        if self._conn is not None:
+            await self.run(close)
+        self._thread.shutdown()
+        self._engine.dispose()
+
+
+class SqlDatabase:
+    """The gateway's database connections, built once per process.
+
+    SQLite: reads on a synchronous engine, run directly on the event loop (``sqlite_reader``);
+    writes on ``SqliteWriter``. PostgreSQL: reads on autocommit connections, one round trip
+    each instead of BEGIN, SELECT, ROLLBACK; writes in a transaction on a pooled connection.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_async_engine(database_url)
+        self.sqlite = sqlite_reader(database_url)
+        self.writer = SqliteWriter(self.sqlite.url) if self.sqlite is not None else None
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @property
+    def write_lock(self) -> asyncio.Lock | None:
+        """Held while this process writes to SQLite (None on PostgreSQL)."""
+        return self.writer.lock if self.writer is not None else None
+
+    async def read(self, query: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        if self.sqlite is not None:
+            with self.sqlite.connect() as conn:
+                return list(conn.execute(query, params))
+        async with self._autocommit.connect() as conn:
+            return list(await conn.execute(query, params))
+
+    async def begin(self) -> _Writes:
+        if self.writer is not None:
+            await self.writer.lock.acquire()
+            return _ThreadWrites(self.writer)
+        return _AsyncWrites(await self.engine.connect())
+
+    async def dispose(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+        if self.sqlite is not None:
+            self.sqlite.dispose()
+        await self.engine.dispose()
 
 
 def sqlite_reader(database_url: str) -> Engine | None:
@@ -308,8 +449,7 @@ def sqlite_reader(database_url: str) -> Engine | None:
 
     A primary-key read takes ~10 µs in sqlite3 but ~450 µs through aiosqlite, whose every
     call hops to a worker thread and back; in WAL mode readers never wait for writers, so a
-    read cannot block the loop. Writes stay on the async engine (they may wait for the lock).
-    https://www.sqlite.org/wal.html
+    read cannot block the loop. https://www.sqlite.org/wal.html
     """
     url = make_url(normalize_database_url(database_url))
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
@@ -317,6 +457,16 @@ def sqlite_reader(database_url: str) -> Engine | None:
     engine = create_engine(url.set(drivername="sqlite"), connect_args={"timeout": 5})
     event.listen(engine, "connect", _read_only_pragmas)
     return engine
+
+
+def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # As mpr_shared.db sets them for its async engines.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
