@@ -56,6 +56,7 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -63,11 +64,18 @@ class OutboxRelay:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self._model.__tablename__}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 30.0) -> None:
+        """Let the loop finish its batch (a cancel mid-batch would publish it twice), then flush."""
+        self._stopping = True
+        self.wake()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                async with asyncio.timeout(grace):
+                    await self._task
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         await self.flush()
 
     async def flush(self) -> int:
@@ -80,7 +88,7 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 await self.flush()
                 failures = 0

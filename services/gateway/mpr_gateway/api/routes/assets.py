@@ -22,7 +22,12 @@ router = APIRouter(
 )
 
 
-@router.post("/scan", response_model=ScanResult, responses=errors(413, 503))
+@router.post(
+    "/scan",
+    response_model=ScanResult,
+    response_model_exclude_none=True,  # `error` only travels between catalog and gateway
+    responses=errors(413, 503),
+)
 async def scan(assets: Assets, body: ScanRequest | None = None) -> ScanResult:
     """Ask the catalog to list the input bucket and register new media (request/reply)."""
     return await assets.scan(body.prefix if body else "")
