@@ -37,6 +37,9 @@ export MPR_PYTHON="${MPR_PYTHON:-$VENV/bin/python}"
 # DATABASE_URL=postgresql://postgres@127.0.0.1:5432/mpr uses the PostgreSQL infra.sh runs.
 # The S3 server infra.sh started, also when only S3_PORT moved it.
 export S3_ENDPOINT_URL="${S3_ENDPOINT_URL:-http://127.0.0.1:${S3_PORT:-9000}}"
+# SeaweedFS sends no S3 bucket notifications, so locally a periodic reconcile scan stands in
+# for auto-ingest (MinIO in compose, and AWS via a bridge, notify instead).
+export SCAN_INTERVAL_SECONDS="${SCAN_INTERVAL_SECONDS:-15}"
 export GATEWAY_PORT="${GATEWAY_PORT:-8000}"
 export NOTIFIER_PORT="${NOTIFIER_PORT:-8001}"
 # Logs reach honcho line by line instead of in 8 KiB blocks.
