@@ -18,8 +18,11 @@ def main() -> None:
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_config=None,
-        access_log=False,
+        access_log=settings.access_log,
         proxy_headers=False,
+        # uvicorn[standard]'s C event loop and HTTP parser (named, so a missing one fails).
+        loop="uvloop",
+        http="httptools",
     )
 
 

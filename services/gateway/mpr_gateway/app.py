@@ -106,7 +106,7 @@ def _not_started() -> JobService:
 
 def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway:
     """Wire adapters into services (no I/O yet)."""
-    db = SqlDatabase(settings.async_database_url)
+    db = SqlDatabase(settings.async_database_url, settings.db_pool_size)
     sessions = session_factory(db.engine)
     holder: list[JobService] = []
     broker = build_broker(settings, lambda: holder[0])

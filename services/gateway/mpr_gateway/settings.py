@@ -17,6 +17,12 @@ class GatewaySettings(CommonSettings):
         "127.0.0.1", validation_alias="GATEWAY_HOST", description="Interface uvicorn binds."
     )
     gateway_port: int = Field(8000, validation_alias="GATEWAY_PORT", description="HTTP port.")
+    access_log: bool = Field(
+        True,
+        validation_alias="ACCESS_LOG",
+        description="Log every HTTP request (uvicorn's access log); false under high load, "
+        "where /metrics counts requests by route and status.",
+    )
     api_keys: SecretStr = Field(
         SecretStr(""),
         validation_alias="MPR_API_KEYS",
@@ -60,6 +66,13 @@ class GatewaySettings(CommonSettings):
         gt=0,
         validation_alias="OUTBOX_POLL_SECONDS",
         description="How often the outbox relay retries when nothing woke it.",
+    )
+    db_pool_size: int = Field(
+        30,
+        ge=1,
+        validation_alias="GATEWAY_DB_POOL_SIZE",
+        description="PostgreSQL connections kept open; size it to the concurrent requests "
+        "(up to 10 more are opened, and closed again, under bursts).",
     )
     broker_startup_wait_seconds: float = Field(
         10.0,

@@ -21,6 +21,7 @@ from mpr_gateway.settings import GatewaySettings
 from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.models import Asset, GatewayOutbox
+from mpr_shared.messaging import TYPE_HEADER
 from mpr_shared.topology import CATALOG_SCAN, COMMANDS, EVENTS
 
 API_KEY = "test-key-0123456789"
@@ -128,9 +129,10 @@ async def catalog(stack: Stack) -> AsyncIterator[list[str]]:
 
 @pytest.fixture
 async def listener(stack: Stack) -> AsyncIterator[dict[str, list]]:
-    """Records what the gateway publishes: ProcessMedia/CancelJob and its job events."""
+    """Records what the gateway publishes: ProcessMedia/CancelJob and its job events, and
+    under "properties" each message's AMQP properties."""
     broker = RabbitBroker(stack.settings.amqp_url.get_secret_value())
-    seen: dict[str, list] = {"commands": [], "events": []}
+    seen: dict[str, list] = {"commands": [], "events": [], "properties": []}
     tag = uuid.uuid4().hex[:8]
 
     def queue(name: str, key: str) -> RabbitQueue:
@@ -140,6 +142,16 @@ async def listener(stack: Stack) -> AsyncIterator[dict[str, list]]:
         async def record(body: dict, message: RabbitMessage) -> None:
             raw = message.raw_message
             seen[name].append((raw.routing_key, raw.priority, body))
+            seen["properties"].append(
+                {
+                    "routing_key": raw.routing_key,
+                    "delivery_mode": raw.delivery_mode,
+                    "message_id": raw.message_id,
+                    "correlation_id": raw.correlation_id,
+                    "content_type": raw.content_type,
+                    "type": (raw.headers or {}).get(TYPE_HEADER),
+                }
+            )
 
         return record
 

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import aio_pika
 import httpx
 from faststream.rabbit import RabbitBroker
 from standardwebhooks import Webhook
@@ -189,7 +190,23 @@ async def test_create_job_commits_job_and_outbox_and_publishes(stack: Stack, lis
     assert [e[0] for e in listener["events"] if e[2]["job_id"] == job["id"]] == ["job.queued"]
     rows = await stack.outbox()
     assert {r.message_type for r in rows} == {"ProcessMedia", "JobQueued"}
-    assert all(r.published_at is not None for r in rows)
+    # Persistent, with the outbox row's id as message id and the job as correlation id.
+    sent = {p["message_id"]: p for p in listener["properties"]}
+    for row in rows:
+        assert sent[str(row.id)] == {
+            "routing_key": row.routing_key,
+            "delivery_mode": aio_pika.DeliveryMode.PERSISTENT,
+            "message_id": str(row.id),
+            "correlation_id": job["id"],
+            "content_type": "application/json",
+            "type": row.message_type,
+        }
+
+    async def all_marked_sent() -> bool:
+        # The confirm arrives before the relay's UPDATE commits; wait for both.
+        return all(r.published_at is not None for r in await stack.outbox())
+
+    await eventually(all_marked_sent)
 
 
 async def _published(listener, job_id: str) -> bool:

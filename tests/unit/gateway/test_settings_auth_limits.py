@@ -42,6 +42,14 @@ def test_callback_secret_must_be_a_standard_webhooks_secret():
     assert GatewaySettings(MPR_CALLBACK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 
 
+def test_access_log_and_pool_size_are_settings():
+    assert GatewaySettings().access_log is True
+    tuned = GatewaySettings(ACCESS_LOG="false", GATEWAY_DB_POOL_SIZE="50")
+    assert (tuned.access_log, tuned.db_pool_size) == (False, 50)
+    with pytest.raises(ValidationError, match="GATEWAY_DB_POOL_SIZE"):
+        GatewaySettings(GATEWAY_DB_POOL_SIZE="0")
+
+
 def test_auth_accepts_bearer_and_header_and_names_the_client():
     keys = ApiKeys({"alice": "k-alice", "bob": "k-bob"})
     assert keys.authenticate(Headers({"authorization": "Bearer k-bob"})) == "bob"

@@ -324,11 +324,11 @@ class JobService:
             async with self.uow() as uow:
                 job = await self._require(uow, job_id)
                 transition = machine.retry(job.state)
+                asset = await uow.assets.get(job.asset_id) if job.asset_id else None
                 now = utcnow()
                 if not await uow.jobs.transition(job_id, job.state, transition, now):
                     continue
                 retried = _applied(job, transition, now)
-                asset = await uow.assets.get(job.asset_id) if job.asset_id else None
                 self._queue(uow, retried, asset.duration_seconds if asset else None)
                 await uow.commit()
             self.wake_relay()
