@@ -71,8 +71,8 @@ class GatewaySettings(CommonSettings):
         30,
         ge=1,
         validation_alias="GATEWAY_DB_POOL_SIZE",
-        description="PostgreSQL connections kept open; size it to the concurrent requests "
-        "(up to 10 more are opened, and closed again, under bursts).",
+        description="PostgreSQL connections (no overflow: more concurrent requests wait for "
+        "one); size it to the concurrent requests and the server's max_connections.",
     )
     broker_startup_wait_seconds: float = Field(
         10.0,

@@ -450,17 +450,18 @@ class SqlDatabase:
 
 
 def _postgres_engine(database_url: str, pool_size: int) -> AsyncEngine:
-    """mpr_shared.db's engine with a pool sized for the gateway's concurrency.
+    """mpr_shared.db's engine with a pool sized for the gateway's concurrency, no overflow.
 
-    A pool keeps ``pool_size`` connections and opens overflow ones under load, closing each
-    as it is returned: under steady load above the pool size that is a connect (a new
-    PostgreSQL backend process) per request, which halved GET /api/jobs/{id} throughput at
-    32 concurrent requests with the shared pool of 10. No pre-ping: it costs a round trip per
-    checkout; a dropped connection invalidates the pool.
-    https://docs.sqlalchemy.org/en/20/core/pooling.html#sqlalchemy.pool.QueuePool
+    A pool opens overflow connections under load and closes each as it is returned: under
+    steady load above the pool size that is a connect (a new PostgreSQL backend process) per
+    request, which cost GET /api/jobs/{id} 15-50% of its throughput at 32 concurrent
+    requests. Without overflow, requests beyond ``pool_size`` wait for a connection instead
+    (no unit of work reads while it holds a write connection, so they cannot deadlock).
+    No pre-ping: it costs a round trip per checkout; a dropped connection invalidates the
+    pool. https://docs.sqlalchemy.org/en/20/core/pooling.html#sqlalchemy.pool.QueuePool
     """
     url = make_url(normalize_database_url(database_url))
-    return sa_create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_recycle=1800)
+    return sa_create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
 
 
 def sqlite_reader(database_url: str) -> Engine | None:

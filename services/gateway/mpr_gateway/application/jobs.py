@@ -288,13 +288,17 @@ class JobService:
             try:
                 await uow.commit()
             except DuplicateIdempotencyKey:
-                async with self.uow() as again:
-                    existing = await again.jobs.by_idempotency_key(scoped)
-                assert existing is not None
-                return Created(existing, replayed=True)
-        self.wake_relay()
-        self.telemetry.job_created(job.kind, "command")
-        return Created(job)
+                pass  # a concurrent twin won; answer with its job below
+            else:
+                self.wake_relay()
+                self.telemetry.job_created(job.kind, "command")
+                return Created(job)
+        # Read after the failed transaction is closed: no unit of work reads while it holds
+        # a write connection, so a pool without overflow cannot deadlock.
+        async with self.uow() as again:
+            existing = await again.jobs.by_idempotency_key(scoped)
+        assert existing is not None
+        return Created(existing, replayed=True)
 
     async def cancel(self, job_id: UUID, reason: str = "cancelled by user") -> JobRecord:
         """Queued → cancelled at once; running → CancelJob to the transcoders; else 409."""
