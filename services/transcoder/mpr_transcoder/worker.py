@@ -28,9 +28,11 @@ Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
   https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout
 - SIGTERM: ``drain`` stops taking work, lets the running job finish for
   SHUTDOWN_GRACE_SECONDS, then kills FFmpeg, removes temp files and nacks with requeue.
-- Cancel: CancelJob reaches every replica (a per-replica live queue). A queued job is
-  skipped (acked, no events) when the id was cancelled recently or the ``jobs`` row says it is
-  terminal or superseded by a newer attempt; a running one is killed and reported cancelled.
+- Cancel: CancelJob reaches every replica (a per-replica live queue). A queued job whose id
+  was cancelled recently is skipped and reported JobCancelled (the gateway may still show it
+  ``running`` after a crash or hand-back, and a repeated JobCancelled is a no-op there); one
+  whose ``jobs`` row says it is terminal or superseded by a newer attempt is skipped silently;
+  a running one is killed and reported cancelled.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from mpr_shared.contracts import CancelJob, JobFailed, ProcessMedia
+from mpr_shared.contracts import CancelJob, JobCancelled, JobFailed, ProcessMedia
 from mpr_transcoder.core import JobCore, StopSignal
 from mpr_transcoder.errors import Interrupted, StopReason, TransientError
 from mpr_transcoder.ports import EventPublisher, JobStateReader
@@ -93,17 +95,20 @@ class WorkerConfig:
 
 
 class RecentIds:
-    """A bounded set of ids, oldest dropped first (cancelled job ids)."""
+    """A bounded map of ids to a note, oldest dropped first (cancelled job ids and reasons)."""
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
-        self._ids: OrderedDict[UUID, None] = OrderedDict()
+        self._ids: OrderedDict[UUID, str] = OrderedDict()
 
-    def add(self, value: UUID) -> None:
-        self._ids[value] = None
+    def add(self, value: UUID, note: str = "") -> None:
+        self._ids[value] = note
         self._ids.move_to_end(value)
         while len(self._ids) > self.limit:
             self._ids.popitem(last=False)
+
+    def note(self, value: UUID) -> str:
+        return self._ids.get(value, "")
 
     def __contains__(self, value: object) -> bool:
         return value in self._ids
@@ -148,6 +153,10 @@ class JobWorker:
         if not self.accepting:
             await delivery.requeue()
             return "requeued"
+        if job.job_id in self.cancelled:
+            log.info("job %s was cancelled; skipping it", job.job_id)
+            await self._report_cancelled(job)
+            return "skipped"
         if await self._skip(job):
             return "skipped"
         if delivery.redelivered:
@@ -156,7 +165,7 @@ class JobWorker:
 
     def cancel(self, command: CancelJob) -> bool:
         """Remember the cancel and stop the job if it runs here; True when it did."""
-        self.cancelled.add(command.job_id)
+        self.cancelled.add(command.job_id, command.reason)
         stop = self.running.get(command.job_id)
         if stop is None:
             return False
@@ -177,10 +186,15 @@ class JobWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.config.handback_timeout_seconds)
 
+    async def _report_cancelled(self, job: ProcessMedia) -> None:
+        """Tell the gateway a job cancelled before it ran here has ended (confirmed)."""
+        reason = self.cancelled.note(job.job_id) or "cancelled before it started"
+        await self.publisher.publish(
+            JobCancelled(**job.caused(job_id=job.job_id, attempt=job.attempt), reason=reason)
+        )
+
     async def _skip(self, job: ProcessMedia) -> bool:
-        if job.job_id in self.cancelled:
-            log.info("job %s was cancelled; skipping it", job.job_id)
-            return True
+        """True when the jobs row says the job is finished or superseded (nothing to report)."""
         try:
             state = await self.state.get(job.job_id)
         except TransientError as exc:
@@ -212,6 +226,15 @@ class JobWorker:
         stop = StopSignal()
         self.running[job.job_id] = stop
         self._idle.clear()
+        if job.job_id in self.cancelled:
+            # The cancel arrived while _skip awaited the jobs table, before the job was
+            # registered as running: from here on cancel() finds it in self.running.
+            self.running.pop(job.job_id, None)
+            if not self.running:
+                self._idle.set()
+            log.info("job %s was cancelled while being checked; skipping it", job.job_id)
+            await self._report_cancelled(job)
+            return "skipped"
         watchdog = asyncio.create_task(self._watch(job, stop, delivery))
         try:
             event = await self.core.run(job, stop)

@@ -66,11 +66,13 @@ async def test_a_job_command_runs_and_its_events_are_published(tmp_path):
         )
         await br.publish({"job_id": "not-a-uuid"}, exchange=COMMANDS, routing_key="job.run")
     assert events[0]["worker"] == "replica-test"  # JobStarted names this replica
-    completed = events[-1]
-    assert completed["job_id"] == str(job.job_id)
+    completed = [e for e in events if e["job_id"] == str(job.job_id)][-1]
     assert completed["outputs"][0]["key"] == job.output_key
     assert storage.keys() == [job.output_key]
-    assert all(e["job_id"] != str(cancelled.job_id) for e in events)  # cancelled while queued
+    # Cancelled while queued: it never ran, and the gateway hears it ended.
+    (skipped,) = [e for e in events if e["job_id"] == str(cancelled.job_id)]
+    assert set(skipped) >= {"job_id", "reason"} and "worker" not in skipped
+    assert skipped["reason"] == "cancelled by user"
     assert len(dead) == 1 and dead[0] == {"job_id": "not-a-uuid"}  # malformed → DLQ
     assert runtime.metrics.jobs.labels("completed")._value.get() == 1
     assert runtime.metrics.jobs.labels("skipped")._value.get() == 1

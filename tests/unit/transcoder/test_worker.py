@@ -74,12 +74,33 @@ async def test_cancelled_finished_or_stale_jobs_are_skipped_silently(tmp_path, s
     assert h.publisher.events == [] and h.runner.runs == []
 
 
-async def test_a_recently_cancelled_id_never_runs(tmp_path):
+async def test_a_recently_cancelled_id_never_runs_and_is_reported_cancelled(tmp_path):
     h = Harness(tmp_path)
     job = make_job()
-    assert h.worker.cancel(CancelJob(job_id=job.job_id)) is False
+    # After a crash or hand-back the gateway still shows the job running: only a
+    # JobCancelled from here ends it.
+    h.state.rows[job.job_id] = JobState(JobStatus.RUNNING, 1)
+    assert h.worker.cancel(CancelJob(job_id=job.job_id, reason="changed my mind")) is False
     assert await h.worker.handle(job, FakeDelivery()) == "skipped"
     assert h.runner.runs == []
+    (event,) = h.publisher.events
+    assert isinstance(event, JobCancelled)
+    assert (event.job_id, event.attempt, event.reason) == (job.job_id, 1, "changed my mind")
+
+
+async def test_a_cancel_arriving_while_the_jobs_row_is_read_still_stops_the_job(tmp_path):
+    h = Harness(tmp_path)
+    job = make_job()
+    read = h.state.get
+
+    async def cancel_during_read(job_id):
+        h.worker.cancel(CancelJob(job_id=job_id))
+        return await read(job_id)
+
+    h.state.get = cancel_during_read
+    assert await h.worker.handle(job, FakeDelivery()) == "skipped"
+    assert h.runner.runs == [] and h.worker.running == {}
+    assert h.publisher.types() == ["JobCancelled"]
 
 
 async def test_a_missing_row_or_unreadable_table_still_runs_the_job(tmp_path):
