@@ -3,6 +3,7 @@ and a middleware that dead-letters what a consumer cannot process, with the reas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -12,6 +13,7 @@ from typing import Any
 from faststream import BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.schemas import Channel
+from pamqp.commands import Basic
 from pydantic import ValidationError
 
 from mpr_shared.contracts import Command, Event, Message
@@ -25,6 +27,9 @@ ERROR_TYPE_HEADER = "x-mpr-error-type"
 QUEUE_HEADER = "x-mpr-queue"
 FAILED_AT_HEADER = "x-mpr-failed-at"
 TYPE_HEADER = "x-mpr-type"
+ATTEMPTS_HEADER = "x-mpr-handler-attempts"
+# Tries before an unexpected handler error dead-letters the message.
+HANDLER_ATTEMPTS = 5
 
 
 class PoisonMessage(Exception):
@@ -108,10 +113,20 @@ def describe_error(exc: BaseException, body: bytes | None = None) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _routed(result: object) -> bool:
+    """A confirmed publish returns Basic.Ack; an unroutable one returns the message back."""
+    return result is None or isinstance(result, Basic.Ack)
+
+
 class DeadLetterMiddleware(BaseMiddleware):
-    """Any exception a consumer raises sends the message to ``<queue>.dlq`` with the reason in
-    its headers; the original is then acked, so the consumer keeps running and nothing is lost.
-    Consumers that want retries handle them explicitly before an exception reaches here."""
+    """What a consumer raises never stops it and is never lost.
+
+    Poison (bad JSON, wrong schema, PoisonMessage) goes to ``<queue>.dlq`` at once with the
+    reason in its headers. Any other error may be transient (a locked SQLite file, a database
+    fail-over), so the message is republished to its queue after a backoff, counting tries in
+    ``x-mpr-handler-attempts``; after HANDLER_ATTEMPTS it is dead-lettered with the reason.
+    Either way the original is acked only after the broker confirmed the new copy.
+    """
 
     async def after_processed(self, exc_type=None, exc_val=None, exc_tb=None) -> bool | None:
         if exc_val is None or not isinstance(exc_val, Exception):
@@ -124,35 +139,58 @@ class DeadLetterMiddleware(BaseMiddleware):
         raw = getattr(self.msg, "body", b"")
         reason = describe_error(exc_val, raw)
         headers = dict(getattr(self.msg, "headers", {}) or {})
-        headers.update(
-            {
-                ERROR_HEADER: reason[:4000],
-                ERROR_TYPE_HEADER: type(exc_val).__name__,
-                QUEUE_HEADER: queue,
-                FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
-            }
-        )
-        expected = isinstance(exc_val, PoisonMessage | ValidationError | json.JSONDecodeError)
-        log_fn = log.warning if expected else log.error
-        log_fn(
-            "dead-lettering message %s from %s: %s%s",
-            getattr(self.msg, "message_id", None),
-            queue,
-            reason,
-            "" if expected else "\n" + "".join(traceback.format_exception(exc_val)[-3:]),
-        )
+        poison = isinstance(exc_val, PoisonMessage | ValidationError | json.JSONDecodeError)
+        attempt = int(headers.get(ATTEMPTS_HEADER, 0) or 0) + 1
+        message_id = getattr(self.msg, "message_id", None)
         try:
-            await broker.publish(
-                raw,
-                exchange=DEAD_LETTER,
-                routing_key=queue,
-                persist=True,
-                headers=headers,
-                message_id=getattr(self.msg, "message_id", None),
-                correlation_id=getattr(self.msg, "correlation_id", None),
-                content_type=getattr(self.msg, "content_type", None),
-            )
+            if not poison and attempt < HANDLER_ATTEMPTS:
+                log.warning(
+                    "message %s from %s failed (attempt %d of %d), retrying: %s",
+                    message_id,
+                    queue,
+                    attempt,
+                    HANDLER_ATTEMPTS,
+                    reason,
+                )
+                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+                headers[ATTEMPTS_HEADER] = attempt
+                result = await self._republish(broker, raw, headers, queue=queue)
+            else:
+                (log.warning if poison else log.error)(
+                    "dead-lettering message %s from %s: %s%s",
+                    message_id,
+                    queue,
+                    reason,
+                    "" if poison else "\n" + "".join(traceback.format_exception(exc_val)[-3:]),
+                )
+                headers.update(
+                    {
+                        ERROR_HEADER: reason[:4000],
+                        ERROR_TYPE_HEADER: type(exc_val).__name__,
+                        QUEUE_HEADER: queue,
+                        FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
+                    }
+                )
+                result = await self._republish(
+                    broker, raw, headers, exchange=DEAD_LETTER, routing_key=queue
+                )
+            if not _routed(result):
+                raise RuntimeError(f"no queue is bound for {queue}'s dead letters or retries")
         except Exception:
-            log.exception("could not dead-letter; rejecting so RabbitMQ's DLX keeps it")
+            log.exception("could not retry or dead-letter; rejecting so RabbitMQ's DLX keeps it")
             return False
         return True  # handled: the acknowledgement middleware acks the original
+
+    async def _republish(self, broker, raw: bytes, headers: dict[str, Any], **target: Any):
+        raw_message = getattr(self.msg, "raw_message", None)
+        return await broker.publish(
+            raw,
+            persist=True,
+            headers=headers,
+            message_id=getattr(self.msg, "message_id", None),
+            correlation_id=getattr(self.msg, "correlation_id", None),
+            content_type=getattr(self.msg, "content_type", None),
+            reply_to=getattr(self.msg, "reply_to", None) or None,
+            priority=getattr(raw_message, "priority", None),
+            **target,
+        )

@@ -112,9 +112,19 @@ def durable_bindings(settings: CommonSettings) -> list[Binding]:
     ]
 
 
+def live_dead_letter_queue(service: str) -> RabbitQueue:
+    """One durable DLQ for all of a service's live (per-replica) queues."""
+    return RabbitQueue(
+        f"mpr.{service}.live{DLQ_SUFFIX}", durable=True, routing_key=f"mpr.{service}.live.#"
+    )
+
+
 async def declare_topology(broker: RabbitBroker, settings: CommonSettings) -> None:
     """Declare every exchange, durable queue, binding and dead-letter queue (idempotent)."""
     dlx = await broker.declare_exchange(DEAD_LETTER)
+    for service in ("transcoder", "notifier"):
+        live_dlq = await broker.declare_queue(live_dead_letter_queue(service))
+        await live_dlq.bind(dlx, routing_key=live_dead_letter_queue(service).routing_key)
     for binding in durable_bindings(settings):
         exchange = await broker.declare_exchange(binding.exchange)
         queue = await broker.declare_queue(binding.queue)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from mpr_notifier.hub import EventHub, Notification
 from mpr_shared.contracts import Event, JobCancelled, JobCompleted, JobFailed
+from mpr_shared.messaging import PoisonMessage
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class WebhookSender(Protocol):
     async def send(self, url: str, message_id: str, body: str) -> None: ...
 
 
-class WebhookFailed(Exception):
+class WebhookFailed(PoisonMessage):
     """A webhook could not be delivered (refused target, rejected, or retries exhausted)."""
 
 

@@ -11,22 +11,26 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
+from faststream.rabbit import RabbitBroker, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 
 from mpr_notifier.handlers import WebhookFailed, WebhookResult, broadcast, call_webhook
 from mpr_notifier.runtime import Runtime
 from mpr_shared.contracts import EVENTS_BY_ROUTING_KEY, JOB_EVENTS, Event
-from mpr_shared.topology import DEAD_LETTER, EVENTS, NOTIFIER_WEBHOOKS, live_queue
+from mpr_shared.topology import (
+    DEAD_LETTER,
+    EVENTS,
+    NOTIFIER_WEBHOOKS,
+    live_dead_letter_queue,
+    live_queue,
+)
 
 log = logging.getLogger(__name__)
 
 LIVE_QUEUE_PREFIX = "mpr.notifier.live"
 # Live queues are exclusive and short-lived, so they have no DLQ of their own: one durable
 # queue collects what DeadLetterMiddleware republishes from any replica's live queue.
-LIVE_DEAD_LETTERS = RabbitQueue(
-    f"{LIVE_QUEUE_PREFIX}.dlq", durable=True, routing_key=f"{LIVE_QUEUE_PREFIX}.#"
-)
+LIVE_DEAD_LETTERS = live_dead_letter_queue("notifier")
 
 
 async def declare_live_dead_letters(broker: RabbitBroker) -> None:

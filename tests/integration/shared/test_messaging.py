@@ -115,3 +115,58 @@ async def test_publish_event_is_persistent_and_routed(amqp_url: str, routing_key
             assert msg.correlation_id == "c-1"
             assert msg.routing_key == routing_key
             assert JobStarted.model_validate_json(msg.body) == event
+
+
+async def _consume_with(amqp_url: str, handler_errors: list[Exception]):
+    """A consumer whose handler raises the given errors in turn, then succeeds."""
+    name = f"mpr.test.{uuid.uuid4().hex[:8]}"
+    queue = work_queue(name, name)
+    broker = make_broker(amqp_url, service="test")
+    calls: list[JobStarted] = []
+    done = asyncio.Event()
+
+    @broker.subscriber(queue, EVENTS)
+    async def handle(event: JobStarted) -> None:
+        calls.append(event)
+        if len(calls) <= len(handler_errors):
+            raise handler_errors[len(calls) - 1]
+        done.set()
+
+    return name, queue, broker, calls, done
+
+
+async def test_transient_errors_are_retried_then_processed(amqp_url: str):
+    errors = [RuntimeError("database is locked"), ConnectionError("fail-over")]
+    name, _, broker, calls, done = await _consume_with(amqp_url, errors)
+    async with broker:
+        await broker.start()
+        event = JobStarted(job_id=uuid.uuid4(), worker="w")
+        await publish_event_to(broker, event, name)
+        await asyncio.wait_for(done.wait(), 20)
+    assert [c.id for c in calls] == [event.id] * 3  # two failures, then success
+
+
+async def test_persistent_errors_are_dead_lettered_after_bounded_retries(amqp_url: str):
+    from mpr_shared.messaging import ATTEMPTS_HEADER, HANDLER_ATTEMPTS
+    from mpr_shared.topology import DEAD_LETTER, dead_letter_queue
+
+    errors = [RuntimeError("still broken")] * 10
+    name, queue, broker, calls, _ = await _consume_with(amqp_url, errors)
+    async with broker:
+        await broker.start()
+        dlx = await broker.declare_exchange(DEAD_LETTER)
+        dlq = await broker.declare_queue(dead_letter_queue(queue))
+        await dlq.bind(dlx, routing_key=name)
+        await publish_event_to(broker, JobStarted(job_id=uuid.uuid4(), worker="w"), name)
+        conn = await aio_pika.connect_robust(amqp_url)
+        async with conn:
+            dead = await _get(await conn.channel(), name + ".dlq", timeout=30)
+    assert len(calls) == HANDLER_ATTEMPTS
+    assert dead.headers[ERROR_HEADER] == "RuntimeError: still broken"
+    assert dead.headers[ATTEMPTS_HEADER] == HANDLER_ATTEMPTS - 1
+
+
+async def publish_event_to(broker: RabbitBroker, event: JobStarted, routing_key: str) -> None:
+    from mpr_shared.messaging import publish
+
+    await publish(broker, event, EVENTS, routing_key=routing_key)
