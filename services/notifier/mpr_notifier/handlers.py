@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
@@ -14,15 +15,35 @@ from mpr_shared.messaging import PoisonMessage
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_EVENTS: tuple[type[Event], ...] = (JobCompleted, JobFailed, JobCancelled)
+# The job status each terminal event leads to once the gateway has applied it.
+WEBHOOK_STATUS: dict[type[Event], str] = {
+    JobCompleted: "completed",
+    JobFailed: "failed",
+    JobCancelled: "cancelled",
+}
+WEBHOOK_EVENTS: tuple[type[Event], ...] = tuple(WEBHOOK_STATUS)
+TERMINAL = frozenset(WEBHOOK_STATUS.values())
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A job's webhook URL and the state the gateway holds for it."""
+
+    url: str | None
+    status: str
+    attempt: int
 
 
 class WebhookTargets(Protocol):
     """Where a job wants its webhook (the gateway's ``jobs`` table, read-only)."""
 
-    async def webhook_url(self, job_id: UUID) -> str | None:
-        """The job's webhook URL; None when it has none or the job is unknown."""
+    async def webhook_target(self, job_id: UUID) -> WebhookTarget | None:
+        """The job's URL and state; None when the job is unknown."""
         ...
+
+
+class JobStateLagging(Exception):
+    """The gateway has not applied the event yet; retried (DeadLetterMiddleware backs off)."""
 
 
 class WebhookSender(Protocol):
@@ -39,6 +60,7 @@ class WebhookResult(StrEnum):
     SENT = "sent"
     NOT_TERMINAL = "not-terminal"
     NO_URL = "no-url"
+    STALE = "stale"
 
 
 def event_payload(event: Event) -> dict[str, Any]:
@@ -72,9 +94,19 @@ async def call_webhook(
     log.debug("webhook check: event %s %s job=%s", event.id, event.ROUTING_KEY, job_id)
     if not isinstance(event, WEBHOOK_EVENTS) or job_id is None:
         return WebhookResult.NOT_TERMINAL
-    url = await targets.webhook_url(job_id)
-    if not url:
+    target = await targets.webhook_target(job_id)
+    if target is None or not target.url:
         return WebhookResult.NO_URL
+    # Only what the API also says: a client that GETs the job after its webhook sees that state.
+    expected = WEBHOOK_STATUS[type(event)]
+    if event.attempt < target.attempt or (target.status in TERMINAL and target.status != expected):
+        log.info(
+            "webhook skipped: event %s %s, job is %s", event.id, event.ROUTING_KEY, target.status
+        )
+        return WebhookResult.STALE
+    if target.status != expected:
+        raise JobStateLagging(f"job {job_id} is still {target.status} in the gateway")
+    url = target.url
     # The message id is the webhook-id, so a redelivered event is one the receiver can dedupe.
     await sender.send(url, str(event.id), json.dumps(event_payload(event)))
     log.info("webhook sent: event %s %s job=%s", event.id, event.ROUTING_KEY, job_id)

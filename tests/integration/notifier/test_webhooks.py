@@ -18,7 +18,9 @@ from mpr_shared.messaging import publish_event
 from tests.integration.notifier.conftest import Receiver, Running, metric, metric_reaches
 
 
-async def add_job(database_url: str, webhook_url: str | None) -> uuid.UUID:
+async def add_job(
+    database_url: str, webhook_url: str | None, status: str = "completed"
+) -> uuid.UUID:
     """Insert a job the way the gateway would (the notifier itself only reads jobs)."""
     job_id = uuid.uuid4()
     engine = create_engine(database_url)
@@ -35,6 +37,7 @@ async def add_job(database_url: str, webhook_url: str | None) -> uuid.UUID:
                     output_bucket="out",
                     output_key=f"a/{job_id}/h264-720p.mp4",
                     webhook_url=webhook_url,
+                    status=status,
                 )
             )
     finally:
@@ -65,7 +68,7 @@ async def test_completed_job_webhook_is_signed_and_retried_after_500(
 async def test_webhook_that_keeps_failing_is_dead_lettered_with_reason(
     notifier: Running, receiver: Receiver, publisher, amqp_url: str
 ) -> None:
-    job = await add_job(notifier.database_url, f"{receiver.url}/down")
+    job = await add_job(notifier.database_url, f"{receiver.url}/down", status="failed")
     failed = JobFailed(job_id=job, reason="ffmpeg exited 1")
     given_up = await metric(notifier, "mpr_notifier_webhooks_failed_total")
     await publish_event(publisher, failed)
@@ -98,8 +101,13 @@ async def test_sql_targets_read_the_jobs_webhook_url(database_url: str) -> None:
     try:
         targets = SqlWebhookTargets(session_factory(engine))
         await targets.ping()
-        assert await targets.webhook_url(with_url) == "https://hooks.example.com/a"
-        assert await targets.webhook_url(without) is None
-        assert await targets.webhook_url(uuid.uuid4()) is None
+        target = await targets.webhook_target(with_url)
+        assert (target.url, target.status, target.attempt) == (
+            "https://hooks.example.com/a",
+            "completed",
+            1,
+        )
+        assert (await targets.webhook_target(without)).url is None
+        assert await targets.webhook_target(uuid.uuid4()) is None
     finally:
         await engine.dispose()

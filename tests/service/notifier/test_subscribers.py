@@ -76,6 +76,7 @@ async def test_terminal_job_event_calls_the_webhook_once(runtime: Runtime) -> No
 async def test_failed_webhook_is_dead_lettered_with_reason(runtime: Runtime) -> None:
     job = uuid.uuid4()
     runtime.targets.urls[job] = "http://hooks.test/x"
+    runtime.targets.states[job] = ("failed", 1)
     runtime.sender.fail = "webhook to http://hooks.test/x rejected with HTTP 410"
     broker = build_broker(runtime.settings, runtime)
     dead: list[tuple[str, dict]] = []

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from mpr_notifier.handlers import WebhookFailed
+from mpr_notifier.handlers import WebhookFailed, WebhookTarget
 
 
 class FakeTargets:
-    def __init__(self, urls: dict[UUID, str | None] | None = None) -> None:
+    """Jobs with a URL are in ``status`` (the gateway applied the event) unless set otherwise."""
+
+    def __init__(
+        self, urls: dict[UUID, str | None] | None = None, status: str = "completed"
+    ) -> None:
         self.urls = urls or {}
+        self.status = status
+        self.states: dict[UUID, tuple[str, int]] = {}
         self.lookups: list[UUID] = []
 
-    async def webhook_url(self, job_id: UUID) -> str | None:
+    async def webhook_target(self, job_id: UUID) -> WebhookTarget | None:
         self.lookups.append(job_id)
-        return self.urls.get(job_id)
+        if job_id not in self.urls:
+            return None
+        status, attempt = self.states.get(job_id, (self.status, 1))
+        return WebhookTarget(self.urls[job_id], status, attempt)
 
     async def ping(self) -> None:
         return None

@@ -9,6 +9,7 @@ import pytest
 
 from mpr_notifier.filters import EventFilter
 from mpr_notifier.handlers import (
+    JobStateLagging,
     WebhookFailed,
     WebhookResult,
     broadcast,
@@ -65,8 +66,11 @@ def test_broadcast_indexes_job_and_asset_ids() -> None:
 )
 async def test_terminal_events_call_the_webhook(make) -> None:
     job = uuid.uuid4()
-    targets, sender = FakeTargets({job: "https://example.com/hook"}), FakeSender()
     event = make(job)
+    status = {"job.completed": "completed", "job.failed": "failed"}.get(
+        event.ROUTING_KEY, "cancelled"
+    )
+    targets, sender = FakeTargets({job: "https://example.com/hook"}, status), FakeSender()
     assert await call_webhook(event, targets, sender) is WebhookResult.SENT
     [(url, message_id, body)] = sender.sent
     assert url == "https://example.com/hook"
@@ -93,3 +97,20 @@ async def test_delivery_failure_propagates_for_dead_lettering() -> None:
     targets, sender = FakeTargets({job: "https://example.com/h"}), FakeSender(fail="HTTP 404")
     with pytest.raises(WebhookFailed, match="HTTP 404"):
         await call_webhook(completed(job), targets, sender)
+
+
+async def test_webhook_waits_until_the_gateway_applied_the_event() -> None:
+    job = uuid.uuid4()
+    targets, sender = FakeTargets({job: "https://example.com/h"}, "running"), FakeSender()
+    with pytest.raises(JobStateLagging):
+        await call_webhook(completed(job), targets, sender)
+    assert sender.sent == []
+
+
+@pytest.mark.parametrize(("status", "attempt"), [("cancelled", 1), ("completed", 2)])
+async def test_webhook_never_contradicts_the_job_state(status: str, attempt: int) -> None:
+    job = uuid.uuid4()
+    targets, sender = FakeTargets({job: "https://example.com/h"}), FakeSender()
+    targets.states[job] = (status, attempt)  # cancelled meanwhile / a newer attempt
+    assert await call_webhook(completed(job), targets, sender) is WebhookResult.STALE
+    assert sender.sent == []

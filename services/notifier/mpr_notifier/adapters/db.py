@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mpr_notifier.handlers import WebhookTarget
 from mpr_shared.db.models import Job
 
 
@@ -16,9 +17,11 @@ class SqlWebhookTargets:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def webhook_url(self, job_id: UUID) -> str | None:
+    async def webhook_target(self, job_id: UUID) -> WebhookTarget | None:
+        query = select(Job.webhook_url, Job.status, Job.attempt).where(Job.id == job_id)
         async with self._sessions() as session:
-            return await session.scalar(select(Job.webhook_url).where(Job.id == job_id))
+            row = (await session.execute(query)).first()
+        return WebhookTarget(row.webhook_url, row.status, row.attempt) if row else None
 
     async def ping(self) -> None:
         """Raise if the database does not answer."""
