@@ -108,7 +108,10 @@ def resolve_preset(job: ProcessMedia) -> Preset | None:
 
 def even_height(*candidates: int | None) -> int:
     """The smallest given height, rounded down to even (yuv420p needs even sizes)."""
-    height = min(c for c in candidates if c)
+    known = [c for c in candidates if c and c > 0]
+    if not known:
+        raise BadInput("the source's video stream reports no height; cannot size the output")
+    height = min(known)
     return max(2, height - height % 2)
 
 
@@ -116,6 +119,8 @@ def hls_ladder(
     preset: Preset, source_height: int, max_height: int
 ) -> tuple[tuple[Rendition, int], ...]:
     """Rungs at or below the source (and the limit), tallest first; never empty, never up."""
+    if source_height <= 0:
+        raise BadInput("the source's video stream reports no height; cannot build an HLS ladder")
     ceiling = min(source_height, max_height)
     rungs = [r for r in preset.ladder if r.height <= ceiling]
     if not rungs:  # a source smaller than every rung still gets one, at its own size

@@ -220,7 +220,12 @@ class JobCore:
             return url, URL_PROTOCOLS
         # A generated name: keys never become local paths.
         local = workdir / f"source{source_extension(job)}"
-        await self.storage.download(job.source_bucket, job.source_key, local)
+        try:
+            await self.storage.download(job.source_bucket, job.source_key, local)
+        except SourceMissing:  # deleted between the HEAD above and this GET
+            raise BadInput(
+                f"source s3://{job.source_bucket}/{job.source_key} does not exist"
+            ) from None
         return str(local), LOCAL_PROTOCOLS
 
     async def _probe_source(self, job: ProcessMedia, target: str, protocols: str) -> MediaInfo:

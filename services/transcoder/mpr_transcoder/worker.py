@@ -249,6 +249,11 @@ class JobWorker:
         except asyncio.CancelledError:
             log.warning("job %s: handler cancelled (connection lost); FFmpeg stopped", job.job_id)
             raise
+        except Exception as exc:
+            # A bug, not the input: the job must still end (JobStarted is out), and a rerun
+            # would meet the same bug, so it is dead-lettered for a human, not retried.
+            log.exception("job %s: internal error", job.job_id)
+            return await self._fail_internal(job, delivery, exc)
         finally:
             watchdog.cancel()
             self.running.pop(job.job_id, None)
@@ -283,6 +288,18 @@ class JobWorker:
         await asyncio.sleep(min(delay, 300.0))
         await self.redelivery.retry(job, delivery.deliveries + 1)
         return "retried"
+
+    async def _fail_internal(self, job: ProcessMedia, delivery: Delivery, exc: Exception) -> str:
+        reason = f"internal error: {type(exc).__name__}: {exc}"[:1000]
+        await self.redelivery.dead_letter(job, reason, delivery.deliveries)
+        await self.publisher.publish(
+            JobFailed(
+                **job.caused(job_id=job.job_id, attempt=job.attempt),
+                reason=reason,
+                retryable=False,
+            )
+        )
+        return "dead-lettered"
 
     async def _give_up(self, job: ProcessMedia, reason: str, deliveries: int) -> str:
         final = f"gave up after {deliveries} deliveries: {reason}"

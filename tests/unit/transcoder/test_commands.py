@@ -169,6 +169,13 @@ def test_hls_ladder_drops_rungs_above_the_source(source_height, expected):
     assert [h for _, h in ladder] == expected
 
 
+def test_sizes_without_any_known_height_are_bad_input():
+    with pytest.raises(BadInput, match="no height"):
+        even_height(None, 0)
+    with pytest.raises(BadInput, match="no height"):
+        hls_ladder(get_preset("hls-h264"), 0, 2160)
+
+
 def test_hls_ladder_respects_the_output_limit():
     ladder = hls_ladder(get_preset("hls-h264"), 1080, 720)
     assert [r.name for r, _ in ladder] == ["720p", "480p"]

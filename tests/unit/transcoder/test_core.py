@@ -11,6 +11,7 @@ from mpr_shared.contracts import JobCancelled, JobCompleted, JobFailed, JobProgr
 from mpr_transcoder.commands import Limits
 from mpr_transcoder.core import CoreConfig, JobCore, StopSignal, hls_owned_keys
 from mpr_transcoder.errors import Interrupted, StopReason, TransientError
+from mpr_transcoder.ports import SourceMissing
 from mpr_transcoder.settings import InputMode
 from tests.unit.transcoder.fakes import (
     FakePublisher,
@@ -117,6 +118,28 @@ async def test_a_missing_source_is_bad_input(tmp_path):
     core, _ = core_with(tmp_path, storage=FakeStorage({}))
     event = await core.run(make_job())
     assert isinstance(event, JobFailed) and "does not exist" in event.reason
+
+
+async def test_a_source_deleted_between_head_and_get_is_bad_input(tmp_path):
+    storage = FakeStorage()
+
+    async def vanished(bucket, key, dest):
+        raise SourceMissing(key)
+
+    storage.download = vanished
+    core, _ = core_with(tmp_path, storage=storage)
+    event = await core.run(make_job())
+    assert isinstance(event, JobFailed) and "does not exist" in event.reason
+
+
+async def test_hls_of_a_video_stream_without_a_height_is_bad_input(tmp_path):
+    source = probe_data()
+    del source["streams"][0]["height"]
+    runner = FakeRunner(source=source)
+    core, _ = core_with(tmp_path, runner=runner)
+    event = await core.run(make_job("hls", preset="hls-h264"))
+    assert isinstance(event, JobFailed) and "reports no height" in event.reason
+    assert runner.runs == []
 
 
 async def test_transient_storage_errors_propagate_for_a_retry(tmp_path):

@@ -145,6 +145,24 @@ async def test_bad_input_is_a_result_not_a_retry(tmp_path):
     assert h.redelivery.retried == [] and h.redelivery.dead == []
 
 
+async def test_an_unexpected_error_fails_the_job_and_dead_letters_it(tmp_path):
+    runner = FakeRunner()
+
+    async def broken_run(*args, **kwargs):
+        raise RuntimeError("bug in a port")
+
+    runner.run = broken_run
+    h = Harness(tmp_path, runner=runner)
+    job = make_job()
+    assert await h.worker.handle(job, FakeDelivery(deliveries=2)) == "dead-lettered"
+    assert h.publisher.types() == ["JobStarted", "JobFailed"]
+    failed = h.publisher.events[-1]
+    assert not failed.retryable
+    assert failed.reason == "internal error: RuntimeError: bug in a port"
+    assert h.redelivery.dead == [(job.job_id, failed.reason, 2)] and h.redelivery.retried == []
+    assert h.worker.running == {} and list(tmp_path.iterdir()) == []
+
+
 async def test_cancel_reaches_the_running_job(tmp_path):
     h = Harness(tmp_path, runner=FakeRunner(block=True))
     job = make_job()
