@@ -21,7 +21,13 @@ from mpr_transcoder.media import MediaInfo
 # Only local files may be opened, or the presigned URL and what HTTPS needs.
 # https://ffmpeg.org/ffmpeg-protocols.html#Protocol-Options (protocol_whitelist)
 LOCAL_PROTOCOLS = "file"
-URL_PROTOCOLS = "file,http,https,tcp,tls,crypto"
+URL_PROTOCOLS = "http,https,tcp,tls"
+# The demuxers of the extensions MPR accepts (mpr_shared.media; .wmv is asf). A protocol
+# whitelist alone is not enough: an HLS playlist or concat list named .mp4 would still make
+# FFmpeg open the URLs inside it over the allowed protocols (SSRF). Names as `ffprobe -formats`
+# prints them; a multi-name demuxer matches on any of its names.
+# https://ffmpeg.org/ffmpeg-formats.html#Format-Options (format_whitelist)
+SOURCE_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,asf,mpegts,mp3,aac,wav,flac,ogg"
 HLS_MASTER = "master.m3u8"
 HLS_PLAYLIST = "index.m3u8"
 SPRITE_TILE_HEIGHT = 120  # one sprite frame; a 10x10 sheet stays 1200 px high
@@ -130,7 +136,9 @@ def hls_ladder(
 
 
 def _base(target: str, protocols: str, **input_options: object) -> ffmpeg.nodes.FilterableStream:
-    return ffmpeg.input(target, protocol_whitelist=protocols, **input_options)
+    return ffmpeg.input(
+        target, protocol_whitelist=protocols, format_whitelist=SOURCE_FORMATS, **input_options
+    )
 
 
 def _compile(stream: ffmpeg.nodes.OutputStream, binary: str) -> list[str]:

@@ -41,6 +41,7 @@ from mpr_transcoder.commands import (
     HLS_MASTER,
     HLS_PLAYLIST,
     LOCAL_PROTOCOLS,
+    SOURCE_FORMATS,
     URL_PROTOCOLS,
     Expectation,
     Limits,
@@ -241,7 +242,7 @@ class JobCore:
             source = MediaInfo(duration=job.source_duration, format_name=None)
         else:
             try:
-                data = await self.runner.probe(target, protocols=protocols)
+                data = await self.runner.probe(target, protocols=protocols, formats=SOURCE_FORMATS)
                 source = MediaInfo.from_ffprobe(data)
             except ProbeFailed as exc:
                 if protocols == URL_PROTOCOLS and _NETWORK_ERROR.search(" ".join(exc.error_lines)):

@@ -41,7 +41,7 @@ class Interrupted(Exception):
 _MEANINGFUL = re.compile(
     r"error|invalid|no such|not found|failed|unknown|unsupported|could not|cannot|unable|"
     r"denied|refused|timed out|corrupt|missing|impossible|incorrect|does not|not allowed|"
-    r"protocol|moov atom",
+    r"protocol|moov atom|whitelist",
     re.IGNORECASE,
 )
 # Lines that say nothing about the cause.

@@ -109,20 +109,14 @@ class SubprocessRunner:
         async for raw in stream:
             tail.append(raw.decode("utf-8", "replace").rstrip())
 
-    async def probe(self, target: str, *, protocols: str) -> dict[str, Any]:
+    async def probe(
+        self, target: str, *, protocols: str, formats: str | None = None
+    ) -> dict[str, Any]:
         """ffprobe's JSON (format and streams) for a local path or URL."""
-        args = [
-            self.ffprobe_binary,
-            "-v",
-            "error",
-            "-protocol_whitelist",
-            protocols,
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-            target,
-        ]
+        args = [self.ffprobe_binary, "-v", "error", "-protocol_whitelist", protocols]
+        if formats:
+            args += ["-format_whitelist", formats]
+        args += ["-print_format", "json", "-show_format", "-show_streams", target]
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.DEVNULL,

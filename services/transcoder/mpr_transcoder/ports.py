@@ -64,7 +64,11 @@ class FFmpegRunner(Protocol):
         self, args: list[str], *, on_progress: ProgressCallback, stop: asyncio.Event
     ) -> RunResult: ...
 
-    async def probe(self, target: str, *, protocols: str) -> dict[str, Any]: ...
+    async def probe(
+        self, target: str, *, protocols: str, formats: str | None = None
+    ) -> dict[str, Any]:
+        """ffprobe's JSON; ``formats`` limits the demuxers (sources), None allows any (outputs)."""
+        ...
 
 
 class EventPublisher(Protocol):

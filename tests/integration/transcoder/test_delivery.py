@@ -130,6 +130,20 @@ async def test_a_corrupt_source_fails_with_ffmpeg_lines_and_no_retry(
     assert output_keys(s3_client, job.output_bucket, job.output_key) == []
 
 
+async def test_a_playlist_disguised_as_mp4_is_refused_not_followed(
+    replica, amqp_url, jobs, tap, s3_client
+):
+    # Were the hls demuxer allowed, FFmpeg would fetch this URL (SSRF) before failing.
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://127.0.0.1:9/x.ts\n"
+    bucket_in = jobs.env["S3_BUCKET_IN"]
+    s3_client.put_object(Bucket=bucket_in, Key="in/playlist.mp4", Body=playlist.encode())
+    job = await jobs.submit(jobs.command("in/playlist.mp4", kind="transcode", preset="h264-480p"))
+    failed = await tap.wait_for(job.job_id, JobFailed)
+    assert not failed.retryable
+    assert any("Format not on whitelist" in line for line in failed.error_lines)
+    await wait_until(lambda: queues_empty(amqp_url))
+
+
 async def test_higher_priority_jobs_are_delivered_first(amqp_url, client_broker, jobs):
     low = jobs.command("in/a.mp4", kind="audio").model_copy(update={"priority": 1})
     high = jobs.command("in/b.mp4", kind="audio").model_copy(update={"priority": 8})

@@ -129,6 +129,7 @@ class FakeRunner:
         self.renditions = renditions
         self.runs: list[list[str]] = []
         self.probes: list[str] = []
+        self.probe_formats: list[str | None] = []
         self.started = asyncio.Event()
         self.killed = False
         self.source_probe_fails: list[str] | None = None
@@ -156,8 +157,11 @@ class FakeRunner:
             await on_progress(sample)
         return RunResult(self.returncode, self.error_lines)
 
-    async def probe(self, target: str, *, protocols: str) -> dict[str, Any]:
+    async def probe(
+        self, target: str, *, protocols: str, formats: str | None = None
+    ) -> dict[str, Any]:
         self.probes.append(target)
+        self.probe_formats.append(formats)
         if self.probe_hook:
             return self.probe_hook(target)
         if "/source" in target or target.startswith("http"):

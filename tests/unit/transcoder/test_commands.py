@@ -9,6 +9,7 @@ import pytest
 from mpr_shared.presets import get_preset
 from mpr_transcoder.commands import (
     LOCAL_PROTOCOLS,
+    SOURCE_FORMATS,
     URL_PROTOCOLS,
     Limits,
     build_plan,
@@ -52,7 +53,9 @@ def test_h264_preset_is_web_ready_scaled_crf_and_codecs():
     assert opt(args, "-c:a") == "aac"
     assert opt(args, "-b:a") == "128k"
     assert opt(args, "-f") == "mp4"
-    assert args[args.index("-i") - 2 : args.index("-i")] == ["-protocol_whitelist", "file"]
+    assert opt(args, "-protocol_whitelist") == "file"
+    assert opt(args, "-format_whitelist") == SOURCE_FORMATS
+    assert args.index("-format_whitelist") < args.index("-i")  # an input option
     assert opt(args, "-progress") == "pipe:1" and "-nostats" in args and "-nostdin" in args
     assert str(WORK / "output.mp4") in args
 
@@ -95,7 +98,8 @@ def test_unknown_or_mismatched_preset_is_bad_input():
 
 def test_presigned_url_input_whitelists_network_protocols():
     args = plan_for(make_job(), protocols=URL_PROTOCOLS, target="https://s3/x?sig").args
-    assert opt(args, "-protocol_whitelist") == "file,http,https,tcp,tls,crypto"
+    assert opt(args, "-protocol_whitelist") == "http,https,tcp,tls"  # no local files
+    assert opt(args, "-format_whitelist") == SOURCE_FORMATS  # no playlists or concat lists
     assert opt(args, "-i") == "https://s3/x?sig"
 
 

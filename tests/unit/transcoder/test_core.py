@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mpr_shared.contracts import JobCancelled, JobCompleted, JobFailed, JobProgress, JobStarted
-from mpr_transcoder.commands import Limits
+from mpr_transcoder.commands import SOURCE_FORMATS, Limits
 from mpr_transcoder.core import CoreConfig, JobCore, StopSignal, hls_owned_keys
 from mpr_transcoder.errors import Interrupted, StopReason, TransientError
 from mpr_transcoder.ports import SourceMissing
@@ -201,6 +201,13 @@ async def test_url_mode_gives_ffmpeg_a_presigned_url(tmp_path):
     args = runner.runs[0]
     assert args[args.index("-i") + 1].startswith("http://s3.local/in/clips/a.mp4")
     assert storage.downloads == []
+
+
+async def test_only_the_source_probe_is_limited_to_media_demuxers(tmp_path):
+    runner = FakeRunner()
+    core, _ = core_with(tmp_path, runner=runner)
+    assert isinstance(await core.run(make_job()), JobCompleted)
+    assert runner.probe_formats == [SOURCE_FORMATS, None]  # the output is ours: any demuxer
 
 
 async def test_hls_uploads_every_file_and_removes_stale_ones_of_its_own(tmp_path):
