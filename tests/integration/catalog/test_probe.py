@@ -112,13 +112,13 @@ async def test_prober_whitelists_protocols_and_reports_missing_objects(
     bucket = buckets[0]
     client = storage.get_s3_client(settings)
     prober = FfprobeProber(Presigner(client).url, timeout=20)
-    # An HLS playlist disguised as .mp4 that points at a local file: ffprobe must refuse it.
-    playlist = (
-        b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///tmp/segment.ts\n#EXT-X-ENDLIST\n"
-    )
-    s3_client.put_object(Bucket=bucket, Key="trick.mp4", Body=playlist)
-    with pytest.raises(ProbeFailed, match="Protocol 'file' not on whitelist 'https,http,tls,tcp'"):
-        await prober.probe(bucket, "trick.mp4")
+    # HLS playlists disguised as .mp4, pointing at a local file or at an internal URL over an
+    # allowed protocol (SSRF): ffprobe must refuse to even parse them.
+    for target in ("file:///tmp/segment.ts", "http://127.0.0.1:9/segment.ts"):
+        playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{target}\n#EXT-X-ENDLIST\n"
+        s3_client.put_object(Bucket=bucket, Key="trick.mp4", Body=playlist.encode())
+        with pytest.raises(ProbeFailed, match="Format not on whitelist"):
+            await prober.probe(bucket, "trick.mp4")
     with pytest.raises(ProbeFailed, match="object not found"):
         await prober.probe(bucket, "missing.mp4")
 

@@ -15,10 +15,15 @@ from typing import Any
 
 from mpr_catalog.probe import ProbeFailed, ProbeUnavailable
 
-# Only network protocols a presigned URL needs: a file that claims to be a playlist or a
-# concat list cannot make ffprobe open local files or other URLs.
+# Only the network protocols a presigned URL needs: nothing can make ffprobe open local files.
 # https://ffmpeg.org/ffmpeg-protocols.html#Protocol-Options (protocol_whitelist)
 PROTOCOL_WHITELIST = "https,http,tls,tcp"
+# That alone does not stop a playlist or concat list named .mp4 from making ffprobe fetch the
+# http(s) URLs inside it (SSRF), so only the demuxers of the extensions MPR accepts may open the
+# object (mpr_shared.media; .wmv is asf). Names as `ffprobe -formats` prints them; a multi-name
+# demuxer matches on any of its names.
+# https://ffmpeg.org/ffmpeg-formats.html#Format-Options (format_whitelist)
+FORMAT_WHITELIST = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,asf,mpegts,mp3,aac,wav,flac,ogg"
 
 # ffprobe's messages for failures of the transport, not of the file.
 _TRANSIENT = re.compile(
@@ -54,6 +59,8 @@ class FfprobeProber:
             "error",
             "-protocol_whitelist",
             PROTOCOL_WHITELIST,
+            "-format_whitelist",
+            FORMAT_WHITELIST,
             # Per-read network timeout, in microseconds.
             # https://ffmpeg.org/ffmpeg-protocols.html#Protocol-Options (rw_timeout)
             "-rw_timeout",
