@@ -33,3 +33,22 @@ def test_deduplicates_keeps_newest_and_limits():
 def test_falls_back_to_the_last_lines_when_nothing_looks_like_an_error():
     assert extract_error_lines(["a", "b", "c"], limit=2) == ["b", "c"]
     assert extract_error_lines([]) == []
+
+
+def test_presigned_url_credentials_never_leave_the_worker():
+    url = (
+        "https://s3.local:9000/in/clips/a.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=minioadmin%2F20261125&X-Amz-Signature=0123abcd"
+    )
+    stderr = [
+        f"[https @ 0x55] HTTP error 403 Forbidden for {url}",
+        f"{url}: Server returned 403 Forbidden (access denied)",
+        f"Error opening input file '{url}'.",
+    ]
+    lines = extract_error_lines(stderr)
+    assert lines == [
+        "[https @ 0x55] HTTP error 403 Forbidden for https://s3.local:9000/in/clips/a.mp4",
+        "https://s3.local:9000/in/clips/a.mp4: Server returned 403 Forbidden (access denied)",
+        "Error opening input file 'https://s3.local:9000/in/clips/a.mp4'.",
+    ]
+    assert not any("X-Amz" in line or "0123abcd" in line for line in lines)
