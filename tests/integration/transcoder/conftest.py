@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -32,6 +31,7 @@ from mpr_shared.messaging import make_broker, send_command
 from mpr_shared.topology import EVENTS, TRANSCODER_JOBS, declare_topology
 from mpr_transcoder.app import Runtime, build_broker, lifespan
 from mpr_transcoder.settings import TranscoderSettings
+from tests.support.media import ffprobe as probe_json  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -295,22 +295,3 @@ def ffmpeg_processes_under(path: Path) -> list[int]:
         if cmdline and cmdline[0].endswith(b"ffmpeg") and str(path).encode() in b" ".join(cmdline):
             pids.append(int(entry.name))
     return pids
-
-
-def probe_json(path: Path) -> dict:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout)
