@@ -9,7 +9,8 @@ from mpr_shared.logs import configure_logging
 
 def test_access_log_query_secrets_are_masked(capsys):
     configure_logging("notifier")
-    logging.getLogger("uvicorn.access").info(
+    # A fresh logger: other tests may have reconfigured uvicorn's own.
+    logging.getLogger("mpr.test.access").info(
         '%s - "%s %s HTTP/%s" %d',
         "127.0.0.1:5",
         "GET",
