@@ -12,7 +12,7 @@ export TRANSCODERS
         lint format bench docs up down logs scale migrate clean
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 install: ## Install uv, system packages and the Python workspace
 	@bash scripts/install.sh
