@@ -18,6 +18,10 @@ from mpr_shared.messaging import TYPE_HEADER
 
 log = logging.getLogger(__name__)
 
+# Publishes handed over per event-loop iteration: fewer than aiormq's outgoing frame queue
+# holds (Connection.FRAME_BUFFER_SIZE = 10), leaving room for consumers' acks.
+PUBLISHES_PER_ITERATION = 8
+
 
 def outbox_row(
     model: type[OutboxRow], message: Message, exchange: RabbitExchange, priority: int | None = None
@@ -46,8 +50,12 @@ class OutboxRelay:
         *,
         poll_interval: float = 1.0,
         batch_size: int = 200,
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         self._broker = broker
+        # A lock the service's writers share (e.g. one SQLite writer per process), taken
+        # around the relay's own commit.
+        self._write_lock = write_lock or contextlib.nullcontext()
         self._sessions = sessions
         self._model = model
         self._exchanges = exchanges
@@ -122,15 +130,21 @@ class OutboxRelay:
             rows = (await session.execute(query)).all()
             if not rows:
                 return 0
-            results = await asyncio.gather(*map(self._publish, rows), return_exceptions=True)
+            publishes: list[asyncio.Future[None]] = []
+            for start in range(0, len(rows), PUBLISHES_PER_ITERATION):
+                wave = rows[start : start + PUBLISHES_PER_ITERATION]
+                publishes += [asyncio.ensure_future(self._publish(row)) for row in wave]
+                await asyncio.sleep(0)  # the connection's writer sends this wave first
+            results = await asyncio.gather(*publishes, return_exceptions=True)
             confirmed = [row.id for row, res in zip(rows, results, strict=True) if res is None]
-            if confirmed:
-                await session.execute(
-                    update(table)
-                    .where(table.c.id.in_(confirmed))
-                    .values(published_at=datetime.now(UTC), attempts=table.c.attempts + 1)
-                )
-            await session.commit()
+            async with self._write_lock:
+                if confirmed:
+                    await session.execute(
+                        update(table)
+                        .where(table.c.id.in_(confirmed))
+                        .values(published_at=datetime.now(UTC), attempts=table.c.attempts + 1)
+                    )
+                await session.commit()
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:  # unconfirmed rows stay pending and are retried on the next pass
             raise failures[0]
