@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -22,7 +25,14 @@ COMPOSE_FILE = DEPLOY / "compose.yml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
-KEDA_SCHEMA = Path(__file__).with_name("keda.schema.json")
+# Minimal schemas of the custom resources MPR uses (no CRD schema is available offline).
+CRD_SCHEMAS = {
+    "keda.sh/v1alpha1": Path(__file__).with_name("keda.schema.json"),
+    "monitoring.coreos.com/v1": Path(__file__).with_name("prometheus-operator.schema.json"),
+    "rabbitmq.com/v1beta1": Path(__file__).with_name("rabbitmq.schema.json"),
+}
+# Opt-in components of the prod overlay (commented out in its kustomization.yaml).
+OPTIONAL_COMPONENTS = ("rabbitmq-cluster", "aws-iam")
 
 # Settings classes by service: module, class. The shared one is every service's base.
 SETTINGS = {
@@ -289,17 +299,30 @@ def require_kustomize() -> Kustomize:
 
 
 @cache
-def render(overlay: str) -> tuple[dict[str, Any], ...]:
+def render(overlay: str, *components: str) -> tuple[dict[str, Any], ...]:
+    """`kustomize build` of an overlay, plus optional components (by name) on top of it."""
+    if not components:
+        return kustomize_build(K8S / "overlays" / overlay)
+    with tempfile.TemporaryDirectory() as tmp:
+        to_k8s = os.path.relpath(K8S, tmp)  # kustomize refuses absolute paths
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [f"{to_k8s}/overlays/{overlay}"],
+            "components": [f"{to_k8s}/components/{name}" for name in components],
+        }
+        Path(tmp, "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        return kustomize_build.__wrapped__(Path(tmp))
+
+
+@cache
+def kustomize_build(path: Path) -> tuple[dict[str, Any], ...]:
     tool = require_kustomize()
     result = subprocess.run(
-        [*tool.argv, str(K8S / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [*tool.argv, str(path)], capture_output=True, text=True, timeout=120, check=False
     )
     if result.returncode:
-        raise AssertionError(f"kustomize failed for overlay {overlay}:\n{result.stderr}")
+        raise AssertionError(f"kustomize failed for {path}:\n{result.stderr}")
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
@@ -314,11 +337,30 @@ def one(docs: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any
 
 
 def workloads(docs: tuple[dict[str, Any], ...]) -> Iterator[dict[str, Any]]:
-    return (d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job"})
+    return (d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job", "ScaledJob"})
+
+
+def pod_template(workload: Mapping[str, Any]) -> dict[str, Any]:
+    if workload["kind"] == "ScaledJob":
+        return workload["spec"]["jobTargetRef"]["template"]
+    return workload["spec"]["template"]
 
 
 def pod_spec(workload: Mapping[str, Any]) -> dict[str, Any]:
-    return workload["spec"]["template"]["spec"]
+    return pod_template(workload)["spec"]
+
+
+def containers(workload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Init containers first, then the containers."""
+    spec = pod_spec(workload)
+    return [*spec.get("initContainers", ()), *spec["containers"]]
+
+
+def mpr_workload(docs: tuple[dict[str, Any], ...], name: str) -> dict[str, Any]:
+    """The Deployment, or (the transcoder in prod) the ScaledJob, of that name."""
+    found = [d for d in workloads(docs) if d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one workload {name}, found {[d['kind'] for d in found]}"
+    return found[0]
 
 
 def config_map(docs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
@@ -355,4 +397,25 @@ def container_env(
             env[item["name"]] = one(docs, "ConfigMap", ref["name"])["data"][ref["key"]]
         elif ref := item.get("valueFrom", {}).get("secretKeyRef"):
             env[item["name"]] = secret_data(one(docs, "Secret", ref["name"]))[ref["key"]]
+        elif ref := item.get("valueFrom", {}).get("resourceFieldRef"):
+            env[item["name"]] = resource_field(container, ref)
     return env
+
+
+def resource_field(container: Mapping[str, Any], ref: Mapping[str, str]) -> str:
+    """The downward API's value: the container's resource in `divisor` units, rounded up."""
+    assert ref.get("containerName", container["name"]) == container["name"], ref
+    kind, _, resource = ref["resource"].partition(".")
+    value = quantity(container["resources"][kind][resource])
+    return str(math.ceil(value / quantity(ref.get("divisor", "1"))))
+
+
+_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20}
+_SUFFIXES |= {"Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text: str | int | float) -> float:
+    """A Kubernetes resource quantity ("500m", "2", "40Gi") as a number (cores, bytes)."""
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(text))
+    assert match and (not match[2] or match[2] in _SUFFIXES), f"not a quantity: {text!r}"
+    return float(match[1]) * _SUFFIXES.get(match[2], 1)

@@ -25,6 +25,8 @@ from tests.unit.deploy.support import (
 )
 
 MPR_SERVICES = ("gateway", "catalog", "transcoder", "notifier")
+# `env_file` entries with `required: false` (see the header of deploy/compose.yml).
+MIN_COMPOSE = (2, 24)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +50,10 @@ def test_compose_file_follows_the_compose_specification(compose_schema, env) -> 
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
-    """The real parser, where one is installed (it needs no Docker engine)."""
-    for argv in (["docker", "compose"], ["docker-compose"]):
-        if shutil.which(argv[0]) and _runs([*argv, "version"]):
-            break
-    else:
-        pytest.skip("no `docker compose` v2 CLI here; the JSON-schema test covers the file")
+    """The real parser, where the one this file is written for is installed (no engine needed)."""
+    argv = find_compose_cli()
+    if isinstance(argv, str):
+        pytest.skip(f"{argv}; the JSON-schema test covers the file")
     result = subprocess.run(
         [*argv, "-f", str(COMPOSE_FILE), "--env-file", str(support.ENV_EXAMPLE), "config", "-q"],
         capture_output=True,
@@ -64,11 +64,73 @@ def test_docker_compose_config_accepts_the_file() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _runs(argv: list[str]) -> bool:
+def find_compose_cli() -> list[str] | str:
+    """`docker compose` or `docker-compose`, if it is Compose >= 2.24; else why there is none.
+
+    Debian's docker-compose package is Compose 1.29 (Python), which predates the Compose
+    Specification's top-level `name` and `env_file: {path, required}`: it would refuse a valid
+    file, so it is not the parser this test means.
+    """
+    found = []
+    for argv in (["docker", "compose"], ["docker-compose"]):
+        if not shutil.which(argv[0]):
+            continue
+        version = compose_version([*argv, "version"])
+        if version and version >= MIN_COMPOSE:
+            return argv
+        found.append(f"`{' '.join(argv)}` is {_dotted(version) if version else 'not Compose'}")
+    needs = f"needs Docker Compose {_dotted(MIN_COMPOSE)} or newer"
+    return f"{needs}: " + ("; ".join(found) if found else "none on PATH")
+
+
+def compose_version(argv: list[str]) -> tuple[int, int] | None:
+    """(major, minor) from `… version` ("Docker Compose version v2.29.1", "… 1.29.2, build …")."""
     try:
-        return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
-        return False
+        return None
+    match = re.search(r"version v?(\d+)\.(\d+)", result.stdout) if result.returncode == 0 else None
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _dotted(version: tuple[int, int]) -> str:
+    return ".".join(map(str, version))
+
+
+DEBIAN_COMPOSE_1_29 = "docker-compose version 1.29.2, build unknown\ndocker-py version: 5.0.3\n"
+
+
+@pytest.mark.parametrize(
+    ("tools", "expected"),
+    [
+        pytest.param({"docker-compose": DEBIAN_COMPOSE_1_29}, None, id="debian-1.29-skips"),
+        pytest.param({"docker-compose": "Docker Compose version v2.23.3\n"}, None, id="2.23-skips"),
+        pytest.param(
+            {"docker-compose": "Docker Compose version v2.29.7\n"},
+            ["docker-compose"],
+            id="standalone-v2",
+        ),
+        pytest.param(
+            {"docker": "Docker Compose version v2.31.0\n", "docker-compose": DEBIAN_COMPOSE_1_29},
+            ["docker", "compose"],
+            id="plugin-wins-over-1.29",
+        ),
+    ],
+)
+def test_only_compose_2_24_or_newer_is_used_as_the_parser(
+    tools, expected, tmp_path, monkeypatch
+) -> None:
+    for name, output in tools.items():
+        script = tmp_path / name
+        script.write_text(f"#!/bin/sh\n/bin/cat <<'EOF'\n{output}EOF\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    found = find_compose_cli()
+    if expected is None:
+        assert isinstance(found, str) and "needs Docker Compose 2.24 or newer" in found
+        assert "`docker-compose` is " in found
+    else:
+        assert found == expected
 
 
 def test_every_interpolated_variable_is_documented_in_env_example() -> None:
@@ -124,6 +186,17 @@ def test_mounted_files_and_build_contexts_exist() -> None:
             context = (DEPLOY / build["context"]).resolve()
             assert context == ROOT, f"{name} must build from the repository root"
             assert (context / build["dockerfile"]).is_file(), f"{name}: no {build['dockerfile']}"
+
+
+def test_mpr_images_are_built_from_the_one_dockerfile_for_their_service() -> None:
+    services = load_compose()["services"]
+    for name in [*MPR_SERVICES, "migrations"]:
+        build = services[name]["build"]
+        assert build["dockerfile"] == "Dockerfile", name
+        package = build["args"]["SERVICE"]
+        assert package == ("gateway" if name == "migrations" else name), name
+        assert (ROOT / "services" / package / "pyproject.toml").is_file(), name
+        assert services[name]["image"].split(":")[0] == f"mpr/{package}", name
 
 
 def test_services_listen_on_every_interface_inside_containers() -> None:

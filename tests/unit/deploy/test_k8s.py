@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import secrets
 from functools import cache
@@ -15,15 +16,19 @@ import pytest
 from mpr_shared.topology import TRANSCODER_JOBS, s3_events_exchange
 from tests.unit.deploy import support
 from tests.unit.deploy.support import (
+    CRD_SCHEMAS,
     K8S,
-    KEDA_SCHEMA,
+    OPTIONAL_COMPONENTS,
     OVERLAYS,
     build_settings,
     config_map,
     container_env,
+    containers,
+    mpr_workload,
     of_kind,
     one,
     pod_spec,
+    pod_template,
     render,
     workloads,
 )
@@ -37,43 +42,63 @@ MPR_DEPLOYMENTS = {
 }
 # The oldest Kubernetes MPR supports and the newest kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
-CRD_GROUPS = {"keda.sh/v1alpha1"}
+# Every overlay, and prod with its optional components too.
+RENDERINGS = [(overlay,) for overlay in OVERLAYS] + [("prod", *OPTIONAL_COMPONENTS)]
+SERVING = ("mpr-gateway", "mpr-catalog", "mpr-notifier")  # migrate in an init container
 
 
 @cache
-def keda_validators() -> dict[str, jsonschema.protocols.Validator]:
-    schema = json.loads(KEDA_SCHEMA.read_text())
-    return {
-        kind: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", **schema})
-        for kind in ("ScaledObject", "TriggerAuthentication")
-    }
+def crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    schema = json.loads(CRD_SCHEMAS[api_version].read_text())
+    if kind not in schema["$defs"]:
+        return None
+    return jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", **schema})
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+def validation_problems(doc: dict, version: str) -> list[str]:
+    name = f"{doc['kind']}/{doc['metadata']['name']}"
+    if doc["apiVersion"] in CRD_SCHEMAS:
+        # A custom resource: kubernetes-validate has no schema; ours are vendored.
+        validator = crd_validator(doc["apiVersion"], doc["kind"])
+        assert validator, f"{name}: no vendored schema for {doc['apiVersion']} {doc['kind']}"
+        problems = [f"{name}: {e.message}" for e in validator.iter_errors(doc)]
+        if doc["kind"] == "ScaledJob":  # its jobTargetRef is a JobSpec: validate it as one
+            job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": doc["metadata"]}
+            problems += validation_problems({**job, "spec": doc["spec"]["jobTargetRef"]}, version)
+        return problems
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return [f"{name}: {'.'.join(map(str, exc.path))}: {exc.message}"]
+    return []
+
+
+@pytest.mark.parametrize("rendering", RENDERINGS, ids="+".join)
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_every_manifest_validates_against_the_kubernetes_schemas(overlay, version) -> None:
-    problems = []
-    for doc in render(overlay):
-        name = f"{doc['kind']}/{doc['metadata']['name']}"
-        if doc["apiVersion"] in CRD_GROUPS:
-            # A CRD: kubernetes-validate has no schema; ours is vendored (keda.schema.json).
-            validator = keda_validators().get(doc["kind"])
-            assert validator, f"{name}: no vendored schema for {doc['apiVersion']} {doc['kind']}"
-            problems += [f"{name}: {e.message}" for e in validator.iter_errors(doc)]
-            continue
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = ".".join(map(str, exc.path))
-            problems.append(f"{name}: {path}: {exc.message}")
+def test_every_manifest_validates_against_the_kubernetes_schemas(rendering, version) -> None:
+    # With optional components, what the plain overlay has is checked by its own case.
+    checked_elsewhere = render(rendering[0]) if len(rendering) > 1 else ()
+    docs = [doc for doc in render(*rendering) if doc not in checked_elsewhere]
+    problems = [p for doc in docs for p in validation_problems(doc, version)]
     assert not problems, "\n".join(problems)
+
+
+def test_schema_validation_finds_a_broken_scaled_job() -> None:
+    """The check above can fail, for the KEDA fields and for the Job it wraps."""
+    (scaled,) = of_kind(render("prod"), "ScaledJob")
+    broken = json.loads(json.dumps(scaled))
+    broken["spec"]["rollout"]["strategy"] = "gentle"
+    broken["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]["commands"] = ["x"]
+    problems = validation_problems(broken, KUBERNETES_VERSIONS[0])
+    assert any("gentle" in p for p in problems), problems
+    assert any("commands" in p for p in problems), problems
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_have_probes_on_health_and_ready(overlay) -> None:
     docs = render(overlay)
     for name, (service, port) in MPR_DEPLOYMENTS.items():
-        (container,) = pod_spec(one(docs, "Deployment", name))["containers"]
+        (container,) = pod_spec(mpr_workload(docs, name))["containers"]
         assert container["command"] == ["python", "-m", f"mpr_{service}"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         for probe, path in (("livenessProbe", "/api/health"), ("readinessProbe", "/api/ready")):
@@ -110,16 +135,15 @@ def test_every_container_is_bounded_and_unprivileged(overlay) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_mpr_containers_have_read_only_roots_and_writable_scratch(overlay) -> None:
     docs = render(overlay)
-    for name in [*MPR_DEPLOYMENTS, "mpr-migrations"]:
-        kind = "Job" if name == "mpr-migrations" else "Deployment"
-        spec = pod_spec(one(docs, kind, name))
-        (container,) = spec["containers"]
-        assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+    for name in MPR_DEPLOYMENTS:
+        spec = pod_spec(mpr_workload(docs, name))
         assert spec["securityContext"]["runAsUser"] == 10001, name
-        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
-        assert "emptyDir" in volumes[mounts["/tmp"]], name
-    transcoder = pod_spec(one(docs, "Deployment", "mpr-transcoder"))
+        for container in containers(mpr_workload(docs, name)):
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert "emptyDir" in volumes[mounts["/tmp"]], name
+    transcoder = pod_spec(mpr_workload(docs, "mpr-transcoder"))
     work_dir = config_map(docs)["data"]["TRANSCODER_WORK_DIR"]
     mounts = {m["mountPath"]: m["name"] for m in transcoder["containers"][0]["volumeMounts"]}
     assert "emptyDir" in {v["name"]: v for v in transcoder["volumes"]}[mounts[work_dir]]
@@ -129,7 +153,7 @@ def test_mpr_containers_have_read_only_roots_and_writable_scratch(overlay) -> No
 def test_transcoder_grace_period_covers_its_graceful_shutdown(overlay) -> None:
     docs = render(overlay)
     grace = float(config_map(docs)["data"]["SHUTDOWN_GRACE_SECONDS"])
-    spec = pod_spec(one(docs, "Deployment", "mpr-transcoder"))
+    spec = pod_spec(mpr_workload(docs, "mpr-transcoder"))
     assert spec["terminationGracePeriodSeconds"] == grace + 30
 
 
@@ -137,12 +161,16 @@ def test_transcoder_grace_period_covers_its_graceful_shutdown(overlay) -> None:
 def test_disruption_budgets_and_services_select_the_pods(overlay) -> None:
     docs = render(overlay)
     for name in MPR_DEPLOYMENTS:
-        labels = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
-        pdb = one(docs, "PodDisruptionBudget", name)
-        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(), name
+        workload = mpr_workload(docs, name)
+        labels = pod_template(workload)["metadata"]["labels"]
+        pdbs = [p for p in of_kind(docs, "PodDisruptionBudget") if p["metadata"]["name"] == name]
+        # Pods of Jobs have no budget (no scale subresource); autoscaler annotations instead.
+        assert len(pdbs) == (workload["kind"] == "Deployment"), name
+        for pdb in pdbs:
+            assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(), name
         service = one(docs, "Service", name)
         assert service["spec"]["selector"].items() <= labels.items(), name
-        (container,) = pod_spec(one(docs, "Deployment", name))["containers"]
+        (container,) = pod_spec(workload)["containers"]
         port_names = {p["name"] for p in container["ports"]}
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names, name
 
@@ -168,21 +196,31 @@ def test_ingress_routes_sse_unbuffered_to_the_notifier(overlay) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_exactly_one_transcoder_autoscaler(overlay) -> None:
     docs = render(overlay)
-    scalers = [*of_kind(docs, "ScaledObject"), *of_kind(docs, "HorizontalPodAutoscaler")]
+    scalers = [
+        *of_kind(docs, "ScaledObject"),
+        *of_kind(docs, "ScaledJob"),
+        *of_kind(docs, "HorizontalPodAutoscaler"),
+    ]
     assert len(scalers) == 1, [s["kind"] for s in scalers]
-    assert scalers[0]["spec"]["scaleTargetRef"]["name"] == "mpr-transcoder"
+    if scalers[0]["kind"] == "ScaledJob":
+        assert scalers[0]["metadata"]["name"] == "mpr-transcoder"
+        assert not [d for d in of_kind(docs, "Deployment") if "transcoder" in str(d["metadata"])]
+    else:
+        assert scalers[0]["spec"]["scaleTargetRef"]["name"] == "mpr-transcoder"
 
 
-def test_keda_scales_on_the_transcoder_job_queue() -> None:
+def test_keda_runs_transcoders_as_jobs_on_the_job_queue() -> None:
     docs = render("prod")
-    scaled = one(docs, "ScaledObject", "mpr-transcoder")
+    scaled = one(docs, "ScaledJob", "mpr-transcoder")
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "rabbitmq"
     assert trigger["metadata"]["queueName"] == TRANSCODER_JOBS.name
-    # Through the management API, unacknowledged (running) jobs count, so busy transcoders
-    # are not scaled away.
+    # Through the management API, unacknowledged (running) jobs count: with the default
+    # strategy KEDA starts (queue length - running Jobs) new Jobs, one per waiting job.
     assert trigger["metadata"]["protocol"] == "http"
     assert trigger["metadata"]["excludeUnacknowledged"] == "false"
+    assert trigger["metadata"]["value"] == "1"
+    assert scaled["spec"]["scalingStrategy"]["strategy"] == "default"
     assert "activationValue" in trigger["metadata"]
     assert 0 <= scaled["spec"]["minReplicaCount"] < scaled["spec"]["maxReplicaCount"]
     auth = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
@@ -190,6 +228,155 @@ def test_keda_scales_on_the_transcoder_job_queue() -> None:
     assert ref["parameter"] == "host"
     # An operator-created Secret, never a placeholder in git.
     assert not [s for s in of_kind(docs, "Secret") if s["metadata"]["name"] == ref["name"]]
+
+
+def test_scaling_down_or_releasing_never_stops_a_running_encode() -> None:
+    scaled = one(render("prod"), "ScaledJob", "mpr-transcoder")
+    job = scaled["spec"]["jobTargetRef"]
+    # A new template applies to new Jobs; running ones finish (the default deletes them).
+    assert scaled["spec"]["rollout"]["strategy"] == "gradual"
+    # No deadline that would stop a pod mid-encode, no retry of a crashed pod (RabbitMQ
+    # redelivers its job), and the pod itself exits when idle, which completes the Job.
+    assert "activeDeadlineSeconds" not in job
+    assert job["backoffLimit"] == 0 and job["parallelism"] == job["completions"] == 1
+    pod = job["template"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert float(env["TRANSCODER_IDLE_EXIT_SECONDS"]) > 0
+    # Node autoscalers must not remove a node under a running transcoder.
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert annotations["karpenter.sh/do-not-disrupt"] == "true"
+
+
+def test_the_scaled_job_runs_the_base_transcoder_pod() -> None:
+    """One pod definition: the ScaledJob's template is the base Deployment's, copied."""
+    base = one(support.kustomize_build(K8S / "base"), "Deployment", "mpr-transcoder")
+    base = base["spec"]["template"]
+    scaled = one(render("prod"), "ScaledJob", "mpr-transcoder")["spec"]["jobTargetRef"]["template"]
+    (base_container,) = base["spec"]["containers"]
+    (container,) = scaled["spec"]["containers"]
+    for field in ("command", "ports", "resources", "volumeMounts", "livenessProbe"):
+        assert container[field] == base_container[field], field
+    assert scaled["spec"]["volumes"] == base["spec"]["volumes"]
+    assert scaled["metadata"]["labels"] == base["metadata"]["labels"]
+    # kustomize renamed the hashed ConfigMap in the ScaledJob too (components/keda/nameref.yaml).
+    docs = render("prod")
+    refs = {s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s}
+    assert refs == {config_map(docs)["metadata"]["name"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ffmpeg_threads_follow_the_transcoders_cpu_limit(overlay, monkeypatch) -> None:
+    docs = render(overlay)
+    (container,) = pod_spec(mpr_workload(docs, "mpr-transcoder"))["containers"]
+    (item,) = [e for e in container["env"] if e["name"] == "FFMPEG_THREADS"]
+    ref = item["valueFrom"]["resourceFieldRef"]
+    assert (ref["resource"], ref["divisor"]) == ("limits.cpu", "1")
+    assert ref["containerName"] == container["name"]
+    assert "FFMPEG_THREADS" not in config_map(docs)["data"], "the pod spec sets it"
+    env = {**container_env_without_secrets(docs, container), **_production_secrets()}
+    settings = build_settings(support.settings_catalog().classes["transcoder"], env, monkeypatch)
+    limit = support.quantity(container["resources"]["limits"]["cpu"])
+    assert settings.ffmpeg_threads == math.ceil(limit) >= 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_transcoder_scratch_is_sized_from_max_input_bytes(overlay) -> None:
+    """work = 2 x MAX_INPUT_BYTES (source + outputs); ephemeral-storage = work + tmp + 1Gi."""
+    docs = render(overlay)
+    spec = pod_spec(mpr_workload(docs, "mpr-transcoder"))
+    max_input = int(config_map(docs)["data"]["MAX_INPUT_BYTES"])
+    sizes = {v["name"]: support.quantity(v["emptyDir"]["sizeLimit"]) for v in spec["volumes"]}
+    assert sizes["work"] == 2 * max_input
+    resources = spec["containers"][0]["resources"]
+    storage = support.quantity(resources["limits"]["ephemeral-storage"])
+    assert storage == sizes["work"] + sizes["tmp"] + 2**30
+    assert support.quantity(resources["requests"]["ephemeral-storage"]) == storage
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_migrations_run_before_a_pod_of_a_new_version_serves(overlay) -> None:
+    docs = render(overlay)
+    for name in SERVING:
+        deployment = one(docs, "Deployment", name)
+        spec = pod_spec(deployment)
+        (init,) = spec["initContainers"]
+        (main,) = spec["containers"]
+        assert init["command"] == ["python", "-m", "mpr_shared.db", "upgrade"], name
+        # This pod's own image migrates to the schema this pod's code expects.
+        assert init["image"] == main["image"], name
+        assert init["envFrom"] == main["envFrom"], name
+        # Old pods keep serving until a migrated new one is ready.
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+    # The transcoder fails open on the database and runs untrusted media: no DDL rights there.
+    assert "initContainers" not in pod_spec(mpr_workload(docs, "mpr-transcoder"))
+    assert not [j for j in of_kind(docs, "Job") if "migrations" in j["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("rendering", RENDERINGS, ids="+".join)
+def test_each_service_runs_as_its_own_service_account(rendering) -> None:
+    docs = render(*rendering)
+    accounts = {a["metadata"]["name"]: a for a in of_kind(docs, "ServiceAccount")}
+    for name in MPR_DEPLOYMENTS:
+        spec = pod_spec(mpr_workload(docs, name))
+        assert spec["serviceAccountName"] == name
+        assert accounts[name]["automountServiceAccountToken"] is False, name
+        assert spec["automountServiceAccountToken"] is False, name
+
+
+def test_aws_iam_component_gives_a_role_to_each_service_that_calls_aws() -> None:
+    docs = render("prod", *OPTIONAL_COMPONENTS)
+    accounts = {a["metadata"]["name"]: a["metadata"] for a in of_kind(docs, "ServiceAccount")}
+    for name in ("mpr-gateway", "mpr-catalog", "mpr-transcoder"):
+        arn = accounts[name]["annotations"]["eks.amazonaws.com/role-arn"]
+        assert re.fullmatch(rf"arn:aws:iam::\d{{12}}:role/{name}", arn), arn
+    assert "annotations" not in accounts["mpr-notifier"], "the notifier calls no AWS API"
+    assert "annotations" not in one(render("prod"), "ServiceAccount", "mpr-gateway")["metadata"]
+
+
+def rabbitmq_series(image: str) -> tuple[int, int]:
+    match = re.fullmatch(r"rabbitmq:(\d+)\.(\d+)(\.\d+)?-management", image)
+    assert match, f"{image}: pin a rabbitmq:<major>.<minor>[.<patch>]-management tag"
+    return int(match[1]), int(match[2])
+
+
+def test_rabbitmq_is_one_supported_4x_series_everywhere() -> None:
+    from tests.unit.deploy.support import load_compose
+
+    compose = load_compose()["services"]["rabbitmq"]["image"]
+    (dev,) = pod_spec(one(render("dev"), "StatefulSet", "mpr-rabbitmq"))["containers"]
+    cluster = one(render("prod", *OPTIONAL_COMPONENTS), "RabbitmqCluster", "mpr-rabbitmq")
+    series = {rabbitmq_series(i) for i in (compose, dev["image"], cluster["spec"]["image"])}
+    (major_minor,) = series
+    assert major_minor >= (4, 1), "3.13 and older are past community support"
+
+
+def test_rabbitmq_cluster_keeps_quorum_through_the_loss_of_a_node() -> None:
+    docs = render("prod", *OPTIONAL_COMPONENTS)
+    cluster = one(docs, "RabbitmqCluster", "mpr-rabbitmq")
+    assert cluster["spec"]["replicas"] == 3
+    labels = cluster["metadata"]["labels"]
+    (term,) = cluster["spec"]["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+    pdb = one(docs, "PodDisruptionBudget", "mpr-rabbitmq")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    compose_conf = support.DEPLOY / "rabbitmq" / "rabbitmq.conf"
+    config = cluster["spec"]["rabbitmq"]["additionalConfig"]
+    assert f"consumer_timeout = {consumer_timeout_ms(compose_conf)}" in config.splitlines()
+
+
+def test_rabbitmq_queue_metrics_are_scraped_per_queue() -> None:
+    monitor = one(render("prod", *OPTIONAL_COMPONENTS), "ServiceMonitor", "mpr-rabbitmq")
+    (detailed,) = [e for e in monitor["spec"]["endpoints"] if e["path"] == "/metrics/detailed"]
+    # The families behind rabbitmq_detailed_queue_{messages*,consumers} (dashboard, alerts).
+    assert {"queue_coarse_metrics", "queue_consumer_count"} <= set(detailed["params"]["family"])
+    assert detailed["port"] == "prometheus"
 
 
 def test_hpa_alternative_scales_on_cpu() -> None:
@@ -288,7 +475,7 @@ def test_each_service_accepts_its_kubernetes_configuration(overlay, monkeypatch)
     catalog = support.settings_catalog()
     checked = []
     for workload in workloads(docs):
-        for container in pod_spec(workload)["containers"]:
+        for container in containers(workload):
             owner = support.service_of_command(container.get("command"))
             if owner is None:
                 continue
@@ -301,7 +488,7 @@ def test_each_service_accepts_its_kubernetes_configuration(overlay, monkeypatch)
                 settings = build_settings(catalog.classes[owner], env, patch)
             assert settings.mpr_env.value == ("development" if overlay == "dev" else "production")
             checked.append(owner)
-    assert sorted(checked) == ["catalog", "gateway", "notifier", "shared", "transcoder"]
+    assert set(checked) == {"catalog", "gateway", "notifier", "shared", "transcoder"}
 
 
 def container_env_without_secrets(docs, container) -> dict[str, str]:
