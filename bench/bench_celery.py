@@ -41,7 +41,7 @@ ROUNDS = int(os.environ.get("BENCH_SHORT_ROUNDS", "11"))
 CLIP_SIZE = os.environ.get("BENCH_SHORT_SIZE", "1280x720")
 CLIP_SECONDS = 5
 WORKER_LIFETIME_SECONDS = int(os.environ.get("BENCH_CELERY_LIFETIME", "1800"))
-TARGET_MS = 30.0
+AIM_MS = 30.0
 JOBS = {
     "copy trim 1-3 s of a 5 s clip": {"kind": "trim", "start": 1.0, "end": 3.0},
     "thumbnail at 2 s of a 5 s clip": {"kind": "thumbnail", "at": 2.0},
@@ -151,11 +151,18 @@ def median_phases(phases: dict, ids: list) -> dict[str, float]:
     return {name: statistics.median(phases[i][name] for i in ids) for name in names}
 
 
+def outside_ffmpeg_ms(seconds: list[float], ids: list, phases: dict) -> float:
+    """Median of (end to end - the executor's own FFmpeg time for that job), in ms."""
+    pairs = zip(seconds, ids, strict=True)
+    return statistics.median(e * 1000 - phases[i]["ffmpeg"] for e, i in pairs)
+
+
 def rows_for(name: str, s: Samples, mpr_phases: dict, celery_phases: dict) -> list[tuple]:
     ms = {side: statistics.median(getattr(s, side)) * 1000 for side in ("bare", "mpr", "celery")}
     mpr_over, celery_over = s.overhead_ms("mpr"), s.overhead_ms("celery")
-    ok = mpr_over <= celery_over and mpr_over <= TARGET_MS
     ratio = mpr_over / celery_over if celery_over > 0 else float("inf")
+    mpr_out = outside_ffmpeg_ms(s.mpr, s.mpr_ids, mpr_phases)
+    celery_out = outside_ffmpeg_ms(s.celery, s.celery_ids, celery_phases)
     mp, cp = median_phases(mpr_phases, s.mpr_ids), median_phases(celery_phases, s.celery_ids)
     return [
         (name, "", "", ""),
@@ -165,13 +172,17 @@ def rows_for(name: str, s: Samples, mpr_phases: dict, celery_phases: dict) -> li
         (
             "  overhead MPR ÷ Celery",
             f"{ratio:.2f} (+{mpr_over:.0f} vs +{celery_over:.0f} ms)",
-            f"MPR ≤ Celery, ≤ {TARGET_MS:.0f} ms",
-            "ok" if ok else "MISS",
+            "≤ 1",
+            "ok" if mpr_over <= celery_over else "MISS",
         ),
+        ("  MPR overhead", f"+{mpr_over:.0f} ms", f"aim ≤ {AIM_MS:.0f} ms",
+         "ok" if mpr_over <= AIM_MS else "MISS"),
         ("  end to end MPR ÷ Celery", f"{ms['mpr'] / ms['celery']:.2f}", "", ""),
+        ("  outside FFmpeg (end to end - own FFmpeg)",
+         f"MPR {mpr_out:.0f} ms vs Celery {celery_out:.0f} ms", "", ""),
         ("  MPR replica phases (ms)", _fmt(mp), "", ""),
         ("  Celery task phases (ms)", _fmt(cp), "", ""),
-    ]
+    ]  # fmt: skip
 
 
 def _fmt(phases: dict[str, float]) -> str:

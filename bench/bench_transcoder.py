@@ -149,13 +149,14 @@ class Bench:
         if future and not future.done() and isinstance(event, JobCompleted | JobFailed):
             future.set_result((time.perf_counter(), event))
 
-    def start_replicas(self, count: int, **overrides: str) -> None:
+    def start_replicas(self, count: int, module: str = "mpr_transcoder", **overrides: str) -> None:
+        """Start ``count`` replicas (``python -m module``) and wait until they consume."""
         self.stop_replicas()
         self.generation = getattr(self, "generation", 0) + 1
         logs = [self.work / f"replica-{self.generation}-{i}.log" for i in range(count)]
         for log in logs:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mpr_transcoder"],
+                [sys.executable, "-m", module],
                 env={**os.environ, **self.env, "LOG_LEVEL": "INFO", **overrides},
                 cwd=ROOT,
                 stdout=log.open("ab"),
