@@ -16,6 +16,11 @@ hits every executor alike, and prints medians:
 
 Overhead = end to end - bare FFmpeg of the same round (the median of the rounds' values).
 Target (issue 12): MPR's overhead ≤ the baseline's in the same run; aim ≤ 30 ms.
+
+On a shared machine wall times move with whatever else runs, so it also prints each side's
+CPU time per job (the replica's or the worker's process tree, FFmpeg and ffprobe included,
+from /proc), which moves much less, and the phase timings each executor reports.
+BENCH_SHORT_ROUNDS (default 11) sets the rounds, BENCH_SHORT_SIZE the clip's frame size.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,6 +48,7 @@ CLIP_SIZE = os.environ.get("BENCH_SHORT_SIZE", "1280x720")
 CLIP_SECONDS = 5
 WORKER_LIFETIME_SECONDS = int(os.environ.get("BENCH_CELERY_LIFETIME", "1800"))
 AIM_MS = 30.0
+SIDES = ("bare", "mpr", "celery")
 JOBS = {
     "copy trim 1-3 s of a 5 s clip": {"kind": "trim", "start": 1.0, "end": 3.0},
     "thumbnail at 2 s of a 5 s clip": {"kind": "thumbnail", "at": 2.0},
@@ -58,6 +65,7 @@ class CeleryBaseline:
         # The RPC backend answers on a reply queue of the thread that sent the task.
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="celery-client")
         self.phases: dict = {}  # job id → the task's own step timings (ms)
+        self.pid = 0  # the worker's process tree hangs below this one
 
     @contextlib.contextmanager
     def worker(self) -> Iterator[None]:
@@ -78,6 +86,7 @@ class CeleryBaseline:
         ]  # fmt: skip
         with self.log.open("ab") as log:
             proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
+        self.pid = proc.pid
         try:
             yield
         finally:
@@ -109,41 +118,82 @@ class CeleryBaseline:
         return elapsed
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and its descendants, reaped children included."""
+    parent, ticks = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                # Fields after the command's ")": state ppid ... utime stime cutime cstime.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parent[int(entry.name)] = int(fields[1])
+                ticks[int(entry.name)] = sum(int(f) for f in fields[11:15])
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, pp in parent.items() if pp == pid and p not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class Samples:
-    """One job's measurements, one value per round (seconds)."""
+    """One job's measurements: wall seconds per round, CPU seconds summed over the rounds."""
 
     bare: list[float] = field(default_factory=list)
     mpr: list[float] = field(default_factory=list)
     celery: list[float] = field(default_factory=list)
     mpr_ids: list = field(default_factory=list)
     celery_ids: list = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SIDES, 0.0))
 
     def overhead_ms(self, side: str) -> float:
         """Median over rounds of (end to end - bare FFmpeg of the same round), in ms."""
         values = getattr(self, side)
         return statistics.median(e - b for e, b in zip(values, self.bare, strict=True)) * 1000
 
+    def cpu_ms(self, side: str) -> float:
+        """Mean CPU time per job of that executor's processes (FFmpeg included), in ms."""
+        return self.cpu[side] / len(self.bare) * 1000
+
 
 async def run_rounds(bench: Bench, celery: CeleryBaseline, spec: dict, clip) -> Samples:
     local, key, seconds = clip
     samples = Samples()
-    probe_job = bench.command(key, seconds, **spec)
-    source = asdict(source_info(probe_job, local))
+    info = source_info(bench.command(key, seconds, **spec), local)
+    source = asdict(info)
     # Warm-up: first-run costs (imports, connections, reply queues, page cache) are not the
     # steady state a user who sends thousands of jobs sees.
     for _ in range(2):
         await bench.end_to_end(bench.command(key, seconds, **spec))
         await celery.end_to_end(bench.command(key, seconds, **spec), source)
+    replica = bench.replicas[0].pid
     for _ in range(ROUNDS):
         job = bench.command(key, seconds, **spec)
-        samples.bare.append(bench.bare(job, local))
-        samples.mpr.append(await bench.end_to_end(job))
+        with _cpu(samples, "bare", children_cpu_seconds):
+            samples.bare.append(bench.bare(job, local, info))
+        with _cpu(samples, "mpr", lambda: tree_cpu_seconds(replica)):
+            samples.mpr.append(await bench.end_to_end(job))
         samples.mpr_ids.append(job.job_id)
         job = bench.command(key, seconds, **spec)
-        samples.celery.append(await celery.end_to_end(job, source))
+        with _cpu(samples, "celery", lambda: tree_cpu_seconds(celery.pid)):
+            samples.celery.append(await celery.end_to_end(job, source))
         samples.celery_ids.append(job.job_id)
     return samples
+
+
+@contextlib.contextmanager
+def _cpu(samples: Samples, side: str, read) -> Iterator[None]:
+    """Add the CPU seconds ``read`` gains around the block (read outside any timed span)."""
+    before = read()
+    yield
+    samples.cpu[side] += read() - before
 
 
 def median_phases(phases: dict, ids: list) -> dict[str, float]:
@@ -158,12 +208,13 @@ def outside_ffmpeg_ms(seconds: list[float], ids: list, phases: dict) -> float:
 
 
 def rows_for(name: str, s: Samples, mpr_phases: dict, celery_phases: dict) -> list[tuple]:
-    ms = {side: statistics.median(getattr(s, side)) * 1000 for side in ("bare", "mpr", "celery")}
+    ms = {side: statistics.median(getattr(s, side)) * 1000 for side in SIDES}
     mpr_over, celery_over = s.overhead_ms("mpr"), s.overhead_ms("celery")
     ratio = mpr_over / celery_over if celery_over > 0 else float("inf")
     mpr_out = outside_ffmpeg_ms(s.mpr, s.mpr_ids, mpr_phases)
     celery_out = outside_ffmpeg_ms(s.celery, s.celery_ids, celery_phases)
     mp, cp = median_phases(mpr_phases, s.mpr_ids), median_phases(celery_phases, s.celery_ids)
+    cpu = {side: s.cpu_ms(side) for side in SIDES}
     return [
         (name, "", "", ""),
         ("  bare FFmpeg", f"{ms['bare']:.0f} ms", "", ""),
@@ -180,6 +231,9 @@ def rows_for(name: str, s: Samples, mpr_phases: dict, celery_phases: dict) -> li
         ("  end to end MPR ÷ Celery", f"{ms['mpr'] / ms['celery']:.2f}", "", ""),
         ("  outside FFmpeg (end to end - own FFmpeg)",
          f"MPR {mpr_out:.0f} ms vs Celery {celery_out:.0f} ms", "", ""),
+        ("  CPU per job (processes, FFmpeg included)",
+         f"bare {cpu['bare']:.0f} ms, MPR {cpu['mpr']:.0f} ms (+{cpu['mpr'] - cpu['bare']:.0f}), "
+         f"Celery {cpu['celery']:.0f} ms (+{cpu['celery'] - cpu['bare']:.0f})", "", ""),
         ("  MPR replica phases (ms)", _fmt(mp), "", ""),
         ("  Celery task phases (ms)", _fmt(cp), "", ""),
     ]  # fmt: skip

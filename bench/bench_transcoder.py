@@ -49,6 +49,7 @@ from mpr_shared.messaging import make_broker, send_command
 from mpr_shared.settings import CommonSettings
 from mpr_shared.topology import EVENTS, declare_topology
 from mpr_transcoder.commands import output_suffix, resolve_preset
+from mpr_transcoder.media import MediaInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = re.compile(
@@ -221,11 +222,12 @@ class Bench:
             raise RuntimeError(f"job failed: {event}")
         return finished - started
 
-    def bare(self, job: ProcessMedia, local: Path) -> float:
-        """The replica's own FFmpeg command for ``job``, on local files, timed alone."""
+    def bare(self, job: ProcessMedia, local: Path, info: MediaInfo | None = None) -> float:
+        """The replica's own FFmpeg command for ``job``, on local files, timed alone
+        (``info``: the source's probe, when the caller has it)."""
         workdir = Path(tempfile.mkdtemp(dir=self.work))
         try:
-            return run_timed(plan_for(job, source_info(job, local), local, workdir).args)
+            return run_timed(plan_for(job, info or source_info(job, local), local, workdir).args)
         finally:
             shutil.rmtree(workdir)
 
