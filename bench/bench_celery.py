@@ -41,6 +41,7 @@ from pathlib import Path
 
 from bench._media import make_clip, probe, source_info
 from bench.bench_transcoder import ROOT, S3_KEY, S3_SECRET, S3_URL, Bench, print_table, vhost
+from bench.celery_baseline import app, process_media
 from mpr_shared.contracts import ProcessMedia
 
 ROUNDS = int(os.environ.get("BENCH_SHORT_ROUNDS", "11"))
@@ -60,6 +61,7 @@ class CeleryBaseline:
 
     def __init__(self, broker_url: str, work: Path) -> None:
         self.broker_url = broker_url
+        app.conf.broker_url = broker_url  # the client side; the worker reads its environment
         self.queue = f"mpr-bench-celery-{os.getpid()}"
         self.log = work / "celery-worker.log"
         # The RPC backend answers on a reply queue of the thread that sent the task.
@@ -99,9 +101,6 @@ class CeleryBaseline:
             self.thread.shutdown()
 
     def _call(self, job: ProcessMedia, source: dict, timeout: float) -> tuple[float, dict]:
-        from bench.celery_baseline import app, process_media
-
-        app.conf.broker_url = self.broker_url
         started = time.perf_counter()
         result = process_media.apply_async(
             (job.model_dump(mode="json"), source), queue=self.queue
