@@ -5,6 +5,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 COMPOSE := docker compose -f deploy/compose.yml --env-file $(or $(wildcard .env),deploy/.env.example)
 N ?= 2
+BENCH ?=
 TRANSCODERS ?= 1
 export TRANSCODERS
 
@@ -53,8 +54,8 @@ format: ## Apply ruff fixes and formatting
 	@$(UV) run ruff check --fix .
 	@$(UV) run ruff format .
 
-bench: infra ## Benchmarks (ratios against bare tools, measured side by side)
-	@$(UV) run python -m bench
+bench: infra ## Benchmarks, side by side with bare tools and a Celery baseline (one: make bench BENCH=celery)
+	@$(UV) run python -m bench $(BENCH)
 
 docs: ## Generate the AsyncAPI documents under docs/
 	@$(UV) run python -m scripts.asyncapi

@@ -16,6 +16,7 @@ replicas (`python -m mpr_transcoder`) and prints one table:
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import os
@@ -35,6 +36,7 @@ import aio_pika
 import boto3
 from botocore.config import Config
 
+from bench._media import make_clip, plan_for, probe, run_timed, source_info
 from mpr_shared.contracts import (
     EVENTS_BY_ROUTING_KEY,
     JobCompleted,
@@ -44,14 +46,15 @@ from mpr_shared.contracts import (
 )
 from mpr_shared.db.migrate import upgrade
 from mpr_shared.messaging import make_broker, send_command
-from mpr_shared.presets import get_preset
 from mpr_shared.settings import CommonSettings
 from mpr_shared.topology import EVENTS, declare_topology
-from mpr_transcoder.commands import LOCAL_PROTOCOLS, Limits, build_plan
+from mpr_transcoder.commands import output_suffix, resolve_preset
 from mpr_transcoder.media import MediaInfo
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = re.compile(r"job (?P<job>[0-9a-f-]{36}): outputs ready .*'ffmpeg': (?P<ffmpeg>\d+)")
+PHASES = re.compile(
+    r"job (?P<job>[0-9a-f-]{36}): outputs ready .*; phases \(ms\) (?P<phases>\{.*\})"
+)
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "http://127.0.0.1:9000")
 S3_KEY = os.environ.get("AWS_ACCESS_KEY_ID", "minioadmin")
@@ -59,35 +62,6 @@ S3_SECRET = os.environ.get("AWS_SECRET_ACCESS_KEY", "minioadmin")
 LONG_RUNS = int(os.environ.get("BENCH_LONG_RUNS", "5"))
 TRIM_RUNS = int(os.environ.get("BENCH_TRIM_RUNS", "10"))
 THROUGHPUT_JOBS = int(os.environ.get("BENCH_THROUGHPUT_JOBS", "100"))
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-        check=True,
-        timeout=600,
-    )
-
-
-def make_clip(path: Path, seconds: int, size: str) -> Path:
-    ffmpeg(
-        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-        "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-shortest", str(path),
-    )  # fmt: skip
-    return path
-
-
-def probe(path: Path) -> MediaInfo:
-    import json
-
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-         str(path)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return MediaInfo.from_ffprobe(json.loads(out.stdout))
 
 
 @contextlib.contextmanager
@@ -176,13 +150,14 @@ class Bench:
         if future and not future.done() and isinstance(event, JobCompleted | JobFailed):
             future.set_result((time.perf_counter(), event))
 
-    def start_replicas(self, count: int, **overrides: str) -> None:
+    def start_replicas(self, count: int, module: str = "mpr_transcoder", **overrides: str) -> None:
+        """Start ``count`` replicas (``python -m module``) and wait until they consume."""
         self.stop_replicas()
         self.generation = getattr(self, "generation", 0) + 1
         logs = [self.work / f"replica-{self.generation}-{i}.log" for i in range(count)]
         for log in logs:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mpr_transcoder"],
+                [sys.executable, "-m", module],
                 env={**os.environ, **self.env, "LOG_LEVEL": "INFO", **overrides},
                 cwd=ROOT,
                 stdout=log.open("ab"),
@@ -196,13 +171,17 @@ class Bench:
             time.sleep(0.1)
         time.sleep(1.0)  # consumers start right after the lifespan
 
-    def ffmpeg_phases(self) -> dict[uuid.UUID, float]:
-        """FFmpeg's own run time per job (ms), from the replicas' `phases (ms)` log lines."""
+    def phases(self) -> dict[uuid.UUID, dict[str, float]]:
+        """Each job's phase timings (ms), from the replicas' `phases (ms)` log lines."""
         found = {}
         for log in self.work.glob("replica-*.log"):
             for match in PHASES.finditer(log.read_text(errors="replace")):
-                found[uuid.UUID(match["job"])] = float(match["ffmpeg"])
+                found[uuid.UUID(match["job"])] = ast.literal_eval(match["phases"])
         return found
+
+    def ffmpeg_phases(self) -> dict[uuid.UUID, float]:
+        """FFmpeg's own run time per job (ms), from the replicas' `phases (ms)` log lines."""
+        return {job: float(p["ffmpeg"]) for job, p in self.phases().items()}
 
     def stop_replicas(self) -> None:
         for proc in self.replicas:
@@ -217,8 +196,7 @@ class Bench:
 
     def command(self, key: str, duration: float, **spec) -> ProcessMedia:
         job_id = uuid.uuid4()
-        kind = spec["kind"]
-        return ProcessMedia(
+        job = ProcessMedia(
             job_id=job_id,
             correlation_id=str(job_id),
             source_bucket=self.bucket_in,
@@ -226,8 +204,11 @@ class Bench:
             source_duration=duration,
             spec=JobSpec(**spec),
             output_bucket=self.bucket_out,
-            output_key=f"{key.rsplit('.', 1)[0]}/{job_id}/{spec.get('preset') or kind}.mp4",
+            output_key=f"{key.rsplit('.', 1)[0]}/{job_id}/output",
         )
+        # The key's extension follows the output, as the gateway's default keys do.
+        suffix = output_suffix(job.model_copy(update={"output_key": key}), resolve_preset(job))
+        return job.model_copy(update={"output_key": job.output_key + suffix})
 
     async def submit(self, job: ProcessMedia) -> asyncio.Future:
         self.done[job.job_id] = asyncio.get_running_loop().create_future()
@@ -241,21 +222,14 @@ class Bench:
             raise RuntimeError(f"job failed: {event}")
         return finished - started
 
-    def bare(self, job: ProcessMedia, local: Path) -> float:
-        """The replica's own FFmpeg command for ``job``, on local files, timed alone."""
+    def bare(self, job: ProcessMedia, local: Path, info: MediaInfo | None = None) -> float:
+        """The replica's own FFmpeg command for ``job``, on local files, timed alone
+        (``info``: the source's probe, when the caller has it)."""
         workdir = Path(tempfile.mkdtemp(dir=self.work))
-        source = local if job.spec.kind != "trim" else None
-        info = probe(local) if source else MediaInfo(duration=job.source_duration, format_name=None)
-        preset = get_preset(job.spec.preset) if job.spec.preset else None
-        plan = build_plan(
-            job, preset, info, target=str(local), protocols=LOCAL_PROTOCOLS, workdir=workdir,
-            limits=Limits(),
-        )  # fmt: skip
-        started = time.perf_counter()
-        subprocess.run(plan.args, check=True, stdout=subprocess.DEVNULL, timeout=900)
-        elapsed = time.perf_counter() - started
-        shutil.rmtree(workdir)
-        return elapsed
+        try:
+            return run_timed(plan_for(job, info or source_info(job, local), local, workdir).args)
+        finally:
+            shutil.rmtree(workdir)
 
     async def throughput(self, key: str, duration: float, jobs: int, replicas: int) -> float:
         self.start_replicas(replicas)
