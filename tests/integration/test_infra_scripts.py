@@ -21,6 +21,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.support.env import clean_environ
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +35,14 @@ local_stack = pytest.mark.skipif(
 )
 
 
-def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1"},
+        env=clean_environ(NO_COLOR="1", **env),
     )
 
 
@@ -53,7 +55,9 @@ def _free_port() -> int:
 # --- infra.sh ------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck not installed (make install adds it)"
+)
 def test_scripts_are_shellcheck_clean():
     result = _run("shellcheck", "-x", *map(str, sorted(SCRIPTS.glob("*.sh"))))
 
@@ -63,7 +67,7 @@ def test_scripts_are_shellcheck_clean():
 @local_stack
 def test_up_is_a_quick_no_op_when_everything_runs(s3, amqp_url, postgres_server):
     started = time.monotonic()
-    result = _run(str(SCRIPTS / "infra.sh"), "up")
+    result = _run(str(SCRIPTS / "infra.sh"), "up", "--defaults")
     elapsed = time.monotonic() - started
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -72,11 +76,22 @@ def test_up_is_a_quick_no_op_when_everything_runs(s3, amqp_url, postgres_server)
 
 
 @local_stack
-def test_status_reports_every_component_up(s3, amqp_url, postgres_server):
-    result = _run(str(SCRIPTS / "infra.sh"), "status")
+def test_status_with_defaults_reports_every_component_up_whatever_the_shell_says(
+    s3, amqp_url, postgres_server
+):
+    """make test runs `up --defaults`: a developer's exported DATABASE_URL must not matter."""
+    elsewhere = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x", "S3_BUCKET_IN": "theirs"}
+
+    result = _run(str(SCRIPTS / "infra.sh"), "status", "--defaults", **elsewhere)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    for line in ("✓ rabbitmq", "✓ postgresql", "✓ s3", "mpr-media-in, mpr-media-out", "✓ ffmpeg"):
+    for line in (
+        "✓ rabbitmq",
+        "✓ postgresql 127.0.0.1:5432",
+        "✓ s3",
+        "mpr-media-in, mpr-media-out",
+        "✓ ffmpeg",
+    ):
         assert line in result.stdout
 
 
@@ -90,7 +105,7 @@ def test_unknown_command_prints_usage():
 @local_stack
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="no local RabbitMQ")
 def test_rabbitmq_consumer_timeout_is_raised(amqp_url):
-    seconds = int(os.environ.get("RABBITMQ_CONSUMER_TIMEOUT_SECONDS", 6 * 3600))
+    seconds = 6 * 3600  # what `infra.sh up --defaults` (make test) sets
 
     result = _run("rabbitmqctl", "-q", "eval", "application:get_env(rabbit, consumer_timeout).")
 
