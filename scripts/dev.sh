@@ -43,8 +43,9 @@ export NOTIFIER_PORT="${NOTIFIER_PORT:-8001}"
 # Logs reach the supervisor line by line instead of in 8 KiB blocks.
 export PYTHONUNBUFFERED=1
 # On Ctrl-C a transcoder with a job hands it back to the queue within this grace (the
-# default is 30 s: a quick stop matters more here). The supervisor signals only the
-# service process first, and the rest of its process group (FFmpeg) 5 s after the grace.
+# default is 30 s: a quick stop matters more here). The supervisor signals the service
+# process alone first, and what is left of its process group (FFmpeg) once it has exited,
+# or 5 s after this grace at the latest.
 export SHUTDOWN_GRACE_SECONDS="${SHUTDOWN_GRACE_SECONDS:-3}"
 stop_grace="$(awk -v grace="$SHUTDOWN_GRACE_SECONDS" 'BEGIN { print grace + 5 }')"
 
