@@ -9,7 +9,7 @@ BENCH ?=
 TRANSCODERS ?= 1
 export TRANSCODERS
 
-.PHONY: help install infra status dev test test-unit test-service test-integration test-e2e \
+.PHONY: help install infra test-infra status dev test test-unit test-service test-integration test-e2e \
         lint format bench docs up down logs scale migrate clean
 
 help: ## List the commands
@@ -31,7 +31,12 @@ migrate: ## Apply database migrations
 dev: infra ## Run all four services in the foreground (TRANSCODERS=3 for three replicas)
 	@bash scripts/dev.sh
 
-test: infra ## Run every test tier (unit, service, integration, e2e)
+# The tests use the default local endpoints (or MPR_TEST_*), never what the shell exports for
+# `make dev`, so their infrastructure is started on the defaults.
+test-infra: install ## Start the infrastructure the tests use (default endpoints)
+	@bash scripts/infra.sh up --defaults
+
+test: test-infra ## Run every test tier (unit, service, integration, e2e)
 	@$(UV) run pytest $(PYTEST_ARGS)
 
 test-unit: ## Unit tests only (no I/O)
@@ -40,10 +45,10 @@ test-unit: ## Unit tests only (no I/O)
 test-service: ## Service tests (in-memory broker)
 	@$(UV) run pytest -m service $(PYTEST_ARGS)
 
-test-integration: infra ## Integration tests (real RabbitMQ, S3, database, FFmpeg)
+test-integration: test-infra ## Integration tests (real RabbitMQ, S3, database, FFmpeg)
 	@$(UV) run pytest -m integration $(PYTEST_ARGS)
 
-test-e2e: infra ## End-to-end tests (all services as processes)
+test-e2e: test-infra ## End-to-end tests (all services as processes)
 	@$(UV) run pytest -m e2e $(PYTEST_ARGS)
 
 lint: ## Ruff lint and format check

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run MPR locally: infrastructure (scripts/infra.sh up), database migrations, then the
-# four services in the foreground under honcho, with prefixed, coloured logs.
-# Ctrl-C (or SIGTERM to this script) stops every service; the infrastructure keeps
-# running for the next start (scripts/infra.sh down stops it).
+# four services in the foreground under scripts/supervise.py, with prefixed, coloured logs.
+# A service that dies is restarted (with backoff and a log line) while the others keep
+# running, as compose and Kubernetes do. Ctrl-C (or SIGTERM to this script) stops every
+# service; the infrastructure keeps running for the next start (scripts/infra.sh down stops it).
 #
 #   scripts/dev.sh                       gateway, catalog, transcoder, notifier
 #   TRANSCODERS=3 scripts/dev.sh         three transcoder replicas
-#   scripts/dev.sh gateway catalog       only some services (honcho's process names)
+#   scripts/dev.sh gateway catalog       only some services (Procfile.dev's names)
 #
 # Environment (then .env, then defaults): TRANSCODERS [1], GATEWAY_PORT [8000],
 # NOTIFIER_PORT [8001], MPR_API_KEYS [dev:<key kept in var/dev-api-key>],
@@ -19,9 +20,6 @@ cd "$ROOT"
 # shellcheck source=scripts/install.sh
 source "$ROOT/scripts/install.sh"
 load_dotenv "$ROOT/.env"
-
-# Used only when the project venv has no honcho (it belongs in the dev group).
-HONCHO_VERSION="2.0.0"
 
 die() { printf '%s✗%s %s\n' "$C_RED" "$C_OFF" "$*" >&2; exit 1; }
 
@@ -42,11 +40,14 @@ export S3_ENDPOINT_URL="${S3_ENDPOINT_URL:-http://127.0.0.1:${S3_PORT:-9000}}"
 export SCAN_INTERVAL_SECONDS="${SCAN_INTERVAL_SECONDS:-15}"
 export GATEWAY_PORT="${GATEWAY_PORT:-8000}"
 export NOTIFIER_PORT="${NOTIFIER_PORT:-8001}"
-# Logs reach honcho line by line instead of in 8 KiB blocks.
+# Logs reach the supervisor line by line instead of in 8 KiB blocks.
 export PYTHONUNBUFFERED=1
-# honcho SIGKILLs whatever still runs 5 s after its SIGTERM; a transcoder with a job hands
-# it back to the queue within this grace, instead of dying mid-job (the default is 30 s).
+# On Ctrl-C a transcoder with a job hands it back to the queue within this grace (the
+# default is 30 s: a quick stop matters more here). The supervisor signals the service
+# process alone first, and what is left of its process group (FFmpeg) once it has exited,
+# or 5 s after this grace at the latest.
 export SHUTDOWN_GRACE_SECONDS="${SHUTDOWN_GRACE_SECONDS:-3}"
+stop_grace="$(awk -v grace="$SHUTDOWN_GRACE_SECONDS" 'BEGIN { print grace + 5 }')"
 
 if [[ -z "${MPR_API_KEYS:-}" ]]; then
     key_file="$ROOT/var/dev-api-key"
@@ -77,18 +78,10 @@ if [[ "${MPR_SKIP_MIGRATIONS:-}" != 1 ]]; then
     run_step "$MPR_PYTHON" -m mpr_shared.db upgrade || die "migrations failed"
 fi
 
-if [[ -x "$VENV/bin/honcho" ]]; then
-    honcho=("$VENV/bin/honcho")
-else
-    honcho=(uv tool run --quiet --from "honcho==$HONCHO_VERSION" honcho)
-fi
-
 base_port="${PORT:-5000}"
 echo "dev: gateway http://127.0.0.1:$GATEWAY_PORT  notifier http://127.0.0.1:$NOTIFIER_PORT  transcoders ${TRANSCODERS:-1}"
 echo "dev: health/metrics: catalog :$((base_port + 100)), transcoders :$((base_port + 200))+  (Ctrl-C stops all)"
-# exec: honcho takes this pid, so signals sent to the script reach honcho, which
-# SIGTERMs every service's process group and SIGKILLs stragglers after 5 s.
-# -e /dev/null: the environment (with .env already merged above, environment first)
-# is complete; honcho's own .env loading would override explicit variables.
-exec "${honcho[@]}" start -f "${PROCFILE:-$ROOT/Procfile.dev}" -d "$ROOT" -e /dev/null \
-    -c "transcoder=${TRANSCODERS:-1}" "$@"
+# exec: the supervisor takes this pid, so signals sent to the script reach it. The
+# environment (.env merged above, environment first) is complete: it reads no .env itself.
+exec "$MPR_PYTHON" "$ROOT/scripts/supervise.py" -f "${PROCFILE:-$ROOT/Procfile.dev}" \
+    -c "transcoder=${TRANSCODERS:-1}" --grace "$stop_grace" "$@"

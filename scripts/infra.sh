@@ -5,6 +5,8 @@
 #   scripts/infra.sh up       install prerequisites, start what is not running, create DBs/buckets
 #   scripts/infra.sh down     stop what `up` started (weed always; RabbitMQ/PostgreSQL only if `up` started them)
 #   scripts/infra.sh status   one line per component; exit 1 if any is down
+#   scripts/infra.sh up --defaults   the same on the default endpoints, whatever the environment
+#                             and .env say: those the tests use (make test)
 #
 # Endpoints (defaults in brackets) are read from the environment, then from .env:
 #   AMQP_URL         [amqp://guest:guest@127.0.0.1:5672/]
@@ -24,8 +26,21 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/install.sh
 source "$ROOT/scripts/install.sh"
 
-# Environment first, then .env, then the defaults below.
-load_dotenv "$ROOT/.env"
+usage() {
+    echo "usage: $0 up|down|status [--defaults]" >&2
+    exit 2
+}
+[[ -z "${2:-}" || "$2" == --defaults ]] || usage
+
+# Environment first, then .env, then the defaults below. The tests use the defaults unless
+# MPR_TEST_* say otherwise, so `make test` must not follow what a developer exported (or put
+# in .env) for `make dev`: it passes --defaults.
+if [[ "${2:-}" == --defaults ]]; then
+    unset AMQP_URL DATABASE_URL S3_ENDPOINT_URL S3_PORT S3_BUCKET_IN S3_BUCKET_OUT AWS_REGION \
+        AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY RABBITMQ_CONSUMER_TIMEOUT_SECONDS
+else
+    load_dotenv "$ROOT/.env"
+fi
 
 STATE="$ROOT/var/infra"
 WEED_PID="$STATE/weed.pid"
@@ -432,8 +447,5 @@ case "${1:-}" in
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *)
-        echo "usage: $0 up|down|status" >&2
-        exit 2
-        ;;
+    *) usage ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# System prerequisites for MPR development: uv, FFmpeg, RabbitMQ, PostgreSQL and
-# the SeaweedFS `weed` binary (our local S3 server). Python dependencies are
-# `uv sync`'s job (see the Makefile), not this script's.
+# System prerequisites for MPR development: uv, FFmpeg, RabbitMQ, PostgreSQL, the
+# SeaweedFS `weed` binary (our local S3 server) and the tools tests need (shellcheck,
+# chromium). Python dependencies are `uv sync`'s job (see the Makefile), not this script's.
 #
 # Idempotent and quick when everything is present: it only checks for binaries.
 # apt-get runs (after one `apt-get update`) only when something is missing.
@@ -144,14 +144,39 @@ _configure_fresh_postgresql() {
     _as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload >/dev/null 2>&1 || true
 }
 
-_ensure_apt_packages() {
-    local mode="${1:-}" missing=() pkg
-    command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
-    [[ -x /usr/sbin/rabbitmq-server || -n "$(command -v rabbitmq-server 2>/dev/null)" ]] || missing+=(rabbitmq-server)
+# apt packages this project needs, each with the check that shows it is installed (no
+# apt or dpkg call, so a machine that has everything pays nothing). shellcheck lints
+# scripts/*.sh in the integration tests; chromium is the browser the headless browser tests
+# drive (Playwright's executable_path=/usr/bin/chromium: browsers come from apt, never a
+# download).
+_missing_apt_packages() {
+    command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || echo ffmpeg
+    [[ -x /usr/sbin/rabbitmq-server || -n "$(command -v rabbitmq-server 2>/dev/null)" ]] ||
+        echo rabbitmq-server
     [[ -x /usr/bin/pg_ctlcluster && -x /usr/bin/psql ]] && [[ -n "$(ls /usr/lib/postgresql 2>/dev/null)" ]] ||
-        missing+=(postgresql)
+        echo postgresql
+    command -v shellcheck >/dev/null 2>&1 || echo shellcheck
+    [[ -x /usr/bin/chromium ]] || echo chromium
+}
+
+# Packages of $@ that the apt sources offer (Ubuntu has no `chromium` deb, only a snap shim).
+_apt_candidates() {
+    local pkg policy
+    for pkg in "$@"; do
+        policy="$(apt-cache policy "$pkg" 2>/dev/null || true)"
+        if [[ "$policy" == *"Candidate: "[0-9]* ]]; then
+            echo "$pkg"
+        else
+            _fail "apt has no package $pkg; the tests that need it will skip"
+        fi
+    done
+}
+
+_ensure_apt_packages() {
+    local mode="${1:-}" missing=() available=() pkg
+    mapfile -t missing < <(_missing_apt_packages)
     if [[ ${#missing[@]} -eq 0 ]]; then
-        _ok "ffmpeg $(ffmpeg -version | head -n1 | cut -d' ' -f3), rabbitmq-server, postgresql"
+        _ok "ffmpeg $(ffmpeg -version | head -n1 | cut -d' ' -f3), rabbitmq-server, postgresql, shellcheck, chromium"
         return 0
     fi
     if [[ "$mode" == check ]]; then
@@ -160,14 +185,16 @@ _ensure_apt_packages() {
     fi
     _doing "apt-get install ${missing[*]}"
     _as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    _as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    for pkg in "${missing[@]}"; do
+    mapfile -t available < <(_apt_candidates "${missing[@]}")
+    [[ ${#available[@]} -gt 0 ]] || return 0
+    _as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${available[@]}" >/dev/null
+    for pkg in "${available[@]}"; do
         case "$pkg" in
             rabbitmq-server) _configure_fresh_rabbitmq ;;
             postgresql) _configure_fresh_postgresql ;;
         esac
     done
-    _ok "installed ${missing[*]}"
+    _ok "installed ${available[*]}"
 }
 
 _ensure_weed() {

@@ -14,10 +14,16 @@ from sqlalchemy.engine import make_url
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.migrate import upgrade
 from mpr_shared.settings import CommonSettings
-from tests.support import endpoints
+from tests.support import endpoints, env, tiers
 from tests.support.endpoints import S3Endpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No developer's MPR variables in this process (nor its subprocesses); the tier check."""
+    env.scrub(os.environ)
+    tiers.register(config)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,9 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         tier = parts[0] if parts else ""
-        if tier in {"unit", "service", "integration", "e2e"} and not any(
-            item.iter_markers(name=tier)
-        ):
+        if tier in tiers.TIERS and not any(item.iter_markers(name=tier)):
             item.add_marker(getattr(pytest.mark, tier))
 
 
@@ -169,8 +173,13 @@ def common_settings(service_env: dict) -> CommonSettings:
 
 @pytest.fixture(autouse=True)
 def _no_stray_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tests never read a developer's .env or real AWS credentials by accident."""
+    """Tests never read a developer's .env, MPR variables or AWS credentials by accident.
+
+    pytest_configure cleared them for the run; this also undoes what an earlier test set
+    without monkeypatch. A test sets what it depends on (MPR_TEST_* endpoints stay).
+    """
     monkeypatch.chdir(tmp_path)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    for name in env.stray(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in env.PINNED.items():
+        monkeypatch.setenv(name, value)

@@ -16,10 +16,13 @@ import time
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from tests.support.env import clean_environ
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +36,14 @@ local_stack = pytest.mark.skipif(
 )
 
 
-def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1"},
+        env=clean_environ(NO_COLOR="1", **env),
     )
 
 
@@ -53,7 +56,9 @@ def _free_port() -> int:
 # --- infra.sh ------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck not installed (make install adds it)"
+)
 def test_scripts_are_shellcheck_clean():
     result = _run("shellcheck", "-x", *map(str, sorted(SCRIPTS.glob("*.sh"))))
 
@@ -63,7 +68,7 @@ def test_scripts_are_shellcheck_clean():
 @local_stack
 def test_up_is_a_quick_no_op_when_everything_runs(s3, amqp_url, postgres_server):
     started = time.monotonic()
-    result = _run(str(SCRIPTS / "infra.sh"), "up")
+    result = _run(str(SCRIPTS / "infra.sh"), "up", "--defaults")
     elapsed = time.monotonic() - started
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -72,11 +77,22 @@ def test_up_is_a_quick_no_op_when_everything_runs(s3, amqp_url, postgres_server)
 
 
 @local_stack
-def test_status_reports_every_component_up(s3, amqp_url, postgres_server):
-    result = _run(str(SCRIPTS / "infra.sh"), "status")
+def test_status_with_defaults_reports_every_component_up_whatever_the_shell_says(
+    s3, amqp_url, postgres_server
+):
+    """make test runs `up --defaults`: a developer's exported DATABASE_URL must not matter."""
+    elsewhere = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x", "S3_BUCKET_IN": "theirs"}
+
+    result = _run(str(SCRIPTS / "infra.sh"), "status", "--defaults", **elsewhere)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    for line in ("✓ rabbitmq", "✓ postgresql", "✓ s3", "mpr-media-in, mpr-media-out", "✓ ffmpeg"):
+    for line in (
+        "✓ rabbitmq",
+        "✓ postgresql 127.0.0.1:5432",
+        "✓ s3",
+        "mpr-media-in, mpr-media-out",
+        "✓ ffmpeg",
+    ):
         assert line in result.stdout
 
 
@@ -90,7 +106,7 @@ def test_unknown_command_prints_usage():
 @local_stack
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="no local RabbitMQ")
 def test_rabbitmq_consumer_timeout_is_raised(amqp_url):
-    seconds = int(os.environ.get("RABBITMQ_CONSUMER_TIMEOUT_SECONDS", 6 * 3600))
+    seconds = 6 * 3600  # what `infra.sh up --defaults` (make test) sets
 
     result = _run("rabbitmqctl", "-q", "eval", "application:get_env(rabbit, consumer_timeout).")
 
@@ -243,13 +259,20 @@ def test_wrong_credentials_are_refused(s3, buckets):
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-# --- dev.sh ------------------------------------------------------------------------------------
+# --- dev.sh and its supervisor ---------------------------------------------------------------
 
 DUMMY_SERVICE = textwrap.dedent(
     """
     import os, signal, subprocess, sys, time
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     child = subprocess.Popen(["sleep", "600"])  # stands in for ffmpeg
+
+    def stop(*_):
+        time.sleep(0.5)  # had the whole group been signalled, the child would be dead by now
+        state = "child-alive" if child.poll() is None else "child-dead"
+        print(__package__, "stopping", state, flush=True)
+        sys.exit(0)  # leaves the child behind, as a service that dies mid-job leaves FFmpeg
+
+    signal.signal(signal.SIGTERM, stop)
     names = ("GATEWAY_PORT", "NOTIFIER_PORT", "HEALTH_PORT")
     ports = "/".join(os.environ.get(name, "-") for name in names)
     print(__package__, "ready", os.getpid(), child.pid, ports, os.environ["MPR_API_KEYS"])
@@ -269,46 +292,80 @@ def dummy_services(tmp_path) -> Path:
     return tmp_path
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, group: bool = False) -> bool:
+    """Is the process (or any process of the group ``pid``) still there?"""
     try:
-        os.kill(pid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     return True
 
 
+def _wait_until(condition, seconds: float, what: str, log=lambda: "") -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds} s: {what}\n{log()}")
+        time.sleep(0.1)
+
+
+class Dev:
+    """scripts/dev.sh in its own session, its output in a file."""
+
+    def __init__(self, log: Path, **env: str) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [str(SCRIPTS / "dev.sh")],
+            cwd=ROOT,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=clean_environ(NO_COLOR="1", **env),
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def lines(self, needle: str) -> list[str]:
+        """Text after the ``name |`` prefix of each line that contains ``needle``."""
+        return [ln.split("| ", 1)[-1] for ln in self.output().splitlines() if needle in ln]
+
+    def started(self) -> dict[str, list[int]]:
+        """Pids each process was started with, in order, from the supervisor's log lines."""
+        pids: dict[str, list[int]] = {}
+        for line in self.lines(" started (pid "):
+            name, _, rest = line.partition(" started (pid ")
+            pids.setdefault(name, []).append(int(rest.split(",")[0]))
+        return pids
+
+    def stop(self) -> int:
+        os.kill(self.process.pid, signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
 @local_stack
 def test_dev_runs_every_service_and_sigterm_stops_them_all(s3, dummy_services, tmp_path):
+    """Ports and keys reach each process; a crash is cleaned up and restarted; SIGTERM
+    reaches each service before its children, and then nothing is left."""
     gateway, notifier, base = _free_port(), _free_port(), 20000 + os.getpid() % 20000
-    process = subprocess.Popen(
-        [str(SCRIPTS / "dev.sh")],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(dummy_services),
-            "TRANSCODERS": "2",
-            "MPR_API_KEYS": "dev:test-key",
-            # The real migrations, on a throw-away database.
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}",
-            "GATEWAY_PORT": str(gateway),
-            "NOTIFIER_PORT": str(notifier),
-            "PORT": str(base),
-        },
+    dev = Dev(
+        tmp_path / "dev.log",
+        PYTHONPATH=str(dummy_services),
+        TRANSCODERS="2",
+        MPR_API_KEYS="dev:test-key",
+        MPR_SKIP_MIGRATIONS="1",  # the real-services test below runs them
+        GATEWAY_PORT=str(gateway),
+        NOTIFIER_PORT=str(notifier),
+        PORT=str(base),
     )
-    lines: list[str] = []
     try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 90
-        while sum(" ready " in line for line in lines) < 5 and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-        ready = [line.split("| ", 1)[-1].split() for line in lines if " ready " in line]
+        _wait_until(lambda: len(dev.lines(" ready ")) == 5, 60, "5 ready lines", dev.output)
+        ready = [line.split() for line in dev.lines(" ready ")]
         fixed = f"{gateway}/{notifier}"
         assert sorted((name, ports, keys) for name, _, _, _, ports, keys in ready) == [
             ("mpr_catalog", f"{fixed}/{base + 100}", "dev:test-key"),
@@ -316,19 +373,86 @@ def test_dev_runs_every_service_and_sigterm_stops_them_all(s3, dummy_services, t
             ("mpr_notifier", f"{fixed}/-", "dev:test-key"),
             ("mpr_transcoder", f"{fixed}/{base + 200}", "dev:test-key"),
             ("mpr_transcoder", f"{fixed}/{base + 201}", "dev:test-key"),
-        ], "".join(lines)
+        ], dev.output()
         pids = [int(pid) for _, _, service, child, _, _ in ready for pid in (service, child)]
+        # A service that dies leaves its child (FFmpeg) behind: the supervisor ends it.
+        crashed, orphan = (
+            int(p) for p in next(r[2:4] for r in ready if r[4].endswith(f"/{base + 201}"))
+        )
+        os.kill(crashed, signal.SIGKILL)
+        _wait_until(lambda: len(dev.lines(" ready ")) == 6, 60, "a 6th ready line", dev.output)
+        pids += [int(pid) for pid in dev.lines(" ready ")[-1].split()[2:4]]
+        orphan_gone = not _alive(orphan)
 
-        os.kill(process.pid, signal.SIGTERM)
-        rest, _ = process.communicate(timeout=30)
+        returncode = dev.stop()
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        dev.kill()
 
-    assert process.returncode == 143, "".join(lines) + rest
-    assert (tmp_path / "dev.db").exists(), "migrations did not run"
-    deadline = time.monotonic() + 5
-    while any(map(_alive, pids)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert orphan_gone, dev.output()
+    assert returncode == 143, dev.output()
+    assert len(dev.lines(" stopping child-alive")) == 5, dev.output()
+    assert "all stopped" in dev.output()
     assert [pid for pid in pids if _alive(pid)] == []
+
+
+@local_stack
+def test_dev_restarts_a_killed_transcoder_and_keeps_the_rest(amqp_url, s3, buckets, tmp_path):
+    """The real services: a SIGKILLed transcoder comes back; nothing else moves.
+
+    One replica (the test above covers several): each service takes seconds of CPU to start.
+    """
+    gateway, notifier, base = _free_port(), _free_port(), 20000 + (os.getpid() + 7) % 20000
+    health = {
+        "gateway.1": gateway,
+        "catalog.1": base + 100,
+        "transcoder.1": base + 200,
+        "notifier.1": notifier,
+    }
+    dev = Dev(
+        tmp_path / "dev.log",
+        TRANSCODERS="1",
+        MPR_API_KEYS="dev:test-key",
+        AMQP_URL=amqp_url,
+        S3_ENDPOINT_URL=s3.url,
+        AWS_ACCESS_KEY_ID=s3.access_key,
+        AWS_SECRET_ACCESS_KEY=s3.secret_key,
+        S3_BUCKET_IN=buckets[0],
+        S3_BUCKET_OUT=buckets[1],
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}",
+        TRANSCODER_WORK_DIR=str(tmp_path / "work"),
+        GATEWAY_PORT=str(gateway),
+        NOTIFIER_PORT=str(notifier),
+        PORT=str(base),
+    )
+    try:
+        _wait_until(lambda: all(map(_healthy, health.values())), 90, "health", dev.output)
+        first = dev.started()
+        victim = first["transcoder.1"][0]
+
+        os.kill(victim, signal.SIGKILL)
+        _wait_until(lambda: len(dev.started()["transcoder.1"]) == 2, 30, "restart", dev.output)
+        _wait_until(lambda: _healthy(health["transcoder.1"]), 60, "restarted health", dev.output)
+        healthy_after = [name for name, port in health.items() if _healthy(port)]
+        again = dev.started()
+
+        returncode = dev.stop()
+    finally:
+        dev.kill()
+
+    assert (tmp_path / "dev.db").exists(), "migrations did not run"
+    assert "transcoder.1 killed by SIGKILL after" in dev.output()
+    assert len(dev.lines("restarting in 1 s (restart 1 in a row)")) == 1, dev.output()
+    assert again.pop("transcoder.1")[1] != victim
+    assert again == {name: pids for name, pids in first.items() if name != "transcoder.1"}
+    assert all(len(pids) == 1 for pids in first.values()), dev.output()
+    assert healthy_after == list(health), dev.output()
+    assert returncode == 143, dev.output()
+    pids = [pid for started in dev.started().values() for pid in started]
+    assert [pid for pid in pids if _alive(pid) or _alive(pid, group=True)] == []
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

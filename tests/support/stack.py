@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.env import clean_environ
+
 SERVICES = ("gateway", "catalog", "transcoder", "notifier")
 
 
@@ -70,7 +72,8 @@ class Stack:
         return proc
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        """This process's environment less any MPR variable a developer exported, then ours."""
+        return clean_environ(PYTHONUNBUFFERED="1", **self.env)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
