@@ -148,7 +148,7 @@ _configure_fresh_postgresql() {
 # apt or dpkg call, so a machine that has everything pays nothing). shellcheck lints
 # scripts/*.sh in the integration tests; chromium is the browser the headless browser tests
 # drive (Playwright's executable_path=/usr/bin/chromium: browsers come from apt, never a
-# download).
+# download); prometheus provides promtool, which checks the alert rules under deploy/.
 _missing_apt_packages() {
     command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || echo ffmpeg
     [[ -x /usr/sbin/rabbitmq-server || -n "$(command -v rabbitmq-server 2>/dev/null)" ]] ||
@@ -157,6 +157,7 @@ _missing_apt_packages() {
         echo postgresql
     command -v shellcheck >/dev/null 2>&1 || echo shellcheck
     [[ -x /usr/bin/chromium ]] || echo chromium
+    command -v promtool >/dev/null 2>&1 || echo prometheus
 }
 
 # Packages of $@ that the apt sources offer (Ubuntu has no `chromium` deb, only a snap shim).
@@ -176,7 +177,7 @@ _ensure_apt_packages() {
     local mode="${1:-}" missing=() available=() pkg
     mapfile -t missing < <(_missing_apt_packages)
     if [[ ${#missing[@]} -eq 0 ]]; then
-        _ok "ffmpeg $(ffmpeg -version | head -n1 | cut -d' ' -f3), rabbitmq-server, postgresql, shellcheck, chromium"
+        _ok "ffmpeg $(ffmpeg -version | head -n1 | cut -d' ' -f3), rabbitmq-server, postgresql, shellcheck, chromium, promtool"
         return 0
     fi
     if [[ "$mode" == check ]]; then
