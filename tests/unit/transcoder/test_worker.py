@@ -140,8 +140,8 @@ async def test_transient_failures_retry_then_dead_letter_at_the_limit(tmp_path):
 
 
 async def test_bad_input_is_a_result_not_a_retry(tmp_path):
-    h = Harness(tmp_path)
-    assert await h.worker.handle(make_job(preset="nope"), FakeDelivery()) == "failed"
+    h = Harness(tmp_path, storage=FakeStorage({}))  # the source does not exist
+    assert await h.worker.handle(make_job(), FakeDelivery()) == "failed"
     assert h.redelivery.retried == [] and h.redelivery.dead == []
 
 
