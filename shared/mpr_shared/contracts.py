@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
@@ -19,7 +19,7 @@ from mpr_shared.jobspec import JobSpec as JobSpec
 from mpr_shared.jobspec import TrimMode as TrimMode
 from mpr_shared.keys import S3Key, S3Prefix
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 
 def utcnow() -> datetime:

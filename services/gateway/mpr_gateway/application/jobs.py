@@ -458,7 +458,7 @@ class JobService:
             output_key=job.output_key,
             priority=job.priority,
         )
-        uow.outbox.command(process, priority=job.priority)
+        uow.outbox.command(process)  # at the job's priority (ProcessMedia.priority)
         uow.outbox.event(
             JobQueued(
                 **process.caused(),
