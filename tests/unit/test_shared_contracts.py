@@ -137,3 +137,10 @@ def test_events_are_tolerant_readers():
     body = {"job_id": str(uuid.uuid4()), "worker": "w", "added_later": 1}
     event = JobStarted.model_validate(body)
     assert event.worker == "w" and event.schema_version == 1
+
+
+def test_database_role_is_an_identifier_or_unset():
+    assert CommonSettings(DATABASE_ROLE="").database_role is None
+    assert CommonSettings(DATABASE_ROLE="mpr_gateway").database_role == "mpr_gateway"
+    with pytest.raises(ValidationError, match="DATABASE_ROLE"):
+        CommonSettings(DATABASE_ROLE='x"; DROP TABLE jobs')
