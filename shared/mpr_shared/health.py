@@ -149,10 +149,9 @@ class _Server(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serving(app: ASGIApp, host: str, port: int) -> AsyncIterator[int]:
-    """Serve ``app`` in this event loop while the block runs; yields the port it listens on.
-
-    The socket is bound here, so a taken port is an OSError, not uvicorn's sys.exit (which
-    would escape the event loop)."""
+    """Serve ``app`` in this event loop while the block runs; yields the port it listens on."""
+    # Bound here, so a taken port is an OSError, not uvicorn's sys.exit (which would escape
+    # the event loop and stop the service).
     listener = _listen(host, port)
     config = uvicorn.Config(app, log_config=None, lifespan="off")
     server = _Server(config)

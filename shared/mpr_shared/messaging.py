@@ -69,8 +69,7 @@ def make_broker(
     prefetch: int | None = 16,
     graceful_timeout: float | None = 15.0,
 ) -> RabbitBroker:
-    """A RabbitBroker with publisher confirms and bounded prefetch (``queue_router`` adds
-    dead-lettering per queue)."""
+    """A RabbitBroker with publisher confirms and bounded prefetch (``queue_router``: DLQs)."""
     return RabbitBroker(
         amqp_url,
         app_id=f"mpr-{service}",
@@ -157,8 +156,7 @@ def publish_properties(
 
 
 def message_priority(message: Message) -> int | None:
-    """A command's own priority (ProcessMedia carries the job's); events go to queues
-    without priorities, so None."""
+    """A command's own priority (ProcessMedia's is the job's); None for events."""
     priority = getattr(message, "priority", None)
     return priority if isinstance(message, Command) and isinstance(priority, int) else None
 
@@ -238,10 +236,9 @@ def delivered_type(headers: Mapping[str, Any] | None, routing_key: str | None) -
 
 
 def type_of(message: RabbitMessage, types: Iterable[type[M]]) -> type[M] | None:
-    """The contract among ``types`` a delivery carries: by ``x-mpr-type``, else routing key.
-
-    A retry comes back on the default exchange with the queue's name as routing key, and
-    keeps its headers, so it reaches the handler the first delivery reached."""
+    """The contract among ``types`` a delivery carries: by ``x-mpr-type``, else routing key."""
+    # A retry comes back on the default exchange with the queue's name as routing key and
+    # its headers kept, so it reaches the handler the first delivery reached.
     headers = message.headers or {}
     delivered = delivered_type(headers, message.raw_message.routing_key)
     by_name = TYPE_HEADER in headers

@@ -34,10 +34,9 @@ EXCHANGES: Mapping[str, RabbitExchange] = {e.name: e for e in (COMMANDS, EVENTS)
 
 
 def outbox_row(message: Message) -> dict[str, Any]:
-    """The one outbox row builder: an outbox table's columns for ``message``.
-
-    A plain dict, inserted in the unit of work's transaction (one executemany for many rows:
-    an ORM object per row costs more than the insert)."""
+    """The one outbox row builder: an outbox table's columns for ``message``."""
+    # A plain dict, inserted in the unit of work's transaction: one executemany for many rows
+    # (an ORM object per row costs more than the insert).
     return {
         "id": message.id,
         "exchange": exchange_of(message).name,

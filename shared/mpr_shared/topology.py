@@ -76,9 +76,7 @@ def catalog_s3_events(settings: CommonSettings) -> RabbitQueue:
 
 
 def live_queue(service: str, instance: str, routing_key: str) -> RabbitQueue:
-    """A per-replica queue that lives as long as the replica (fan-out of live events).
-
-    What it rejects dead-letters to the service's one durable ``mpr.<svc>.live.dlq``."""
+    """A per-replica queue (fan-out); its dead letters go to the durable mpr.<svc>.live.dlq."""
     name = f"{LIVE_PREFIX.format(service=service)}.{instance}"
     return RabbitQueue(
         name,
@@ -130,8 +128,8 @@ def dead_letter_queues(settings: CommonSettings) -> list[RabbitQueue]:
 
 
 async def declare_topology(broker: RabbitBroker, settings: CommonSettings) -> None:
-    """Declare every exchange, durable queue, binding and dead-letter queue, each once
-    (idempotent). Live queues are the subscribers' own: they come and go with a replica."""
+    """Declare every exchange, durable queue, binding and DLQ, each once (idempotent)."""
+    # Live queues are their subscribers' own: they come and go with a replica.
     bindings = durable_bindings(settings)
     exchanges = {b.exchange.name: b.exchange for b in bindings} | {DEAD_LETTER.name: DEAD_LETTER}
     declared = {name: await broker.declare_exchange(e) for name, e in exchanges.items()}

@@ -18,9 +18,7 @@ from mpr_shared.settings import CommonSettings, normalize_database_url
 
 
 def create_engine(database_url: str, *, echo: bool = False, role: str | None = None) -> AsyncEngine:
-    """An async engine; SQLite gets WAL and a busy timeout so several processes can share it.
-
-    On PostgreSQL every connection acts as ``role`` (see ``role_connect_args``)."""
+    """An async engine (on PostgreSQL acting as ``role``); SQLite gets WAL and a busy timeout."""
     url = make_url(normalize_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -45,12 +43,10 @@ def engine_for(settings: CommonSettings) -> AsyncEngine:
 
 
 def role_connect_args(role: str | None) -> dict[str, Any]:
-    """asyncpg arguments that make a PostgreSQL session act as ``role`` from its first query.
-
-    ``role`` as a startup parameter, like SET ROLE but part of the session's defaults, so no
-    transaction rollback or pool reset undoes it; the login user must be a member of the role
-    (migration 0003 makes the migrating user one). https://www.postgresql.org/docs/current/sql-set-role.html
-    """
+    """asyncpg arguments that make a PostgreSQL session act as ``role`` from its first query."""
+    # A startup parameter, like SET ROLE but among the session's defaults, so no rollback or
+    # pool reset undoes it. The login user must be a member of the role (migration 0003 makes
+    # the migrating user one). https://www.postgresql.org/docs/current/sql-set-role.html
     return {"server_settings": {"role": role}} if role else {}
 
 

@@ -18,10 +18,9 @@ DATABASE_URL = "database_url"  # the Config attribute env.py reads
 
 
 def alembic_config(database_url: str) -> Config:
-    """Alembic's config, the URL passed as an attribute, not an ini option.
-
-    ``set_main_option`` goes through configparser interpolation: a URL-encoded password
-    (``p%40ss``) would crash it, and its error message would print the password."""
+    """Alembic's config, with the URL as an attribute (env.py reads it), not an ini option."""
+    # set_main_option goes through configparser interpolation: a URL-encoded password
+    # (p%40ss) would crash it, and its error message would print the password.
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes[DATABASE_URL] = normalize_database_url(database_url)
