@@ -187,8 +187,10 @@ _TRIM_AUDIO = {
 }
 
 
-def trim_suffix(job: ProcessMedia) -> str:
-    """A trim's local output extension: the output key's, else the source's (no preset)."""
+def output_suffix(job: ProcessMedia) -> str:
+    """The local output file's extension: the preset's, else the output key's or source's."""
+    if (preset := job.spec.output_preset) is not None:
+        return preset.extension
     for key in (job.output_key, job.source_key):
         if extension(key) in MEDIA_EXTENSIONS:
             return extension(key)
@@ -277,7 +279,7 @@ def _trim(job, preset, source, duration, target, protocols, workdir, limits, bin
     end = min(end, duration)
     length = end - start
     mode = spec.mode or TrimMode.COPY  # a trim has no preset (JobSpec): copy unless told
-    suffix = trim_suffix(job)
+    suffix = output_suffix(job)
     path = workdir / f"output{suffix}"
     inp = _base(target, protocols, ss=f"{start:.6f}", t=f"{length:.6f}")
     streams, options = [], {}
