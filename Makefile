@@ -51,9 +51,10 @@ test-integration: test-infra ## Integration tests (real RabbitMQ, S3, database, 
 test-e2e: test-infra ## End-to-end tests (all services as processes)
 	@$(UV) run pytest -m e2e $(PYTEST_ARGS)
 
-lint: ## Ruff lint and format check
+lint: ## Ruff lint and format check, mypy (strict on shared/)
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
+	@$(UV) run mypy
 
 format: ## Apply ruff fixes and formatting
 	@$(UV) run ruff check --fix .

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from mpr_shared.contracts import JobKind, ProcessMedia, TrimMode
-from mpr_transcoder.commands import LOCAL_PROTOCOLS, Limits, Plan, build_plan, resolve_preset
+from mpr_transcoder.commands import LOCAL_PROTOCOLS, Limits, Plan, build_plan
 from mpr_transcoder.media import MediaInfo
 
 
@@ -57,7 +57,7 @@ def source_info(job: ProcessMedia, local: Path) -> MediaInfo:
     """
     spec = job.spec
     copy_trim = spec.kind is JobKind.TRIM and (spec.mode or TrimMode.COPY) is TrimMode.COPY
-    if copy_trim and not spec.preset and job.source_duration:
+    if copy_trim and job.source_duration:
         return MediaInfo(duration=job.source_duration, format_name=None)
     return probe(local)
 
@@ -66,7 +66,7 @@ def plan_for(job: ProcessMedia, info: MediaInfo, source: Path, workdir: Path) ->
     """The replica's FFmpeg command for ``job``, reading the local file ``source``."""
     return build_plan(
         job,
-        resolve_preset(job),
+        job.spec.output_preset,
         info,
         target=str(source),
         protocols=LOCAL_PROTOCOLS,

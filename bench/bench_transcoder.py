@@ -48,7 +48,7 @@ from mpr_shared.db.migrate import upgrade
 from mpr_shared.messaging import make_broker, send_command
 from mpr_shared.settings import CommonSettings
 from mpr_shared.topology import EVENTS, declare_topology
-from mpr_transcoder.commands import output_suffix, resolve_preset
+from mpr_transcoder.commands import output_suffix
 from mpr_transcoder.media import MediaInfo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,7 +207,7 @@ class Bench:
             output_key=f"{key.rsplit('.', 1)[0]}/{job_id}/output",
         )
         # The key's extension follows the output, as the gateway's default keys do.
-        suffix = output_suffix(job.model_copy(update={"output_key": key}), resolve_preset(job))
+        suffix = output_suffix(job.model_copy(update={"output_key": key}))
         return job.model_copy(update={"output_key": job.output_key + suffix})
 
     async def submit(self, job: ProcessMedia) -> asyncio.Future:

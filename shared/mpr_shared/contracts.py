@@ -1,19 +1,25 @@
 """Message contracts between MPR services. Commands are orders; events are facts.
 
 Every message carries ``id``, ``occurred_at``, ``schema_version`` and correlation ids.
-Consumers are tolerant readers: unknown fields are ignored, missing ones are errors.
+Commands are strict (required fields, unknown fields refused): a command is an order, and
+garbage must not start work. Events are tolerant readers: unknown fields are ignored.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Final, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
-SCHEMA_VERSION = 1
+from mpr_shared.jobspec import JobKind as JobKind
+from mpr_shared.jobspec import JobSpec as JobSpec
+from mpr_shared.jobspec import TrimMode as TrimMode
+from mpr_shared.keys import S3Key, S3Prefix
+
+SCHEMA_VERSION: Final = 1
 
 
 def utcnow() -> datetime:
@@ -44,20 +50,14 @@ class Message(BaseModel):
 class Command(Message):
     """An order addressed to one service."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
 
 class Event(Message):
     """A fact that happened; any service may listen."""
 
 
 # ---------------------------------------------------------------------------- jobs
-
-
-class JobKind(StrEnum):
-    TRANSCODE = "transcode"
-    TRIM = "trim"
-    AUDIO = "audio"
-    THUMBNAIL = "thumbnail"
-    HLS = "hls"
 
 
 class JobStatus(StrEnum):
@@ -73,40 +73,6 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class TrimMode(StrEnum):
-    COPY = "copy"
-    ACCURATE = "accurate"
-
-
-class JobSpec(BaseModel):
-    """What to make from the source; which fields apply depends on ``kind``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: JobKind = Field(description="transcode | trim | audio | thumbnail | hls")
-    preset: str | None = Field(None, description="Preset name (see GET /api/presets).")
-    start: float | None = Field(None, ge=0, description="Trim start, seconds.")
-    end: float | None = Field(None, gt=0, description="Trim end, seconds.")
-    mode: TrimMode | None = Field(None, description="Trim mode: copy (keyframes) or accurate.")
-    at: float | None = Field(None, ge=0, description="Thumbnail time, seconds.")
-    count: int | None = Field(
-        None, ge=1, le=100, description="Thumbnail sprite: number of frames (omit for one JPEG)."
-    )
-
-    @model_validator(mode="after")
-    def _fields_fit_kind(self) -> Self:
-        if self.kind is JobKind.TRIM:
-            if self.start is None or self.end is None:
-                raise ValueError("trim needs both 'start' and 'end' (seconds)")
-            if self.end <= self.start:
-                raise ValueError("trim 'end' must be greater than 'start'")
-        elif self.start is not None or self.end is not None or self.mode is not None:
-            raise ValueError("'start', 'end' and 'mode' apply only to kind 'trim'")
-        if self.kind is not JobKind.THUMBNAIL and (self.at is not None or self.count is not None):
-            raise ValueError("'at' and 'count' apply only to kind 'thumbnail'")
-        return self
 
 
 class OutputFile(BaseModel):
@@ -129,11 +95,11 @@ class ProcessMedia(Command):
     attempt: int = Field(1, ge=1, description="Attempt number; a retry is a new attempt.")
     asset_id: UUID | None = Field(None, description="Source asset id, when registered.")
     source_bucket: str = Field(description="Bucket of the source object.")
-    source_key: str = Field(description="S3 key of the source object.")
+    source_key: S3Key = Field(description="S3 key of the source object.")
     source_duration: float | None = Field(None, ge=0, description="Probed duration, seconds.")
     spec: JobSpec = Field(description="What to produce.")
     output_bucket: str = Field(description="Bucket the outputs go to.")
-    output_key: str = Field(
+    output_key: S3Key = Field(
         description="Output object key, or a prefix ending in '/' for multi-file outputs (HLS)."
     )
     priority: int = Field(0, ge=0, le=9, description="0 (lowest) to 9 (highest).")
@@ -144,11 +110,11 @@ class CreateJob(Command):
 
     ROUTING_KEY: ClassVar[str] = "job.create"
 
-    source_bucket: str
-    source_key: str
-    asset_id: UUID | None = None
-    spec: JobSpec
-    priority: int = Field(0, ge=0, le=9)
+    source_bucket: str = Field(description="Bucket of the source object.")
+    source_key: S3Key = Field(description="S3 key of the source object.")
+    asset_id: UUID | None = Field(None, description="Source asset id, when registered.")
+    spec: JobSpec = Field(description="What to produce.")
+    priority: int = Field(0, ge=0, le=9, description="0 (lowest) to 9 (highest).")
     idempotency_key: str = Field(description="Same key, same job: retries never create two.")
     requested_by: str = Field(description="Who asked (e.g. 'catalog:auto-transcode').")
 
@@ -243,7 +209,7 @@ class ScanBucket(Command):
 
     ROUTING_KEY: ClassVar[str] = "catalog.scan"
 
-    prefix: str = Field("", description="Only keys under this prefix.")
+    prefix: S3Prefix = Field(description="Only keys under this prefix ('' for the whole bucket).")
 
 
 class ScanResult(BaseModel):

@@ -6,36 +6,105 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
 
 from faststream.rabbit import RabbitBroker, RabbitExchange
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpr_shared.contracts import Message
-from mpr_shared.db.models import OutboxRow
-from mpr_shared.messaging import TYPE_HEADER
+from mpr_shared.db.models import Base
+from mpr_shared.messaging import (
+    PublishProperties,
+    exchange_of,
+    message_priority,
+    publish_properties,
+)
+from mpr_shared.topology import COMMANDS, EVENTS
 
 log = logging.getLogger(__name__)
 
 # Publishes handed over per event-loop iteration: fewer than aiormq's outgoing frame queue
 # holds (Connection.FRAME_BUFFER_SIZE = 10), leaving room for consumers' acks.
 PUBLISHES_PER_ITERATION = 8
+EXCHANGES: Mapping[str, RabbitExchange] = {e.name: e for e in (COMMANDS, EVENTS)}
 
 
-def outbox_row(
-    model: type[OutboxRow], message: Message, exchange: RabbitExchange, priority: int | None = None
-) -> OutboxRow:
-    """The row to add in the same session as the state change."""
-    return model(
-        id=message.id,
-        exchange=exchange.name,
-        routing_key=message.ROUTING_KEY,
-        message_type=type(message).__name__,
-        body=message.model_dump_json(),
-        priority=priority,
-        correlation_id=message.correlation_id,
+def outbox_row(message: Message) -> dict[str, Any]:
+    """The one outbox row builder: an outbox table's columns for ``message``."""
+    # A plain dict, inserted in the unit of work's transaction: one executemany for many rows
+    # (an ORM object per row costs more than the insert).
+    return {
+        "id": message.id,
+        "exchange": exchange_of(message).name,
+        "routing_key": message.ROUTING_KEY,
+        "message_type": type(message).__name__,
+        "body": message.model_dump_json(),
+        "priority": message_priority(message),
+        "correlation_id": message.correlation_id,
+        "created_at": datetime.now(UTC),
+        "published_at": None,
+        "attempts": 0,
+    }
+
+
+class PendingMessage(Protocol):
+    """An outbox row waiting to be published (the columns ``outbox_row`` filled)."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def routing_key(self) -> str: ...
+    @property
+    def message_type(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def priority(self) -> int | None: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class OutboxPublisher(Protocol):
+    """Publishes one outbox row persistently; returns once the broker confirmed it."""
+
+    async def publish(self, row: PendingMessage) -> None: ...
+
+
+def row_properties(row: PendingMessage) -> PublishProperties:
+    """The publish properties of an outbox row (what ``message_properties`` gives its message)."""
+    return publish_properties(
+        row.id,
+        row.message_type,
+        correlation_id=row.correlation_id,
+        priority=row.priority,
+        timestamp=row.created_at,
     )
+
+
+class BrokerPublisher:
+    """OutboxPublisher over FastStream's ``broker.publish`` (waits for the confirm)."""
+
+    def __init__(
+        self, broker: RabbitBroker, exchanges: Mapping[str, RabbitExchange] = EXCHANGES
+    ) -> None:
+        self._broker = broker
+        self._exchanges = exchanges
+
+    async def publish(self, row: PendingMessage) -> None:
+        await self._broker.publish(
+            row.body.encode(),
+            exchange=self._exchanges[row.exchange],
+            routing_key=row.routing_key,
+            **row_properties(row).kwargs(),
+        )
 
 
 class OutboxRelay:
@@ -43,22 +112,24 @@ class OutboxRelay:
 
     def __init__(
         self,
-        broker: RabbitBroker,
+        publisher: OutboxPublisher,
         sessions: async_sessionmaker[AsyncSession],
-        model: type[OutboxRow],
-        exchanges: dict[str, RabbitExchange],
+        model: type[Base],
         *,
         poll_interval: float = 1.0,
         batch_size: int = 200,
         write_lock: asyncio.Lock | None = None,
     ) -> None:
-        self._broker = broker
+        if not isinstance(model.__table__, Table):
+            raise TypeError(f"{model.__name__} is not mapped to a table")
+        self._publisher = publisher
+        self._table = model.__table__
+        self._sessions = sessions
         # A lock the service's writers share (e.g. one SQLite writer per process), taken
         # around the relay's own commit.
-        self._write_lock = write_lock or contextlib.nullcontext()
-        self._sessions = sessions
-        self._model = model
-        self._exchanges = exchanges
+        self._write_lock: contextlib.AbstractAsyncContextManager[Any] = (
+            write_lock or contextlib.nullcontext()
+        )
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._wakeup = asyncio.Event()
@@ -70,7 +141,7 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-{self._model.__tablename__}")
+        self._task = asyncio.create_task(self._run(), name=f"outbox-{self._table.name}")
 
     async def stop(self, grace: float = 30.0) -> None:
         """Let the loop finish its batch (a cancel mid-batch would publish it twice), then flush."""
@@ -116,33 +187,18 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> int:
         """Publish one batch concurrently (confirms awaited together), then mark it sent."""
-        table = self._model.__table__
         async with self._sessions() as session:
-            query = (
-                select(table)
-                .where(table.c.published_at.is_(None))
-                .order_by(table.c.created_at)
-                .limit(self._batch_size)
-            )
-            if session.bind.dialect.name == "postgresql":
-                # Several replicas may relay at once; each takes rows nobody else holds.
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).all()
+            rows = await self._pending(session)
             if not rows:
                 return 0
-            publishes: list[asyncio.Future[None]] = []
-            for start in range(0, len(rows), PUBLISHES_PER_ITERATION):
-                wave = rows[start : start + PUBLISHES_PER_ITERATION]
-                publishes += [asyncio.ensure_future(self._publish(row)) for row in wave]
-                await asyncio.sleep(0)  # the connection's writer sends this wave first
-            results = await asyncio.gather(*publishes, return_exceptions=True)
+            results = await self._publish_in_waves(rows)
             confirmed = [row.id for row, res in zip(rows, results, strict=True) if res is None]
             async with self._write_lock:
                 if confirmed:
                     await session.execute(
-                        update(table)
-                        .where(table.c.id.in_(confirmed))
-                        .values(published_at=datetime.now(UTC), attempts=table.c.attempts + 1)
+                        update(self._table)
+                        .where(self._table.c.id.in_(confirmed))
+                        .values(published_at=datetime.now(UTC), attempts=self._table.c.attempts + 1)
                     )
                 await session.commit()
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -150,15 +206,23 @@ class OutboxRelay:
             raise failures[0]
         return len(rows)
 
-    async def _publish(self, row) -> None:
-        await self._broker.publish(
-            row.body.encode(),
-            exchange=self._exchanges[row.exchange],
-            routing_key=row.routing_key,
-            persist=True,
-            message_id=str(row.id),
-            correlation_id=row.correlation_id,
-            priority=row.priority,
-            headers={TYPE_HEADER: row.message_type},
-            content_type="application/json",
+    async def _pending(self, session: AsyncSession) -> Sequence[Row[Any]]:
+        table = self._table
+        query = (
+            select(table)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.created_at)
+            .limit(self._batch_size)
         )
+        if session.get_bind().dialect.name == "postgresql":
+            # Several replicas may relay at once; each takes rows nobody else holds.
+            query = query.with_for_update(skip_locked=True)
+        return (await session.execute(query)).all()
+
+    async def _publish_in_waves(self, rows: Sequence[Row[Any]]) -> list[BaseException | None]:
+        publishes: list[asyncio.Future[None]] = []
+        for start in range(0, len(rows), PUBLISHES_PER_ITERATION):
+            wave = rows[start : start + PUBLISHES_PER_ITERATION]
+            publishes += [asyncio.ensure_future(self._publisher.publish(row)) for row in wave]
+            await asyncio.sleep(0)  # the connection's writer sends this wave first
+        return await asyncio.gather(*publishes, return_exceptions=True)

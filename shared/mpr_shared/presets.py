@@ -1,11 +1,20 @@
-"""The preset registry: what each named output looks like. The gateway validates and lists
-presets from here; the transcoder turns them into FFmpeg arguments."""
+"""Job kinds and the preset registry: what each named output looks like. JobSpec
+(mpr_shared.jobspec) checks requests against it; the transcoder turns presets into FFmpeg
+arguments."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from mpr_shared.contracts import JobKind
+
+class JobKind(StrEnum):
+    TRANSCODE = "transcode"
+    TRIM = "trim"
+    AUDIO = "audio"
+    THUMBNAIL = "thumbnail"
+    HLS = "hls"
 
 
 class Rendition(BaseModel):
@@ -175,11 +184,26 @@ DEFAULT_PRESET: dict[JobKind, str | None] = {
 }
 
 
-class UnknownPreset(ValueError):
-    def __init__(self, name: str, kind: JobKind | None = None) -> None:
-        valid = sorted(n for n, p in PRESETS.items() if kind is None or p.kind is kind)
+class PresetError(ValueError):
+    """A job names no preset, an unknown one or one of another kind; ``valid`` lists its kind's."""
+
+    def __init__(self, message: str, valid: list[str]) -> None:
+        super().__init__(message)
         self.valid = valid
-        super().__init__(f"unknown preset {name!r}; valid presets: {', '.join(valid)}")
+
+
+class UnknownPreset(PresetError):
+    def __init__(self, name: str, kind: JobKind | None = None) -> None:
+        valid = presets_for(kind)
+        of_kind = f" for kind {kind.value!r}" if kind is not None else ""
+        super().__init__(
+            f"unknown preset {name!r}{of_kind}; valid presets: {', '.join(valid)}", valid
+        )
+
+
+def presets_for(kind: JobKind | None = None) -> list[str]:
+    """The preset names of ``kind`` (of every kind when None), sorted."""
+    return sorted(n for n, p in PRESETS.items() if kind is None or p.kind is kind)
 
 
 def get_preset(name: str, kind: JobKind | None = None) -> Preset:

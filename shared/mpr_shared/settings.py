@@ -82,6 +82,13 @@ class CommonSettings(BaseSettings):
     database_url: SecretStr = Field(
         SecretStr(f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"), validation_alias="DATABASE_URL"
     )
+    database_role: str | None = Field(
+        None,
+        validation_alias="DATABASE_ROLE",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL role the service acts as (its write grants); empty: the "
+        "login user's. Each service's settings give its own role as the default.",
+    )
 
     @property
     def events_routing_key(self) -> str:
@@ -92,7 +99,12 @@ class CommonSettings(BaseSettings):
         return normalize_database_url(self.database_url.get_secret_value())
 
     @field_validator(
-        "s3_endpoint_url", "s3_public_endpoint_url", "s3_events_routing_key", "aws_access_key_id"
+        "s3_endpoint_url",
+        "s3_public_endpoint_url",
+        "s3_events_routing_key",
+        "aws_access_key_id",
+        "database_role",
+        mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: str | None) -> str | None:

@@ -77,19 +77,18 @@ def _client_config() -> Config:
 
 
 def _build_client(settings: CommonSettings, endpoint_url: str | None) -> S3Client:
-    keys = {}
+    key_id, secret = None, None
     if settings.aws_access_key_id:  # otherwise boto3's chain: IAM role, profile, env
-        keys = {
-            "aws_access_key_id": settings.aws_access_key_id,
-            "aws_secret_access_key": settings.aws_secret_access_key.get_secret_value(),
-        }
+        key_id = settings.aws_access_key_id
+        secret = settings.aws_secret_access_key.get_secret_value()
     session = boto3.session.Session()
     return session.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=settings.aws_region,
         config=_client_config(),
-        **keys,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
     )
 
 
@@ -144,7 +143,11 @@ def list_objects(
 
 
 def download_file(
-    key: str, local_path: str | os.PathLike[str], bucket: str | None = None, *, client=None
+    key: str,
+    local_path: str | os.PathLike[str],
+    bucket: str | None = None,
+    *,
+    client: S3Client | None = None,
 ) -> Path:
     """Download ``key`` to ``local_path`` (managed, parallel ranged GETs for big objects)."""
     path = Path(local_path)
@@ -156,7 +159,11 @@ def download_file(
 
 
 def download_to_temp(
-    key: str, bucket: str | None = None, *, dir: str | os.PathLike[str] | None = None, client=None
+    key: str,
+    bucket: str | None = None,
+    *,
+    dir: str | os.PathLike[str] | None = None,
+    client: S3Client | None = None,
 ) -> Path:
     """Download ``key`` into a new temp file that keeps the key's extension.
 
@@ -177,7 +184,7 @@ def upload_file(
     bucket: str | None = None,
     *,
     content_type: str | None = None,
-    client=None,
+    client: S3Client | None = None,
 ) -> int:
     """Upload a local file (managed multipart above 16 MiB); returns its size in bytes."""
     path = Path(local_path)
@@ -198,7 +205,7 @@ def get_presigned_url(
     bucket: str | None = None,
     expires_in: int = 3600,
     *,
-    client=None,
+    client: S3Client | None = None,
 ) -> str:
     """A presigned GET URL for ``key``, signed for the public endpoint."""
     s3 = client or get_s3_client(public=True)

@@ -1,15 +1,16 @@
 """Broker topology, declared once: exchanges, durable queues and their dead-letter queues.
 
-Every durable work queue dead-letters into ``mpr.dead-letter`` with its own name as the
-routing key, and ``<queue>.dlq`` holds what was dead-lettered, with the reason in headers.
+Every queue dead-letters into ``mpr.dead-letter`` with its own name as the routing key:
+``<queue>.dlq`` holds what a durable queue dead-lettered, ``mpr.<svc>.live.dlq`` what any
+of a service's live queues did, with the reason in headers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import ClassicQueueArgs
 
 from mpr_shared.settings import CommonSettings
 
@@ -19,6 +20,9 @@ DEAD_LETTER = RabbitExchange("mpr.dead-letter", type=ExchangeType.TOPIC, durable
 
 MAX_JOB_PRIORITY = 9
 DLQ_SUFFIX = ".dlq"
+LIVE_PREFIX = "mpr.{service}.live"
+# Services with per-replica live queues (CancelJob fan-out, SSE fan-out).
+LIVE_QUEUE_SERVICES = ("transcoder", "notifier")
 
 
 def s3_events_exchange(settings: CommonSettings) -> RabbitExchange:
@@ -30,18 +34,17 @@ def s3_events_exchange(settings: CommonSettings) -> RabbitExchange:
     )
 
 
-def work_queue(name: str, routing_key: str, **arguments: Any) -> RabbitQueue:
+def dead_lettered_to(name: str) -> ClassicQueueArgs:
+    """Queue arguments that send what ``name`` rejects to mpr.dead-letter, keyed by ``name``."""
+    return {"x-dead-letter-exchange": DEAD_LETTER.name, "x-dead-letter-routing-key": name}
+
+
+def work_queue(name: str, routing_key: str, *, max_priority: int | None = None) -> RabbitQueue:
     """A durable queue whose rejected messages dead-letter to ``<name>.dlq``."""
-    return RabbitQueue(
-        name,
-        durable=True,
-        routing_key=routing_key,
-        arguments={
-            "x-dead-letter-exchange": DEAD_LETTER.name,
-            "x-dead-letter-routing-key": name,
-            **arguments,
-        },
-    )
+    arguments = dead_lettered_to(name)
+    if max_priority is not None:
+        arguments["x-max-priority"] = max_priority
+    return RabbitQueue(name, durable=True, routing_key=routing_key, arguments=arguments)
 
 
 def dead_letter_queue(queue: RabbitQueue) -> RabbitQueue:
@@ -49,9 +52,7 @@ def dead_letter_queue(queue: RabbitQueue) -> RabbitQueue:
 
 
 # Commands (on COMMANDS).
-TRANSCODER_JOBS = work_queue(
-    "mpr.transcoder.jobs", "job.run", **{"x-max-priority": MAX_JOB_PRIORITY}
-)
+TRANSCODER_JOBS = work_queue("mpr.transcoder.jobs", "job.run", max_priority=MAX_JOB_PRIORITY)
 CATALOG_SCAN = work_queue("mpr.catalog.scan", "catalog.scan")
 GATEWAY_JOB_REQUESTS = work_queue("mpr.gateway.job-requests", "job.create")
 
@@ -75,13 +76,15 @@ def catalog_s3_events(settings: CommonSettings) -> RabbitQueue:
 
 
 def live_queue(service: str, instance: str, routing_key: str) -> RabbitQueue:
-    """A per-replica queue that lives as long as the replica (fan-out of live events)."""
+    """A per-replica queue (fan-out); its dead letters go to the durable mpr.<svc>.live.dlq."""
+    name = f"{LIVE_PREFIX.format(service=service)}.{instance}"
     return RabbitQueue(
-        f"mpr.{service}.live.{instance}",
+        name,
         durable=False,
         exclusive=True,
         auto_delete=True,
         routing_key=routing_key,
+        arguments=dead_lettered_to(name),
     )
 
 
@@ -114,23 +117,29 @@ def durable_bindings(settings: CommonSettings) -> list[Binding]:
 
 def live_dead_letter_queue(service: str) -> RabbitQueue:
     """One durable DLQ for all of a service's live (per-replica) queues."""
-    return RabbitQueue(
-        f"mpr.{service}.live{DLQ_SUFFIX}", durable=True, routing_key=f"mpr.{service}.live.#"
-    )
+    prefix = LIVE_PREFIX.format(service=service)
+    return RabbitQueue(prefix + DLQ_SUFFIX, durable=True, routing_key=f"{prefix}.#")
+
+
+def dead_letter_queues(settings: CommonSettings) -> list[RabbitQueue]:
+    """Every DLQ, each bound to mpr.dead-letter with its ``routing_key``."""
+    durable = [dead_letter_queue(b.queue) for b in durable_bindings(settings)]
+    return durable + [live_dead_letter_queue(s) for s in LIVE_QUEUE_SERVICES]
 
 
 async def declare_topology(broker: RabbitBroker, settings: CommonSettings) -> None:
-    """Declare every exchange, durable queue, binding and dead-letter queue (idempotent)."""
-    dlx = await broker.declare_exchange(DEAD_LETTER)
-    for service in ("transcoder", "notifier"):
-        live_dlq = await broker.declare_queue(live_dead_letter_queue(service))
-        await live_dlq.bind(dlx, routing_key=live_dead_letter_queue(service).routing_key)
-    for binding in durable_bindings(settings):
-        exchange = await broker.declare_exchange(binding.exchange)
+    """Declare every exchange, durable queue, binding and DLQ, each once (idempotent)."""
+    # Live queues are their subscribers' own: they come and go with a replica.
+    bindings = durable_bindings(settings)
+    exchanges = {b.exchange.name: b.exchange for b in bindings} | {DEAD_LETTER.name: DEAD_LETTER}
+    declared = {name: await broker.declare_exchange(e) for name, e in exchanges.items()}
+    for binding in bindings:
         queue = await broker.declare_queue(binding.queue)
+        exchange = declared[binding.exchange.name]
         for key in binding.bound_keys:
             await queue.bind(exchange, routing_key=key)
         for key in binding.stale_routing_keys:
             await queue.unbind(exchange, routing_key=key)
-        dlq = await broker.declare_queue(dead_letter_queue(binding.queue))
-        await dlq.bind(dlx, routing_key=binding.queue.name)
+    for dlq in dead_letter_queues(settings):
+        queue = await broker.declare_queue(dlq)
+        await queue.bind(declared[DEAD_LETTER.name], routing_key=dlq.routing_key)

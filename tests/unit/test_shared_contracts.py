@@ -9,10 +9,13 @@ from pydantic import ValidationError
 
 from mpr_shared.contracts import (
     EVENTS_BY_ROUTING_KEY,
+    CancelJob,
     JobCompleted,
     JobKind,
     JobSpec,
+    JobStarted,
     ProcessMedia,
+    ScanBucket,
 )
 from mpr_shared.media import MediaType, is_supported, media_type
 from mpr_shared.presets import PRESETS, UnknownPreset, get_preset
@@ -114,3 +117,30 @@ def test_database_urls_get_async_drivers():
     assert normalize_database_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert normalize_database_url("sqlite:///var/x.db") == "sqlite+aiosqlite:///var/x.db"
     assert CommonSettings().async_database_url.startswith("sqlite+aiosqlite:///")
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "problem"),
+    [
+        (ScanBucket, {}, "prefix"),  # garbage on catalog.scan must not scan the bucket
+        (ScanBucket, {"prefix": "", "bucket": "other"}, "bucket"),
+        (CancelJob, {"job_id": str(uuid.uuid4()), "force": True}, "force"),
+        (CancelJob, {"reason": "x"}, "job_id"),
+    ],
+)
+def test_commands_require_their_fields_and_refuse_unknown_ones(command, body, problem):
+    with pytest.raises(ValidationError, match=problem):
+        command.model_validate(body)
+
+
+def test_events_are_tolerant_readers():
+    body = {"job_id": str(uuid.uuid4()), "worker": "w", "added_later": 1}
+    event = JobStarted.model_validate(body)
+    assert event.worker == "w" and event.schema_version == 1
+
+
+def test_database_role_is_an_identifier_or_unset():
+    assert CommonSettings(DATABASE_ROLE="").database_role is None
+    assert CommonSettings(DATABASE_ROLE="mpr_gateway").database_role == "mpr_gateway"
+    with pytest.raises(ValidationError, match="DATABASE_ROLE"):
+        CommonSettings(DATABASE_ROLE='x"; DROP TABLE jobs')

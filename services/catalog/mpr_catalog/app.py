@@ -29,7 +29,7 @@ from mpr_shared.contracts import ASSET_EVENTS, CreateJob
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.models import CatalogOutbox
 from mpr_shared.messaging import make_broker
-from mpr_shared.outbox import OutboxRelay
+from mpr_shared.outbox import BrokerPublisher, OutboxRelay
 from mpr_shared.topology import COMMANDS, EVENTS, declare_topology
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,9 @@ class Runtime:
         self.engine = create_engine(s.database_url.get_secret_value())
         sessions = session_factory(self.engine)
         self.relay = OutboxRelay(
-            self.broker,
+            BrokerPublisher(self.broker),
             sessions,
             CatalogOutbox,
-            {EVENTS.name: EVENTS, COMMANDS.name: COMMANDS},
             poll_interval=s.outbox_poll_seconds,
         )
         s3 = storage.get_s3_client(s)

@@ -13,7 +13,7 @@ from mpr_catalog.domain import Action, InvalidNotification, parse_notification
 from mpr_catalog.metrics import Metrics
 from mpr_catalog.services import Catalog
 from mpr_shared.contracts import ScanBucket, ScanResult
-from mpr_shared.messaging import PoisonMessage
+from mpr_shared.messaging import PoisonMessage, queue_router
 from mpr_shared.settings import CommonSettings
 from mpr_shared.topology import CATALOG_SCAN, COMMANDS, catalog_s3_events, s3_events_exchange
 
@@ -30,9 +30,10 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
 
 def build_router(settings: CommonSettings) -> RabbitRouter:
     """The catalog's subscribers: scan requests and bucket notifications."""
-    router = RabbitRouter()
+    s3_events = catalog_s3_events(settings)
+    scans, notifications = queue_router(CATALOG_SCAN), queue_router(s3_events)
 
-    @router.subscriber(
+    @scans.subscriber(
         CATALOG_SCAN,
         COMMANDS,
         title="catalog.scan",
@@ -58,8 +59,8 @@ def build_router(settings: CommonSettings) -> RabbitRouter:
             metrics.scanned_objects.labels(outcome).inc(getattr(result, outcome))
         return result
 
-    @router.subscriber(
-        catalog_s3_events(settings),
+    @notifications.subscriber(
+        s3_events,
         s3_events_exchange(settings),
         decoder=raw_body,
         title="s3-events",
@@ -94,4 +95,4 @@ def build_router(settings: CommonSettings) -> RabbitRouter:
             )
             metrics.notifications.labels(decision.action.value).inc()
 
-    return router
+    return RabbitRouter(routers=(scans, notifications))

@@ -47,6 +47,7 @@ from mpr_shared.contracts import (
     ProbeStatus,
     ScanResult,
 )
+from mpr_shared.keys import is_valid_key
 from mpr_shared.media import MediaType
 from mpr_shared.presets import get_preset
 
@@ -321,6 +322,7 @@ class Catalog:
             and outcome.status is ProbeStatus.OK
             and asset.media_type == MediaType.VIDEO
             and outcome.has_video
+            and is_valid_key(asset.key)  # CreateJob refuses keys with hidden characters
         )
         if wants_job:
             preset = get_preset(self.auto_preset)

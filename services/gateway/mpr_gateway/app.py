@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpr_gateway.adapters.broker import BrokerProbe, BrokerScanner
 from mpr_gateway.adapters.callbacks import CallbackVerifier
-from mpr_gateway.adapters.outbox import BatchingOutboxRelay
 from mpr_gateway.adapters.sql import SqlDatabase, SqlUnitOfWork, ping
 from mpr_gateway.adapters.storage import CachedPresigner, S3Probe, S3Sources
 from mpr_gateway.api.auth import ApiKeys
@@ -36,6 +35,7 @@ from mpr_gateway.consumers import make_router
 from mpr_gateway.graphql.app import GatewayGraphQL
 from mpr_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from mpr_gateway.settings import GatewaySettings
+from mpr_shared.channel_publisher import ChannelPublisher
 from mpr_shared.contracts import CancelJob, JobCancelled, JobQueued, ProcessMedia, ScanBucket
 from mpr_shared.db import session_factory
 from mpr_shared.db.models import GatewayOutbox
@@ -111,11 +111,10 @@ def build_gateway(settings: GatewaySettings, metrics: GatewayMetrics) -> Gateway
     sessions = session_factory(db.engine)
     holder: list[JobService] = []
     broker = build_broker(settings, lambda: holder[0])
-    relay = BatchingOutboxRelay(
-        broker,
+    relay = OutboxRelay(
+        ChannelPublisher(broker),
         sessions,
         GatewayOutbox,
-        {COMMANDS.name: COMMANDS, EVENTS.name: EVENTS},
         poll_interval=settings.outbox_poll_seconds,
         write_lock=db.write_lock,
     )

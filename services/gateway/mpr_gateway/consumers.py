@@ -16,8 +16,8 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from mpr_gateway.application.jobs import JobService, Outcome
 from mpr_gateway.domain.errors import GatewayError
-from mpr_shared.contracts import EVENTS_BY_ROUTING_KEY, JOB_EVENTS, CreateJob, JobQueued
-from mpr_shared.messaging import TYPE_HEADER, PoisonMessage
+from mpr_shared.contracts import JOB_EVENTS, CreateJob, JobQueued
+from mpr_shared.messaging import PoisonMessage, delivered_type, queue_router, type_of
 from mpr_shared.topology import (
     COMMANDS,
     EVENTS,
@@ -28,8 +28,6 @@ from mpr_shared.topology import (
 
 log = logging.getLogger(__name__)
 
-JOB_EVENT_TYPES = {e.__name__: e for e in JOB_EVENTS}
-
 # declare_topology declares this queue and binds GATEWAY_JOB_EVENT_KEYS; declare=False keeps
 # FastStream from binding a key of its own. "job.*" is only the pattern FastStream's in-memory
 # test broker routes by and AsyncAPI shows.
@@ -38,9 +36,9 @@ JOB_EVENTS_QUEUE = RabbitQueue(GATEWAY_JOB_EVENTS.name, declare=False, routing_k
 
 def make_router(jobs: Callable[[], JobService]) -> RabbitRouter:
     """The gateway's subscribers; ``jobs`` returns the service built in the app's lifespan."""
-    router = RabbitRouter()
+    events, requests = queue_router(GATEWAY_JOB_EVENTS), queue_router(GATEWAY_JOB_REQUESTS)
 
-    @router.subscriber(
+    @events.subscriber(
         JOB_EVENTS_QUEUE,
         EVENTS,
         title="gateway.job-events",
@@ -57,7 +55,7 @@ def make_router(jobs: Callable[[], JobService]) -> RabbitRouter:
         if await jobs().apply_event(event) is Outcome.UNKNOWN_JOB:
             raise PoisonMessage(f"no job {event.job_id} in this gateway's database")  # type: ignore[attr-defined]
 
-    @router.subscriber(
+    @requests.subscriber(
         GATEWAY_JOB_REQUESTS,
         COMMANDS,
         title="gateway.job-requests",
@@ -73,16 +71,13 @@ def make_router(jobs: Callable[[], JobService]) -> RabbitRouter:
             "CreateJob %s → job %s%s", command.id, created.job.id, " (replay)" * created.replayed
         )
 
-    return router
+    return RabbitRouter(routers=(events, requests))
 
 
 def _event_type(message: RabbitMessage) -> type:
     """The event class, from the x-mpr-type header or else the routing key."""
-    name = (message.headers or {}).get(TYPE_HEADER)
-    if name in JOB_EVENT_TYPES:
-        return JOB_EVENT_TYPES[name]
-    routing_key = getattr(message.raw_message, "routing_key", None) or ""
-    event_type = EVENTS_BY_ROUTING_KEY.get(routing_key)
-    if event_type is None or event_type not in JOB_EVENTS:
-        raise PoisonMessage(f"not a job event: type {name!r}, routing key {routing_key!r}")
+    event_type = type_of(message, JOB_EVENTS)
+    if event_type is None:
+        delivered = delivered_type(message.headers, message.raw_message.routing_key)
+        raise PoisonMessage(f"not a job event: {delivered!r}")
     return event_type

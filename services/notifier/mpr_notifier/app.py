@@ -14,7 +14,7 @@ from mpr_notifier.adapters.webhooks import HttpWebhookSender, make_client
 from mpr_notifier.routes import events, ops
 from mpr_notifier.runtime import Runtime
 from mpr_notifier.settings import NotifierSettings, get_settings
-from mpr_notifier.subscribers import build_router, declare_live_dead_letters
+from mpr_notifier.subscribers import build_router
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.messaging import make_broker
 from mpr_shared.topology import declare_topology
@@ -54,7 +54,6 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         try:
             await broker.connect()
             await declare_topology(broker, settings)
-            await declare_live_dead_letters(broker)
             await broker.start()
             log.info(
                 "notifier %s consuming; SSE on http://%s:%d/api/events",

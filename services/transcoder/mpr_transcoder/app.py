@@ -26,7 +26,7 @@ from mpr_shared.contracts import (
     ProcessMedia,
 )
 from mpr_shared.db import create_engine
-from mpr_shared.messaging import make_broker
+from mpr_shared.messaging import make_broker, queue_router
 from mpr_shared.topology import (
     COMMANDS,
     DEAD_LETTER,
@@ -67,9 +67,11 @@ class Runtime:
 
 def build_router(runtime: Runtime) -> RabbitRouter:
     """Subscribers (thin: parse, call the worker, map the outcome) and publishers."""
-    router = RabbitRouter()
+    cancel_queue = live_queue(SERVICE, runtime.instance, CancelJob.ROUTING_KEY)
+    jobs, cancels = queue_router(TRANSCODER_JOBS), queue_router(cancel_queue)
+    router = RabbitRouter(routers=(jobs, cancels))
 
-    @router.subscriber(TRANSCODER_JOBS, COMMANDS, title="transcoder:ProcessMedia")
+    @jobs.subscriber(TRANSCODER_JOBS, COMMANDS, title="transcoder:ProcessMedia")
     async def on_process_media(job: ProcessMedia, message: RabbitMessage) -> None:
         """Run one media job (prefetch 1 per replica); acked when its result is confirmed."""
         worker = runtime.require_worker()
@@ -87,9 +89,7 @@ def build_router(runtime: Runtime) -> RabbitRouter:
         runtime.metrics.jobs.labels(outcome).inc()
         runtime.metrics.seconds.labels(outcome).observe(time.monotonic() - started)
 
-    cancel_queue = live_queue(SERVICE, runtime.instance, CancelJob.ROUTING_KEY)
-
-    @router.subscriber(cancel_queue, COMMANDS, title="transcoder:CancelJob")
+    @cancels.subscriber(cancel_queue, COMMANDS, title="transcoder:CancelJob")
     async def on_cancel(command: CancelJob) -> None:
         """Every replica hears every cancel: skip the job if queued, kill it if running here."""
         log.info("cancel %s for job %s", command.id, command.job_id)

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from aio_pika.exceptions import ChannelInvalidStateError
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.message import RabbitMessage
 
 from mpr_shared.contracts import Event, ProcessMedia
-from mpr_shared.messaging import (
-    ERROR_HEADER,
-    ERROR_TYPE_HEADER,
-    FAILED_AT_HEADER,
-    QUEUE_HEADER,
-    message_headers,
-    publish_event,
-)
+from mpr_shared.messaging import dead_letter_headers, message_properties, publish_event
 from mpr_shared.topology import COMMANDS, DEAD_LETTER, TRANSCODER_JOBS
 
 log = logging.getLogger(__name__)
@@ -82,28 +74,23 @@ class BrokerRedelivery:
     async def retry(self, job: ProcessMedia, deliveries: int) -> None:
         await self._send(job, COMMANDS, job.ROUTING_KEY, {DELIVERIES_HEADER: deliveries})
 
-    async def dead_letter(self, job: ProcessMedia, reason: str, deliveries: int) -> None:
-        headers = {
-            DELIVERIES_HEADER: deliveries,
-            ERROR_HEADER: reason[:4000],
-            ERROR_TYPE_HEADER: "TransientError",
-            QUEUE_HEADER: TRANSCODER_JOBS.name,
-            FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
-        }
+    async def dead_letter(
+        self, job: ProcessMedia, reason: str, deliveries: int, cause: BaseException
+    ) -> None:
+        headers = dead_letter_headers(
+            {DELIVERIES_HEADER: deliveries},
+            queue=TRANSCODER_JOBS.name,
+            reason=reason,
+            cause=cause,
+        )
         await self._send(job, DEAD_LETTER, TRANSCODER_JOBS.name, headers)
 
     async def _send(
-        self, job: ProcessMedia, exchange: RabbitExchange, routing_key: str, extra: dict
+        self, job: ProcessMedia, exchange: RabbitExchange, routing_key: str, headers: dict
     ) -> None:
         await self.broker.publish(
             job.model_dump(mode="json"),
             exchange=exchange,
             routing_key=routing_key,
-            persist=True,
-            message_id=str(job.id),
-            correlation_id=job.correlation_id,
-            headers={**message_headers(job), **extra},
-            priority=job.priority,
-            content_type="application/json",
-            timestamp=job.occurred_at,
+            **message_properties(job, headers).kwargs(),
         )

@@ -14,7 +14,7 @@ import ffmpeg
 
 from mpr_shared.contracts import JobKind, ProcessMedia, TrimMode
 from mpr_shared.media import MEDIA_EXTENSIONS, extension
-from mpr_shared.presets import DEFAULT_PRESET, Preset, Rendition, UnknownPreset, get_preset
+from mpr_shared.presets import Preset, Rendition
 from mpr_transcoder.errors import BadInput
 from mpr_transcoder.media import MediaInfo
 
@@ -94,24 +94,6 @@ class Plan:
     notes: dict[str, object] = field(default_factory=dict)
 
 
-def resolve_preset(job: ProcessMedia) -> Preset | None:
-    """The job's preset (or its kind's default); BadInput when unknown or of another kind."""
-    spec = job.spec
-    name = spec.preset or DEFAULT_PRESET.get(spec.kind)
-    if name is None:
-        if spec.kind is JobKind.TRANSCODE:
-            raise BadInput("a transcode job needs a preset")
-        return None
-    kind = None if spec.kind is JobKind.TRIM else spec.kind
-    try:
-        preset = get_preset(name, kind)
-    except UnknownPreset as exc:
-        raise BadInput(str(exc)) from None
-    if spec.kind is JobKind.TRIM and preset.kind is not JobKind.TRANSCODE:
-        raise BadInput(f"preset {name!r} cannot encode a trim; use a transcode preset")
-    return preset
-
-
 def even_height(*candidates: int | None) -> int:
     """The smallest given height, rounded down to even (yuv420p needs even sizes)."""
     known = [c for c in candidates if c and c > 0]
@@ -146,12 +128,6 @@ def _compile(stream: ffmpeg.nodes.OutputStream, binary: str) -> list[str]:
         "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1"
     )
     return stream.compile(cmd=binary, overwrite_output=True)
-
-
-def _muxer(preset: Preset | None, path: Path) -> str | None:
-    if preset is not None:
-        return preset.container
-    return _SUFFIX_MUXER.get(path.suffix)
 
 
 def _container_options(muxer: str | None, limits: Limits) -> dict[str, object]:
@@ -211,9 +187,9 @@ _TRIM_AUDIO = {
 }
 
 
-def output_suffix(job: ProcessMedia, preset: Preset | None) -> str:
+def output_suffix(job: ProcessMedia) -> str:
     """The local output file's extension: the preset's, else the output key's or source's."""
-    if preset is not None:
+    if (preset := job.spec.output_preset) is not None:
         return preset.extension
     for key in (job.output_key, job.source_key):
         if extension(key) in MEDIA_EXTENSIONS:
@@ -302,10 +278,8 @@ def _trim(job, preset, source, duration, target, protocols, workdir, limits, bin
         raise BadInput(f"trim start {start:g}s is at or past the source's end ({duration:.3f}s)")
     end = min(end, duration)
     length = end - start
-    mode = spec.mode or (TrimMode.ACCURATE if preset else TrimMode.COPY)
-    if mode is TrimMode.COPY and preset is not None:
-        raise BadInput("a copy trim keeps the source codecs; drop the preset or use 'accurate'")
-    suffix = output_suffix(job, preset)
+    mode = spec.mode or TrimMode.COPY  # a trim has no preset (JobSpec): copy unless told
+    suffix = output_suffix(job)
     path = workdir / f"output{suffix}"
     inp = _base(target, protocols, ss=f"{start:.6f}", t=f"{length:.6f}")
     streams, options = [], {}
@@ -317,7 +291,6 @@ def _trim(job, preset, source, duration, target, protocols, workdir, limits, bin
     if not streams:  # only known when the source was not probed: take what exists
         streams = [inp["v:0?"], inp["a:0?"]]
     tol = _tolerance(limits, length)
-    height = None
     if mode is TrimMode.COPY:
         options.update({"c": "copy", "avoid_negative_ts": "make_zero"})
         expect = Expectation(
@@ -327,23 +300,14 @@ def _trim(job, preset, source, duration, target, protocols, workdir, limits, bin
             needs_audio=source.has_audio,
         )
     else:
-        if preset is not None:
-            height = even_height(source.height, preset.height, limits.max_output_height)
-            if source.has_video:
-                streams[0] = streams[0].filter("scale", -2, height)
-                options.update(video_options(preset))
-            if source.has_audio:
-                options.update(audio_options(preset))
-        else:
-            options.update(_accurate_codecs(suffix, source))
+        options.update(_accurate_codecs(suffix, source))
         expect = Expectation(
             min_duration=length - tol,
             max_duration=length + tol,
-            height=height,
             needs_video=source.has_video,
             needs_audio=source.has_audio,
         )
-    options.update(_container_options(_muxer(preset, path), limits))
+    options.update(_container_options(_SUFFIX_MUXER.get(path.suffix), limits))
     args = _compile(ffmpeg.output(*streams, str(path), **options), binary)
     notes = {"mode": str(mode), "start": start, "end": end}
     return Plan(args, length, (PlannedOutput(path, job.output_key, expect),), notes=notes)

@@ -48,7 +48,6 @@ from mpr_transcoder.commands import (
     Plan,
     PlannedOutput,
     build_plan,
-    resolve_preset,
     source_extension,
 )
 from mpr_transcoder.errors import BadInput, Interrupted, StopReason, TransientError
@@ -172,7 +171,7 @@ class JobCore:
             phases[name] = round((now - mark) * 1000)
             mark = now
 
-        preset = resolve_preset(job)
+        preset = job.spec.output_preset
         target, protocols = await self._open_source(job, workdir)
         lap("source")
         stop.check()
@@ -234,7 +233,6 @@ class JobCore:
         if (
             spec.kind is JobKind.TRIM
             and (spec.mode or TrimMode.COPY) is TrimMode.COPY
-            and not spec.preset
             and job.source_duration
         ):
             # A stream copy needs only the duration, which the catalog already probed;

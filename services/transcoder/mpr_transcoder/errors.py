@@ -21,6 +21,10 @@ class TransientError(Exception):
     """S3, network or database trouble that a later delivery may not meet: retried."""
 
 
+class ReplicaDied(Exception):
+    """The replica running a job vanished without an ack (killed, out of memory)."""
+
+
 class StopReason(StrEnum):
     CANCEL = "cancel"  # a CancelJob arrived: clean up and report JobCancelled
     TIMEOUT = "timeout"  # MAX_JOB_SECONDS passed: clean up and report JobFailed

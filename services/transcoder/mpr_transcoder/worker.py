@@ -49,7 +49,7 @@ from uuid import UUID
 
 from mpr_shared.contracts import CancelJob, JobCancelled, JobFailed, ProcessMedia
 from mpr_transcoder.core import JobCore, StopSignal
-from mpr_transcoder.errors import Interrupted, StopReason, TransientError
+from mpr_transcoder.errors import Interrupted, ReplicaDied, StopReason, TransientError
 from mpr_transcoder.ports import EventPublisher, JobStateReader
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,11 @@ class Redelivery(Protocol):
 
     async def retry(self, job: ProcessMedia, deliveries: int) -> None: ...
 
-    async def dead_letter(self, job: ProcessMedia, reason: str, deliveries: int) -> None: ...
+    async def dead_letter(
+        self, job: ProcessMedia, reason: str, deliveries: int, cause: BaseException
+    ) -> None:
+        """Dead-letter ``job``; ``cause`` names the error type in its headers."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +221,7 @@ class JobWorker:
         count = delivery.deliveries + 1
         reason = "its replica died while running it"
         if count > self.config.max_deliveries:
-            return await self._give_up(job, reason, delivery.deliveries)
+            return await self._give_up(job, ReplicaDied(reason), delivery.deliveries)
         log.warning("job %s: %s; requeueing as delivery %d", job.job_id, reason, count)
         await self.redelivery.retry(job, count)
         return "retried"
@@ -245,7 +249,7 @@ class JobWorker:
             log.warning("job %s: delivery lost; another replica runs it", job.job_id)
             return "lost"
         except TransientError as exc:
-            return await self._retry(job, delivery, str(exc))
+            return await self._retry(job, delivery, exc)
         except asyncio.CancelledError:
             log.warning("job %s: handler cancelled (connection lost); FFmpeg stopped", job.job_id)
             raise
@@ -280,18 +284,18 @@ class JobWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.event.wait(), min(left, self.config.lost_check_seconds))
 
-    async def _retry(self, job: ProcessMedia, delivery: Delivery, reason: str) -> str:
+    async def _retry(self, job: ProcessMedia, delivery: Delivery, exc: TransientError) -> str:
         if delivery.deliveries >= self.config.max_deliveries:
-            return await self._give_up(job, reason, delivery.deliveries)
+            return await self._give_up(job, exc, delivery.deliveries)
         delay = self.config.retry_backoff_seconds * 2 ** (delivery.deliveries - 1)
-        log.warning("job %s: %s; retrying in %.1fs", job.job_id, reason, delay)
+        log.warning("job %s: %s; retrying in %.1fs", job.job_id, exc, delay)
         await asyncio.sleep(min(delay, 300.0))
         await self.redelivery.retry(job, delivery.deliveries + 1)
         return "retried"
 
     async def _fail_internal(self, job: ProcessMedia, delivery: Delivery, exc: Exception) -> str:
         reason = f"internal error: {type(exc).__name__}: {exc}"[:1000]
-        await self.redelivery.dead_letter(job, reason, delivery.deliveries)
+        await self.redelivery.dead_letter(job, reason, delivery.deliveries, exc)
         await self.publisher.publish(
             JobFailed(
                 **job.caused(job_id=job.job_id, attempt=job.attempt),
@@ -301,10 +305,10 @@ class JobWorker:
         )
         return "dead-lettered"
 
-    async def _give_up(self, job: ProcessMedia, reason: str, deliveries: int) -> str:
-        final = f"gave up after {deliveries} deliveries: {reason}"
+    async def _give_up(self, job: ProcessMedia, cause: Exception, deliveries: int) -> str:
+        final = f"gave up after {deliveries} deliveries: {cause}"
         log.error("job %s: %s; dead-lettering it", job.job_id, final)
-        await self.redelivery.dead_letter(job, final, deliveries)
+        await self.redelivery.dead_letter(job, final, deliveries, cause)
         await self.publisher.publish(
             JobFailed(
                 **job.caused(job_id=job.job_id, attempt=job.attempt),

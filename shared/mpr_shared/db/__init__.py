@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -13,11 +14,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from mpr_shared.settings import normalize_database_url
+from mpr_shared.settings import CommonSettings, normalize_database_url
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine; SQLite gets WAL and a busy timeout so several processes can share it."""
+def create_engine(database_url: str, *, echo: bool = False, role: str | None = None) -> AsyncEngine:
+    """An async engine (on PostgreSQL acting as ``role``); SQLite gets WAL and a busy timeout."""
     url = make_url(normalize_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -26,10 +27,30 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping: it costs a round trip per checkout; a dropped connection invalidates the pool.
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=1800)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=1800,
+        connect_args=role_connect_args(role),
+    )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def engine_for(settings: CommonSettings) -> AsyncEngine:
+    """The engine of a service's settings: DATABASE_URL, acting as DATABASE_ROLE."""
+    return create_engine(settings.async_database_url, role=settings.database_role)
+
+
+def role_connect_args(role: str | None) -> dict[str, Any]:
+    """asyncpg arguments that make a PostgreSQL session act as ``role`` from its first query."""
+    # A startup parameter, like SET ROLE but among the session's defaults, so no rollback or
+    # pool reset undoes it. The login user must be a member of the role (migration 0003 makes
+    # the migrating user one). https://www.postgresql.org/docs/current/sql-set-role.html
+    return {"server_settings": {"role": role}} if role else {}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers and one writer work at once across processes.
     # https://www.sqlite.org/wal.html

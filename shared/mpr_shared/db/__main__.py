@@ -7,7 +7,7 @@ import logging
 
 from alembic import command
 
-from mpr_shared.db.migrate import alembic_config, downgrade, upgrade
+from mpr_shared.db.migrate import alembic_config, downgrade, mask_password, upgrade
 from mpr_shared.settings import CommonSettings
 
 
@@ -21,6 +21,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     url = CommonSettings().database_url.get_secret_value()
+    try:
+        run(args, url)
+    except Exception as exc:  # one line, never the password (drivers may quote the URL)
+        logging.getLogger("mpr_shared.db").error(
+            "%s failed: %s", args.cmd, mask_password(f"{type(exc).__name__}: {exc}", url)
+        )
+        raise SystemExit(1) from None
+
+
+def run(args: argparse.Namespace, url: str) -> None:
+    """The chosen command on the database at ``url``."""
     if args.cmd == "upgrade":
         upgrade(url, args.revision)
     elif args.cmd == "downgrade":

@@ -149,7 +149,8 @@ class CatalogOutbox(_OutboxColumns, Base):
 
 OutboxRow = GatewayOutbox | CatalogOutbox
 
-# Which service writes which table; checked by a test and shown in ARCHITECTURE.md.
+# Which service writes which table (ARCHITECTURE.md). On PostgreSQL migration 0003 enforces
+# it with one role per service; tests/integration/shared/test_database_roles.py checks both agree.
 TABLE_WRITERS: dict[str, str] = {
     "assets": "catalog",
     "catalog_outbox": "catalog",

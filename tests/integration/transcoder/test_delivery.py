@@ -20,7 +20,7 @@ from mpr_shared.contracts import (
     JobStarted,
     ProcessMedia,
 )
-from mpr_shared.messaging import ERROR_HEADER
+from mpr_shared.messaging import ERROR_HEADER, ERROR_TYPE_HEADER
 from mpr_shared.topology import TRANSCODER_JOBS
 from tests.integration.transcoder.conftest import (
     ffmpeg_processes_under,
@@ -182,6 +182,7 @@ async def test_a_job_that_keeps_crashing_is_dead_lettered_with_the_reason(
         dead = await dlq.get(no_ack=True, timeout=5)
         assert ProcessMedia.model_validate_json(dead.body).job_id == job.job_id
         assert "replica died" in dead.headers[ERROR_HEADER]
+        assert dead.headers[ERROR_TYPE_HEADER] == "ReplicaDied"  # its cause, not a label
 
 
 async def test_a_replica_killed_mid_job_leaves_exactly_one_output_set(

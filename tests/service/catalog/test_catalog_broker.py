@@ -81,7 +81,7 @@ async def broker(
 
 
 async def test_scan_request_gets_scan_result_reply(broker: RabbitBroker, store: FakeStore) -> None:
-    command = ScanBucket(correlation_id="req-1")
+    command = ScanBucket(prefix="", correlation_id="req-1")
     reply = await broker.request(
         command.model_dump(mode="json"), exchange=COMMANDS, routing_key=ScanBucket.ROUTING_KEY
     )
@@ -94,7 +94,9 @@ async def test_scan_request_gets_scan_result_reply(broker: RabbitBroker, store: 
 
     again = ScanResult.model_validate(
         await (
-            await broker.request({}, exchange=COMMANDS, routing_key=ScanBucket.ROUTING_KEY)
+            await broker.request(
+                {"prefix": ""}, exchange=COMMANDS, routing_key=ScanBucket.ROUTING_KEY
+            )
         ).decode()
     )
     assert (again.registered, again.skipped, again.files) == (0, 2, [])

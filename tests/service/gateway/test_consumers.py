@@ -23,6 +23,7 @@ from mpr_shared.contracts import (
 )
 from mpr_shared.messaging import ERROR_HEADER, publish_event, send_command
 from mpr_shared.topology import (
+    COMMANDS,
     DEAD_LETTER,
     GATEWAY_JOB_EVENTS,
     GATEWAY_JOB_REQUESTS,
@@ -121,11 +122,13 @@ async def test_invalid_create_job_is_dead_lettered(broker, store):
     command = CreateJob(
         source_bucket="mpr-media-in",
         source_key="v/a.mp4",
-        spec=JobSpec(kind="transcode", preset="no-such-preset"),
+        spec=JobSpec(kind="transcode", preset="h264-480p"),
         idempotency_key="auto:2",
         requested_by="catalog",
     )
+    body = command.model_dump(mode="json")
+    body["spec"]["preset"] = "no-such-preset"  # the contract refuses it: only raw bytes can
     async with TestRabbitBroker(broker) as br:
-        await send_command(br, command)
+        await br.publish(body, exchange=COMMANDS, routing_key=CreateJob.ROUTING_KEY)
     assert store.jobs == {}
     assert len(dead) == 1 and "unknown preset 'no-such-preset'" in dead[0][ERROR_HEADER]

@@ -13,7 +13,6 @@ from mpr_notifier.filters import EventFilter
 from mpr_notifier.handlers import event_payload
 from mpr_notifier.runtime import Runtime
 from mpr_notifier.settings import NotifierSettings
-from mpr_notifier.subscribers import LIVE_DEAD_LETTERS
 from mpr_shared.contracts import (
     AssetRegistered,
     JobCompleted,
@@ -22,7 +21,13 @@ from mpr_shared.contracts import (
     OutputFile,
 )
 from mpr_shared.messaging import publish_event
-from mpr_shared.topology import DEAD_LETTER, EVENTS, NOTIFIER_WEBHOOKS, dead_letter_queue
+from mpr_shared.topology import (
+    DEAD_LETTER,
+    EVENTS,
+    NOTIFIER_WEBHOOKS,
+    dead_letter_queue,
+    live_dead_letter_queue,
+)
 from tests.unit.notifier.fakes import FakeSender, FakeTargets
 
 
@@ -98,7 +103,7 @@ async def test_malformed_event_is_dead_lettered_and_consumer_keeps_going(runtime
     broker = build_broker(runtime.settings, runtime)
     dead: list[dict] = []
 
-    @broker.subscriber(LIVE_DEAD_LETTERS, DEAD_LETTER)
+    @broker.subscriber(live_dead_letter_queue("notifier"), DEAD_LETTER)
     async def dlq(message: RabbitMessage) -> None:
         dead.append(message.headers)
 
@@ -107,8 +112,13 @@ async def test_malformed_event_is_dead_lettered_and_consumer_keeps_going(runtime
         await broker.publish({"whatever": 1}, exchange=EVENTS, routing_key="asset.renamed")
         ok = JobProgress(job_id=uuid.uuid4(), percent=1)
         await publish_event(broker, ok)
-    [headers] = dead
+    headers, unknown = dead
     assert "probe_status: Field required" in headers["x-mpr-error"]
     assert headers["x-mpr-queue"] == "mpr.notifier.live.svc-test"
-    assert subscription.pending == 1  # only the valid event; the unknown key was ignored
+    # A type no handler takes is dead-lettered with its reason, never acked in silence.
+    assert unknown["x-mpr-error"] == (
+        "no handler for type 'asset.renamed' on queue mpr.notifier.live.svc-test"
+    )
+    assert unknown["x-mpr-error-type"] == "SubscriberNotFound"
+    assert subscription.pending == 1  # only the valid event
     assert (await subscription.next()).id == str(ok.id)

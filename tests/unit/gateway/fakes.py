@@ -12,6 +12,7 @@ from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, 
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_shared.contracts import Message, ScanResult
+from mpr_shared.outbox import outbox_row
 
 
 class FakeStore:
@@ -108,11 +109,15 @@ class FakeOutbox:
     def __init__(self) -> None:
         self.pending: list[tuple[str, Message, int | None]] = []
 
-    def command(self, message: Message, priority: int | None = None) -> None:
-        self.pending.append(("mpr.commands", message, priority))
+    def command(self, message: Message) -> None:
+        self._add(message)
 
     def event(self, message: Message) -> None:
-        self.pending.append(("mpr.events", message, None))
+        self._add(message)
+
+    def _add(self, message: Message) -> None:
+        row = outbox_row(message)  # the real row builder: exchange and priority
+        self.pending.append((row["exchange"], message, row["priority"]))
 
 
 class FakeUnitOfWork:

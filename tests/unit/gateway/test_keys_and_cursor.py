@@ -29,6 +29,8 @@ def test_valid_keys(key):
         ("a\nb.mp4", "control characters"),
         ("a\x00.mp4", "control characters"),
         ("é" * 513, "bytes in UTF-8"),  # 1026 bytes, 513 characters
+        ("clip\u202e4pm.mp4", "U.202E RIGHT-TO-LEFT OVERRIDE"),  # mpr_shared.keys' rules
+        ("cl\u200bip.mp4", "U.200B ZERO WIDTH SPACE"),
     ],
 )
 def test_invalid_keys_say_why(key, why):

@@ -214,9 +214,13 @@ class FakeRedelivery:
     def __init__(self) -> None:
         self.retried: list[tuple[UUID, int]] = []
         self.dead: list[tuple[UUID, str, int]] = []
+        self.causes: list[str] = []
 
     async def retry(self, job: ProcessMedia, deliveries: int) -> None:
         self.retried.append((job.job_id, deliveries))
 
-    async def dead_letter(self, job: ProcessMedia, reason: str, deliveries: int) -> None:
+    async def dead_letter(
+        self, job: ProcessMedia, reason: str, deliveries: int, cause: BaseException
+    ) -> None:
         self.dead.append((job.job_id, reason, deliveries))
+        self.causes.append(type(cause).__name__)

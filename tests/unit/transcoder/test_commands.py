@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from mpr_shared.presets import get_preset
 from mpr_transcoder.commands import (
@@ -15,7 +16,6 @@ from mpr_transcoder.commands import (
     build_plan,
     even_height,
     hls_ladder,
-    resolve_preset,
 )
 from mpr_transcoder.errors import BadInput
 from mpr_transcoder.media import MediaInfo
@@ -28,7 +28,7 @@ def plan_for(job, source=None, *, protocols=LOCAL_PROTOCOLS, limits=Limits(), ta
     source = source or MediaInfo.from_ffprobe(probe_data())
     return build_plan(
         job,
-        resolve_preset(job),
+        job.spec.output_preset,
         source,
         target=target or str(WORK / "source.mp4"),
         protocols=protocols,
@@ -89,11 +89,12 @@ def test_video_without_audio_maps_no_audio():
     assert "0:a:0" not in args and "-c:a" not in args
 
 
-def test_unknown_or_mismatched_preset_is_bad_input():
-    with pytest.raises(BadInput, match="unknown preset 'nope'"):
-        resolve_preset(make_job(preset="nope"))
-    with pytest.raises(BadInput, match="unknown preset 'audio-aac'"):
-        resolve_preset(make_job(preset="audio-aac"))  # an audio preset on a transcode
+def test_unknown_or_mismatched_preset_never_reaches_the_transcoder():
+    # JobSpec refuses them, so ProcessMedia cannot carry them (it is dead-lettered unparsed).
+    with pytest.raises(ValidationError, match="unknown preset 'nope'"):
+        make_job(preset="nope")
+    with pytest.raises(ValidationError, match="unknown preset 'audio-aac'"):
+        make_job(preset="audio-aac")  # an audio preset on a transcode
 
 
 def test_presigned_url_input_whitelists_network_protocols():
@@ -200,17 +201,25 @@ def test_hls_plan_names_one_playlist_per_rendition_under_the_prefix():
 
 
 def test_non_finite_times_never_reach_ffmpeg():
-    with pytest.raises(ValueError, match="greater than or equal to 0"):
-        make_job("thumbnail", output_key="a/j/t.jpg", at=float("nan"))  # the contract refuses
-    plan = plan_for(make_job("trim", output_key="a/j/t.mp4", start=1, end=float("inf")))
+    # The contract refuses them (JobSpec: numbers are finite); a finite end past the source
+    # is clamped and a time past it is bad input.
+    for fields in ({"at": float("nan")}, {"at": float("inf")}):
+        with pytest.raises(ValueError, match="finite number"):
+            make_job("thumbnail", output_key="a/j/t.jpg", **fields)
+    with pytest.raises(ValueError, match="finite number"):
+        make_job("trim", output_key="a/j/t.mp4", start=1, end=float("inf"))
+    plan = plan_for(make_job("trim", output_key="a/j/t.mp4", start=1, end=1e9))
     assert plan.expected_seconds == pytest.approx(9.0)  # 'to the end' is clamped
     with pytest.raises(BadInput, match="past the source's end"):
-        plan_for(make_job("thumbnail", output_key="a/j/t.jpg", at=float("inf")))
+        plan_for(make_job("thumbnail", output_key="a/j/t.jpg", at=1e9))
 
 
 def test_keys_never_become_paths_or_filters():
     job = make_job(output_key="a/j/$(rm -rf ~);scale=9999:9999.mp4")
     args = plan_for(job).args
     assert all("rm -rf" not in a for a in args)
+    with pytest.raises(ValueError, match=r"'\.\.' segments"):
+        make_job(output_key="a/../../etc/x.mp4")  # the contract refuses it (S3Key)
+    forged = make_job().model_copy(update={"output_key": "a/../../etc/x.mp4"})
     with pytest.raises(BadInput, match=r"\.\."):
-        plan_for(make_job(output_key="a/../../etc/x.mp4"))
+        plan_for(forged)  # and so does the plan, should one get past it

@@ -101,7 +101,6 @@ async def test_an_output_with_the_wrong_duration_fails_verification(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "config", "reason"),
     [
-        ({"preset": "nope"}, {}, "unknown preset"),
         ({}, {"max_input_bytes": 3}, "MAX_INPUT_BYTES"),
         ({}, {"max_duration_seconds": 5}, "MAX_DURATION_SECONDS"),
     ],

@@ -124,6 +124,7 @@ async def test_a_job_that_keeps_crashing_replicas_is_dead_lettered(tmp_path):
     assert outcome == "dead-lettered"
     ((job_id, reason, count),) = h.redelivery.dead
     assert job_id == job.job_id and count == 3 and "replica died" in reason
+    assert h.redelivery.causes == ["ReplicaDied"]  # labelled by its cause
     (failed,) = h.publisher.events
     assert isinstance(failed, JobFailed) and failed.retryable and "gave up" in failed.reason
 
@@ -136,12 +137,13 @@ async def test_transient_failures_retry_then_dead_letter_at_the_limit(tmp_path):
     assert h.redelivery.retried == [(job.job_id, 2)]
     assert await h.worker.handle(job, FakeDelivery(deliveries=3)) == "dead-lettered"
     assert "S3 download failed" in h.redelivery.dead[0][1]
+    assert h.redelivery.causes == ["TransientError"]
     assert isinstance(h.publisher.events[-1], JobFailed)
 
 
 async def test_bad_input_is_a_result_not_a_retry(tmp_path):
-    h = Harness(tmp_path)
-    assert await h.worker.handle(make_job(preset="nope"), FakeDelivery()) == "failed"
+    h = Harness(tmp_path, storage=FakeStorage({}))  # the source does not exist
+    assert await h.worker.handle(make_job(), FakeDelivery()) == "failed"
     assert h.redelivery.retried == [] and h.redelivery.dead == []
 
 
@@ -160,6 +162,7 @@ async def test_an_unexpected_error_fails_the_job_and_dead_letters_it(tmp_path):
     assert not failed.retryable
     assert failed.reason == "internal error: RuntimeError: bug in a port"
     assert h.redelivery.dead == [(job.job_id, failed.reason, 2)] and h.redelivery.retried == []
+    assert h.redelivery.causes == ["RuntimeError"]  # not a blanket TransientError
     assert h.worker.running == {} and list(tmp_path.iterdir()) == []
 
 

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mpr_catalog.domain import ACTIVE, AssetState
 from mpr_catalog.ports import AssetChange, NewAsset
 from mpr_catalog.probe import ProbeOutcome
-from mpr_shared.contracts import Command, Message, ProbeStatus
+from mpr_shared.contracts import Message, ProbeStatus
 from mpr_shared.db.models import Asset, CatalogOutbox
-from mpr_shared.topology import COMMANDS, EVENTS
+from mpr_shared.outbox import outbox_row
 
 ASSETS = Asset.__table__
 OUTBOX = CatalogOutbox.__table__
@@ -248,24 +248,6 @@ def _cas_params(change: AssetChange, now: datetime) -> dict[str, Any]:
     }
 
 
-def _outbox_values(message: Message, now: datetime) -> dict[str, Any]:
-    """The columns mpr_shared.outbox.outbox_row fills, as a plain dict for executemany."""
-    # No ORM object per row: a scan writes one event per new object.
-    exchange = COMMANDS if isinstance(message, Command) else EVENTS
-    return {
-        "id": message.id,
-        "exchange": exchange.name,
-        "routing_key": message.ROUTING_KEY,
-        "message_type": type(message).__name__,
-        "body": message.model_dump_json(),
-        "priority": None,
-        "correlation_id": message.correlation_id,
-        "created_at": now,
-        "published_at": None,
-        "attempts": 0,
-    }
-
-
 class SqlUnitOfWork:
     """One session and transaction; ``on_commit`` runs after a commit that emitted messages."""
 
@@ -293,8 +275,7 @@ class SqlUnitOfWork:
             await self._session.close()
 
     async def emit(self, messages: Iterable[Message]) -> None:
-        now = datetime.now(UTC)
-        rows = [_outbox_values(m, now) for m in messages]
+        rows = [outbox_row(m) for m in messages]
         if rows:
             await self._session.execute(OUTBOX.insert(), rows)
             self._emitted += len(rows)

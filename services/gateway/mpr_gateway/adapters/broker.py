@@ -9,15 +9,13 @@ from pydantic import ValidationError
 
 from mpr_gateway.domain.errors import Unavailable
 from mpr_shared.contracts import ScanBucket, ScanResult
-from mpr_shared.messaging import message_headers
+from mpr_shared.messaging import message_properties
 from mpr_shared.topology import COMMANDS
 
 log = logging.getLogger(__name__)
 
-
-def broker_connected(broker: RabbitBroker) -> bool:
-    connection = getattr(broker, "_connection", None)
-    return bool(connection is not None and connection.connected.is_set())
+# How long a scan waits for a reconnecting broker before answering 503.
+CONNECTED_WAIT_SECONDS = 1.0
 
 
 class BrokerScanner:
@@ -28,7 +26,7 @@ class BrokerScanner:
         self._timeout = timeout
 
     async def scan(self, prefix: str) -> ScanResult:
-        if not broker_connected(self._broker):
+        if not await self._broker.ping(timeout=CONNECTED_WAIT_SECONDS):
             raise Unavailable("the message broker is unreachable, so the catalog cannot scan")
         command = ScanBucket(prefix=prefix)
         try:
@@ -37,9 +35,7 @@ class BrokerScanner:
                 exchange=COMMANDS,
                 routing_key=command.ROUTING_KEY,
                 timeout=self._timeout,
-                message_id=str(command.id),
-                headers=message_headers(command),
-                content_type="application/json",
+                **message_properties(command).kwargs(),
                 # No expiration: an expired request would be dead-lettered to
                 # mpr.catalog.scan.dlq and look like a failure; a late scan is idempotent.
             )
@@ -69,5 +65,5 @@ class BrokerProbe:
         self._broker = broker
 
     async def check(self) -> None:
-        if not broker_connected(self._broker):
+        if not await self._broker.ping(timeout=2.0):
             raise ConnectionError("not connected (reconnecting)")

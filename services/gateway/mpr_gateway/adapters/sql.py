@@ -40,8 +40,8 @@ from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_shared.contracts import Message
 from mpr_shared.db import create_engine as create_async_engine
 from mpr_shared.db.models import Asset, GatewayOutbox, Job
+from mpr_shared.outbox import outbox_row
 from mpr_shared.settings import normalize_database_url
-from mpr_shared.topology import COMMANDS, EVENTS
 
 JOBS = Job.__table__
 ASSETS = Asset.__table__
@@ -233,34 +233,17 @@ class SqlAssets:
 
 
 class SqlOutbox:
-    """Rows for ``gateway_outbox``, inserted in the unit of work's transaction."""
+    """Rows for ``gateway_outbox`` (mpr_shared.outbox.outbox_row), inserted in the unit of
+    work's transaction."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def command(self, message: Message, priority: int | None = None) -> None:
-        self._add(message, COMMANDS, priority)
+    def command(self, message: Message) -> None:
+        self.rows.append(outbox_row(message))
 
     def event(self, message: Message) -> None:
-        self._add(message, EVENTS, None)
-
-    def _add(self, message: Message, exchange: Any, priority: int | None) -> None:
-        # mpr_shared.outbox.outbox_row's columns as a plain dict: an ORM object per row costs
-        # more than the insert.
-        self.rows.append(
-            {
-                "id": message.id,
-                "exchange": exchange.name,
-                "routing_key": message.ROUTING_KEY,
-                "message_type": type(message).__name__,
-                "body": message.model_dump_json(),
-                "priority": priority,
-                "correlation_id": message.correlation_id,
-                "created_at": datetime.now(UTC),
-                "published_at": None,
-                "attempts": 0,
-            }
-        )
+        self.rows.append(outbox_row(message))
 
 
 class SqlUnitOfWork:

@@ -394,6 +394,7 @@ class JobService:
             if asset is not None and not asset.active:
                 raise NotFound(f"{key!r} was removed from bucket {bucket!r}")
         if asset is not None:
+            check_key(asset.key, "the asset's key")  # registered before the key rules grew
             kind = media_type(asset.key)
             if kind is None:
                 raise InvalidRequest(f"asset {asset.key!r} is not a supported media file")
@@ -457,7 +458,7 @@ class JobService:
             output_key=job.output_key,
             priority=job.priority,
         )
-        uow.outbox.command(process, priority=job.priority)
+        uow.outbox.command(process)  # at the job's priority (ProcessMedia.priority)
         uow.outbox.event(
             JobQueued(
                 **process.caused(),

@@ -1,47 +1,32 @@
-"""S3 key rules and the deterministic output-key layout (see the brief's conventions)."""
+"""S3 key rules (mpr_shared.keys, as InvalidRequest) and the deterministic output-key layout."""
 
 from __future__ import annotations
 
-import unicodedata
 from pathlib import PurePosixPath
 from uuid import UUID
 
 from mpr_gateway.domain.errors import InvalidRequest
+from mpr_shared import keys
 from mpr_shared.contracts import JobKind
+from mpr_shared.keys import MAX_KEY_BYTES
 
-MAX_KEY_BYTES = 1024  # S3's limit on an object key.
-# https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
+__all__ = ["MAX_KEY_BYTES", "check_key", "check_output_key", "check_text", "default_output_key"]
 
 
 def check_text(value: str, field: str) -> str:
-    """Reject text no database or S3 call can carry: control characters, lone surrogates."""
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
-        raise InvalidRequest(
-            f"{field} must not contain control characters (newlines, tabs, NUL) or invalid "
-            "Unicode (lone surrogates)"
-        )
-    return value
+    """mpr_shared.keys.check_text, raising InvalidRequest."""
+    try:
+        return keys.check_text(value, field)
+    except keys.InvalidKey as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def check_key(key: str, field: str = "key", *, allow_empty: bool = False) -> str:
-    """Return ``key`` if it is a safe S3 key (not a path); raise InvalidRequest otherwise."""
-    if not key:
-        if allow_empty:
-            return key
-        raise InvalidRequest(f"{field} is empty; give an S3 object key such as 'videos/clip.mp4'")
-    if key.startswith("/"):
-        raise InvalidRequest(
-            f"{field} must not start with '/': S3 keys are relative (use {key.lstrip('/')!r})"
-        )
-    if any(segment == ".." for segment in key.split("/")):
-        raise InvalidRequest(f"{field} must not contain '..' segments; S3 keys are not paths")
-    check_text(key, field)
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise InvalidRequest(
-            f"{field} is {len(key.encode('utf-8'))} bytes in UTF-8; S3 keys are at most "
-            f"{MAX_KEY_BYTES} bytes"
-        )
-    return key
+    """mpr_shared.keys.check_key, raising InvalidRequest."""
+    try:
+        return keys.check_key(key, field, allow_empty=allow_empty)
+    except keys.InvalidKey as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def key_stem(key: str) -> str:

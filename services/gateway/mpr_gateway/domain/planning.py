@@ -11,7 +11,7 @@ from mpr_gateway.domain.errors import InvalidRequest
 from mpr_gateway.domain.keys import MAX_KEY_BYTES, check_output_key, default_output_key
 from mpr_shared.contracts import JobKind, JobSpec, TrimMode
 from mpr_shared.media import MediaType, extension
-from mpr_shared.presets import DEFAULT_PRESET, PRESETS, UnknownPreset, get_preset
+from mpr_shared.presets import PresetError
 
 VIDEO_ONLY_KINDS = frozenset({JobKind.TRANSCODE, JobKind.THUMBNAIL, JobKind.HLS})
 
@@ -48,10 +48,6 @@ class JobPlan:
     output_key: str
 
 
-def presets_for(kind: JobKind) -> list[str]:
-    return sorted(name for name, p in PRESETS.items() if p.kind is kind)
-
-
 def plan_job(job_id: UUID, source: Source, options: JobOptions) -> JobPlan:
     """Validate ``options`` against ``source`` and derive the spec and output key."""
     kind = options.kind
@@ -60,50 +56,28 @@ def plan_job(job_id: UUID, source: Source, options: JobOptions) -> JobPlan:
             f"kind {kind.value!r} needs a video source and {source.key!r} is audio; "
             "use kind 'audio' or 'trim' for audio sources"
         )
-    preset_name, ext = _preset(kind, options.preset, source.key)
-    spec = _spec(options, preset_name)
+    spec = _spec(options)
+    preset = spec.output_preset
+    # Trim keeps the source's container; every other kind writes its preset's.
+    ext = preset.extension if preset is not None else extension(source.key)
     _check_times(spec, source.duration)
     if options.output_key is not None:
         output_key = check_output_key(options.output_key, kind, ext)
     else:
-        output_key = default_output_key(source.key, job_id, kind, preset_name, ext)
+        output_key = default_output_key(source.key, job_id, kind, spec.preset, ext)
         if len(output_key.encode()) > MAX_KEY_BYTES:
             raise InvalidRequest(
                 "the source key is too long to derive an output key from it; pass output_key"
             )
-    return JobPlan(spec=spec, preset=preset_name, output_key=output_key)
+    return JobPlan(spec=spec, preset=spec.preset, output_key=output_key)
 
 
-def _preset(kind: JobKind, requested: str | None, source_key: str) -> tuple[str | None, str]:
-    """The preset name (None for trim, which keeps the codecs) and the output extension."""
-    if kind is JobKind.TRIM:
-        if requested is not None:
-            raise InvalidRequest(
-                "trim keeps the source's codecs and takes no preset; omit 'preset' "
-                "(mode 'accurate' re-encodes at the cut points)"
-            )
-        return None, extension(source_key)
-    name = requested or DEFAULT_PRESET.get(kind)
-    valid = presets_for(kind)
-    if name is None:
-        raise InvalidRequest(
-            f"kind {kind.value!r} needs a preset; valid presets: {', '.join(valid)}",
-            details={"valid_presets": valid},
-        )
-    try:
-        return name, get_preset(name, kind).extension
-    except UnknownPreset:
-        raise InvalidRequest(
-            f"unknown preset {name!r} for kind {kind.value!r}; valid presets: {', '.join(valid)}",
-            details={"valid_presets": valid},
-        ) from None
-
-
-def _spec(options: JobOptions, preset: str | None) -> JobSpec:
+def _spec(options: JobOptions) -> JobSpec:
+    """The JobSpec (mpr_shared.jobspec holds the rules), its problems as InvalidRequest."""
     try:
         return JobSpec(
             kind=options.kind,
-            preset=preset,
+            preset=options.preset,
             start=options.start,
             end=options.end,
             mode=options.mode,
@@ -111,11 +85,18 @@ def _spec(options: JobOptions, preset: str | None) -> JobSpec:
             count=options.count,
         )
     except ValidationError as exc:
-        problems = [
-            ("".join(f"{p}: " for p in err["loc"]) + err["msg"]).removeprefix("Value error, ")
-            for err in exc.errors(include_url=False)
-        ]
-        raise InvalidRequest("; ".join(problems), details={"problems": problems}) from None
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> InvalidRequest:
+    problems: list[str] = []
+    for err in exc.errors(include_url=False):
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, PresetError) and cause.valid:
+            return InvalidRequest(str(cause), details={"valid_presets": cause.valid})
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append("".join(f"{p}: " for p in err["loc"]) + message)
+    return InvalidRequest("; ".join(problems), details={"problems": problems})
 
 
 def _check_times(spec: JobSpec, duration: float | None) -> None:

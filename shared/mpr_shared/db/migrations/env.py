@@ -8,9 +8,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from mpr_shared.db import create_engine
+from mpr_shared.db.migrate import DATABASE_URL
 from mpr_shared.db.models import Base
 
 target_metadata = Base.metadata
+database_url: str = context.config.attributes[DATABASE_URL]
 
 
 def _run(connection: Connection) -> None:
@@ -25,7 +27,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
+    engine = create_engine(database_url)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
@@ -42,7 +44,7 @@ def run_migrations_online() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=context.config.get_main_option("sqlalchemy.url"),
+        url=database_url,
         target_metadata=target_metadata,
         literal_binds=True,
     )
