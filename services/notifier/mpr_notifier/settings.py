@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import socket
-from functools import lru_cache
 from typing import Self
 from uuid import uuid4
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from mpr_shared.auth import ApiKeys
 from mpr_shared.settings import CommonSettings, Environment
 
 # A fixed secret so local receivers can verify signatures; production refuses it.
@@ -34,6 +34,13 @@ class NotifierSettings(CommonSettings):
         default_factory=_instance_id,
         validation_alias="NOTIFIER_INSTANCE_ID",
         description="Replica name; names this replica's live queue mpr.notifier.live.<id>.",
+    )
+    database_role: str | None = Field(
+        "mpr_notifier",
+        validation_alias="DATABASE_ROLE",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL role the notifier acts as (reads jobs, writes nothing); "
+        "empty: the login user's.",
     )
     mpr_api_keys: SecretStr = Field(
         SecretStr(""),
@@ -100,30 +107,19 @@ class NotifierSettings(CommonSettings):
         return value
 
     @model_validator(mode="after")
-    def _production_needs_keys(self) -> Self:
+    def _keys_and_production_secrets(self) -> Self:
+        keys = self.api_keys  # a malformed MPR_API_KEYS fails here, not on the first request
         if self.mpr_env is Environment.PRODUCTION:
-            if not self.api_keys:
+            if not keys:
                 raise ValueError("production refuses to start without MPR_API_KEYS")
             if self.webhook_secret.get_secret_value() == DEV_WEBHOOK_SECRET:
                 raise ValueError("production refuses the development WEBHOOK_SECRET")
         return self
 
     @property
-    def api_keys(self) -> dict[str, str]:
-        """Key → client name, parsed from MPR_API_KEYS (bare keys are named key1, key2, …)."""
-        keys: dict[str, str] = {}
-        entries = self.mpr_api_keys.get_secret_value().split(",")
-        for index, entry in enumerate(e.strip() for e in entries):
-            if not entry:
-                continue
-            name, sep, key = entry.partition(":")
-            keys[key.strip() if sep else entry] = name.strip() if sep else f"key{index + 1}"
-        return keys
+    def api_keys(self) -> ApiKeys:
+        """MPR_API_KEYS by client name (bare keys are named key1, key2, ...)."""
+        return ApiKeys.parse(self.mpr_api_keys.get_secret_value())
 
     def secret_values(self) -> dict[str, str]:
         return {**super().secret_values(), "WEBHOOK_SECRET": self.webhook_secret.get_secret_value()}
-
-
-@lru_cache
-def get_settings() -> NotifierSettings:
-    return NotifierSettings()

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mpr_notifier.app import create_app
+from mpr_notifier.api.app import create_app
+from mpr_notifier.bootstrap import bootstrap
 from mpr_notifier.settings import NotifierSettings
 from mpr_shared.db.migrate import upgrade
 from mpr_shared.messaging import make_broker
@@ -102,7 +103,7 @@ def notifier_settings(amqp_url: str, database_url: str, port: int) -> NotifierSe
 async def notifier(amqp_url: str, notifier_database: str) -> AsyncIterator[Running]:
     port = free_port()
     settings = notifier_settings(amqp_url, notifier_database, port)
-    server, task = await serve(create_app(settings), port)
+    server, task = await serve(create_app(bootstrap(settings)), port)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as client, asyncio.timeout(30):
         while (await client.get(f"{url}/api/ready")).status_code != 200:

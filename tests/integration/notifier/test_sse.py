@@ -10,7 +10,7 @@ import aio_pika
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from mpr_notifier.handlers import event_payload
+from mpr_notifier.application.broadcast import event_payload
 from mpr_shared.contracts import (
     AssetRegistered,
     Event,
@@ -140,8 +140,15 @@ async def test_ready_health_and_metrics(notifier: Running) -> None:
         health = await http.get(f"{notifier.url}/api/health")
         metrics = await http.get(f"{notifier.url}/metrics")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
-    assert health.json() == {"status": "ok"}
+    assert ready.json() == {
+        "service": "notifier",
+        "status": "ready",
+        "checks": {
+            "rabbitmq": {"ok": True, "critical": True, "detail": "ok"},
+            "database": {"ok": True, "critical": False, "detail": "ok"},
+        },
+    }
+    assert health.json() == {"service": "notifier", "status": "ok"}
     assert "mpr_notifier_sse_clients" in metrics.text
     assert "mpr_notifier_events_delivered_total" in metrics.text
 

@@ -10,7 +10,7 @@ import aio_pika
 from standardwebhooks import Webhook
 
 from mpr_notifier.adapters.db import SqlWebhookTargets
-from mpr_notifier.handlers import event_payload
+from mpr_notifier.application.broadcast import event_payload
 from mpr_shared.contracts import JobCompleted, JobFailed, JobProgress, OutputFile
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.models import Job

@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from mpr_notifier.adapters.webhooks import HttpWebhookSender, is_public
-from mpr_notifier.handlers import WebhookFailed
+from mpr_notifier.application.webhooks import WebhookFailed
 from mpr_notifier.settings import DEV_WEBHOOK_SECRET
 
 BODY = json.dumps({"type": "JobCompleted", "job_id": "x"})

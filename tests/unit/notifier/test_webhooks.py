@@ -1,4 +1,4 @@
-"""Application functions: broadcast to the hub, call webhooks (ports faked)."""
+"""The webhook use case: which events call which URL, and when the gateway must catch up first."""
 
 from __future__ import annotations
 
@@ -7,26 +7,21 @@ import uuid
 
 import pytest
 
-from mpr_notifier.filters import EventFilter
-from mpr_notifier.handlers import (
+from mpr_notifier.application.broadcast import event_payload
+from mpr_notifier.application.webhooks import (
     JobStateLagging,
     WebhookFailed,
     WebhookResult,
-    broadcast,
-    call_webhook,
-    event_payload,
+    Webhooks,
 )
-from mpr_notifier.hub import EventHub
 from mpr_shared.contracts import (
-    AssetProbed,
     JobCancelled,
     JobCompleted,
     JobFailed,
     JobProgress,
     OutputFile,
-    ProbeStatus,
 )
-from tests.unit.notifier.fakes import FakeSender, FakeTargets
+from tests.unit.notifier.fakes import FakeJobs, FakeReceivers
 
 
 def completed(job_id: uuid.UUID) -> JobCompleted:
@@ -35,82 +30,100 @@ def completed(job_id: uuid.UUID) -> JobCompleted:
     )
 
 
-def test_payload_is_the_contract_plus_its_type() -> None:
-    event = completed(uuid.uuid4())
-    payload = event_payload(event)
-    assert payload["type"] == "JobCompleted"
-    assert payload["job_id"] == str(event.job_id)
-    assert payload["outputs"][0]["key"] == "a/out.mp4"
-    assert JobCompleted.model_validate(payload) == event  # tolerant readers ignore "type"
+@pytest.fixture
+def jobs() -> FakeJobs:
+    return FakeJobs()
 
 
-def test_broadcast_indexes_job_and_asset_ids() -> None:
-    hub = EventHub()
-    asset_id = uuid.uuid4()
-    by_asset = hub.subscribe(EventFilter(asset_id=str(asset_id)))
-    probed = AssetProbed(asset_id=asset_id, key="k.mp4", probe_status=ProbeStatus.OK)
-    note = broadcast(probed, hub)
-    assert note is not None
-    assert (note.event, note.id, note.asset_id) == ("asset.probed", str(probed.id), str(asset_id))
-    assert by_asset.pending == 1
-    assert broadcast(probed, hub) is None  # redelivery
+@pytest.fixture
+def receivers() -> FakeReceivers:
+    return FakeReceivers()
+
+
+@pytest.fixture
+def webhooks(jobs: FakeJobs, receivers: FakeReceivers) -> Webhooks:
+    return Webhooks(jobs, receivers)
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "status"),
     [
-        completed,
-        lambda job: JobFailed(job_id=job, reason="boom"),
-        lambda job: JobCancelled(job_id=job),
+        (completed, "completed"),
+        (lambda job: JobFailed(job_id=job, reason="boom"), "failed"),
+        (lambda job: JobCancelled(job_id=job), "cancelled"),
     ],
 )
-async def test_terminal_events_call_the_webhook(make) -> None:
-    job = uuid.uuid4()
+async def test_terminal_events_call_the_webhook(
+    make, status: str, jobs: FakeJobs, receivers: FakeReceivers, webhooks: Webhooks
+) -> None:
+    job, other = uuid.uuid4(), uuid.uuid4()
+    jobs.add(job, "https://example.com/hook", status)
+    jobs.add(other, "https://example.com/other", status)
     event = make(job)
-    status = {"job.completed": "completed", "job.failed": "failed"}.get(
-        event.ROUTING_KEY, "cancelled"
-    )
-    targets, sender = FakeTargets({job: "https://example.com/hook"}, status), FakeSender()
-    assert await call_webhook(event, targets, sender) is WebhookResult.SENT
-    [(url, message_id, body)] = sender.sent
-    assert url == "https://example.com/hook"
+    assert await webhooks.deliver(event) is WebhookResult.SENT
+    [(url, message_id, body)] = receivers.sent
+    assert url == "https://example.com/hook"  # the event's job's URL, not another job's
     assert message_id == str(event.id)
     assert json.loads(body) == event_payload(event)
 
 
-async def test_progress_is_not_a_webhook() -> None:
-    targets, sender = FakeTargets(), FakeSender()
-    event = JobProgress(job_id=uuid.uuid4(), percent=50)
-    assert await call_webhook(event, targets, sender) is WebhookResult.NOT_TERMINAL
-    assert targets.lookups == [] and sender.sent == []
-
-
-async def test_job_without_url_sends_nothing() -> None:
-    targets, sender = FakeTargets(), FakeSender()
+async def test_progress_is_not_a_webhook(
+    jobs: FakeJobs, receivers: FakeReceivers, webhooks: Webhooks
+) -> None:
     job = uuid.uuid4()
-    assert await call_webhook(completed(job), targets, sender) is WebhookResult.NO_URL
-    assert targets.lookups == [job] and sender.sent == []
+    jobs.add(job, "https://example.com/hook", "running")
+    event = JobProgress(job_id=job, percent=50)
+    assert await webhooks.deliver(event) is WebhookResult.NOT_TERMINAL
+    assert jobs.lookups == [] and receivers.sent == []
 
 
-async def test_delivery_failure_propagates_for_dead_lettering() -> None:
+@pytest.mark.parametrize("known", [True, False])
+async def test_job_without_url_sends_nothing(
+    known: bool, jobs: FakeJobs, receivers: FakeReceivers, webhooks: Webhooks
+) -> None:
     job = uuid.uuid4()
-    targets, sender = FakeTargets({job: "https://example.com/h"}), FakeSender(fail="HTTP 404")
+    if known:
+        jobs.add(job, None)
+    assert await webhooks.deliver(completed(job)) is WebhookResult.NO_URL
+    assert jobs.lookups == [job] and receivers.sent == []
+
+
+async def test_delivery_failure_propagates_for_dead_lettering(
+    jobs: FakeJobs, receivers: FakeReceivers, webhooks: Webhooks
+) -> None:
+    job = uuid.uuid4()
+    jobs.add(job, "https://example.com/h")
+    receivers.refuse("https://example.com/h", "rejected with HTTP 404")
     with pytest.raises(WebhookFailed, match="HTTP 404"):
-        await call_webhook(completed(job), targets, sender)
+        await webhooks.deliver(completed(job))
 
 
-async def test_webhook_waits_until_the_gateway_applied_the_event() -> None:
+async def test_webhook_waits_until_the_gateway_applied_the_event(
+    jobs: FakeJobs, receivers: FakeReceivers, webhooks: Webhooks
+) -> None:
     job = uuid.uuid4()
-    targets, sender = FakeTargets({job: "https://example.com/h"}, "running"), FakeSender()
-    with pytest.raises(JobStateLagging):
-        await call_webhook(completed(job), targets, sender)
-    assert sender.sent == []
+    jobs.add(job, "https://example.com/h", "running")
+    with pytest.raises(JobStateLagging, match=f"job {job} is still running in the gateway"):
+        await webhooks.deliver(completed(job))
+    assert receivers.sent == []
 
 
 @pytest.mark.parametrize(("status", "attempt"), [("cancelled", 1), ("completed", 2)])
-async def test_webhook_never_contradicts_the_job_state(status: str, attempt: int) -> None:
+async def test_webhook_never_contradicts_the_job_state(
+    status: str, attempt: int, jobs: FakeJobs, receivers: FakeReceivers, webhooks: Webhooks
+) -> None:
     job = uuid.uuid4()
-    targets, sender = FakeTargets({job: "https://example.com/h"}), FakeSender()
-    targets.states[job] = (status, attempt)  # cancelled meanwhile / a newer attempt
-    assert await call_webhook(completed(job), targets, sender) is WebhookResult.STALE
-    assert sender.sent == []
+    jobs.add(job, "https://example.com/h", status, attempt)  # cancelled meanwhile / newer attempt
+    assert await webhooks.deliver(completed(job)) is WebhookResult.STALE
+    assert receivers.sent == []
+
+
+async def test_a_database_error_is_raised_for_a_retry(
+    jobs: FakeJobs, receivers: FakeReceivers, webhooks: Webhooks
+) -> None:
+    job = uuid.uuid4()
+    jobs.add(job, "https://example.com/h")
+    jobs.down = ConnectionError("database is down")
+    with pytest.raises(ConnectionError):
+        await webhooks.deliver(completed(job))
+    assert receivers.sent == []

@@ -20,7 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from mpr_notifier.handlers import WebhookFailed
+from mpr_notifier.application.webhooks import WebhookFailed
 
 log = logging.getLogger(__name__)
 

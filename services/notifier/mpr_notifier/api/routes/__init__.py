@@ -1,1 +1,1 @@
-"""HTTP routes of the notifier."""
+"""HTTP routes of the notifier, one module per resource."""
