@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import socket
-from typing import Self
+from typing import Annotated, Self
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from mpr_shared.auth import ApiKeys
 from mpr_shared.settings import CommonSettings, Environment
@@ -41,6 +43,12 @@ class NotifierSettings(CommonSettings):
         pattern=r"^[a-z_][a-z0-9_]*$",
         description="PostgreSQL role the notifier acts as (reads jobs, writes nothing); "
         "empty: the login user's.",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        validation_alias="CORS_ORIGINS",
+        description="Comma-separated origins (scheme://host[:port]) whose web pages may read "
+        "GET /api/events, e.g. the gateway's dashboard. Empty: none.",
     )
     mpr_api_keys: SecretStr = Field(
         SecretStr(""),
@@ -94,6 +102,13 @@ class NotifierSettings(CommonSettings):
         description="A client whose socket accepts nothing for this long is disconnected.",
     )
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return tuple(_origin(item) for item in (p.strip() for p in value.split(",")) if item)
+
     @field_validator("webhook_secret")
     @classmethod
     def _whsec_format(cls, value: SecretStr) -> SecretStr:
@@ -123,3 +138,15 @@ class NotifierSettings(CommonSettings):
 
     def secret_values(self) -> dict[str, str]:
         return {**super().secret_values(), "WEBHOOK_SECRET": self.webhook_secret.get_secret_value()}
+
+
+def _origin(value: str) -> str:
+    """``value`` if it is a web origin as browsers send it in ``Origin``."""
+    parts = urlsplit(value)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if parts.scheme not in ("http", "https") or not parts.netloc or value != origin:
+        raise ValueError(
+            f"CORS_ORIGINS entry {value!r} is not an origin: use scheme://host[:port], "
+            "without a path or trailing slash (e.g. http://127.0.0.1:8000)"
+        )
+    return value

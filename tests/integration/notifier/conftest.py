@@ -24,6 +24,7 @@ from mpr_shared.db.migrate import upgrade
 from mpr_shared.messaging import make_broker
 
 API_KEY = "it-key"
+DASHBOARD = "http://127.0.0.1:8000"  # a web page's origin allowed to read the stream
 
 
 def free_port() -> int:
@@ -96,6 +97,7 @@ def notifier_settings(amqp_url: str, database_url: str, port: int) -> NotifierSe
         WEBHOOK_MAX_ATTEMPTS="3",
         WEBHOOK_BACKOFF_SECONDS="0.2",
         WEBHOOK_TIMEOUT_SECONDS="5",
+        CORS_ORIGINS=DASHBOARD,
     )
 
 

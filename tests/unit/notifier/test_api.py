@@ -1,4 +1,4 @@
-"""HTTP adapter without I/O: auth, error shape, the SSE stream generator, health."""
+"""HTTP adapter without I/O: auth, error shape, CORS, the SSE stream generator, health."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from mpr_notifier.bootstrap import bootstrap
 from mpr_notifier.metrics import Metrics
 from mpr_notifier.settings import NotifierSettings
 from tests.unit.notifier.fakes import FakeJobs, FakeReceivers
+
+DASHBOARD = "http://127.0.0.1:8000"
 
 
 def client_for(**env: str) -> httpx.AsyncClient:
@@ -81,6 +83,38 @@ async def test_not_started_is_not_ready() -> None:
     assert body["checks"]["rabbitmq"]["ok"] is False
     assert body["checks"]["rabbitmq"]["critical"] is True
     assert body["checks"]["database"] == {"ok": True, "critical": False, "detail": "ok"}
+
+
+async def test_dashboard_origin_may_read_the_stream() -> None:
+    async with client_for(MPR_API_KEYS="ops:right", CORS_ORIGINS=DASHBOARD) as client:
+        preflight = await client.options(
+            "/api/events",
+            headers={
+                "Origin": DASHBOARD,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "last-event-id",
+            },
+        )
+        refused = await client.get("/api/events", headers={"Origin": DASHBOARD})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == DASHBOARD
+    assert "last-event-id" in preflight.headers["access-control-allow-headers"].lower()
+    # Even a refusal is readable by the page, so it can tell the user about the key.
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == DASHBOARD
+
+
+@pytest.mark.parametrize("origins", ["", "http://127.0.0.1:9000"])
+async def test_other_origins_get_no_cors_headers(origins: str) -> None:
+    async with client_for(MPR_API_KEYS="ops:right", CORS_ORIGINS=origins) as client:
+        response = await client.get("/api/events", headers={"Origin": DASHBOARD})
+        preflight = await client.options(
+            "/api/events",
+            headers={"Origin": DASHBOARD, "Access-Control-Request-Method": "GET"},
+        )
+    assert response.status_code == 401
+    assert "access-control-allow-origin" not in response.headers
+    assert "access-control-allow-origin" not in preflight.headers
 
 
 async def test_stream_writes_event_id_and_json_data() -> None:

@@ -23,6 +23,7 @@ def test_defaults_work_locally() -> None:
     s = NotifierSettings(_env_file=None)
     assert (s.notifier_host, s.notifier_port) == ("127.0.0.1", 8001)
     assert not s.api_keys
+    assert s.cors_origins == ()
     assert s.database_role == "mpr_notifier"
     assert s.sse_buffer_size == 10_000
 
@@ -61,6 +62,20 @@ def test_production_refuses_missing_or_placeholder_values(override: dict, messag
 def test_webhook_secret_format_is_checked(secret: str) -> None:
     with pytest.raises(ValidationError, match="WEBHOOK_SECRET"):
         NotifierSettings(_env_file=None, WEBHOOK_SECRET=secret)
+
+
+def test_cors_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", " http://127.0.0.1:8000 , https://mpr.example.com,")
+    assert NotifierSettings(_env_file=None).cors_origins == (
+        "http://127.0.0.1:8000",
+        "https://mpr.example.com",
+    )
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:8000/", "127.0.0.1:8000", "*", "http://"])
+def test_a_cors_origin_is_scheme_host_and_port(origin: str) -> None:
+    with pytest.raises(ValidationError, match="is not an origin: use scheme://host"):
+        NotifierSettings(_env_file=None, CORS_ORIGINS=origin)
 
 
 def test_empty_database_role_acts_as_the_login_user() -> None:
