@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from standardwebhooks import Webhook
 
 from mpr_notifier.adapters.db import SqlWebhookTargets
 from mpr_notifier.application.broadcast import event_payload
+from mpr_notifier.bootstrap import bootstrap
+from mpr_notifier.settings import NotifierSettings
 from mpr_shared.contracts import JobCompleted, JobFailed, JobProgress, OutputFile
-from mpr_shared.db import create_engine, session_factory
+from mpr_shared.db import engine_for, session_factory
 from mpr_shared.messaging import publish_event
 from tests.integration.notifier.conftest import (
     WEBHOOKS_DLQ,
@@ -58,11 +63,16 @@ async def test_webhook_that_keeps_failing_is_dead_lettered_with_reason(
     assert await metric(notifier, "mpr_notifier_webhooks_failed_total") == given_up + 1
 
 
+def settings_for(database_url: str) -> NotifierSettings:
+    return NotifierSettings(_env_file=None, MPR_ENV="test", DATABASE_URL=database_url)
+
+
 async def test_sql_targets_read_the_jobs_webhook_url(database_url: str) -> None:
-    """On SQLite and PostgreSQL: the URL the gateway stored, None for none or unknown."""
+    """On SQLite and PostgreSQL (as mpr_notifier): the URL the gateway stored, None for none
+    or unknown."""
     with_url = await add_job(database_url, "https://hooks.example.com/a")
     without = await add_job(database_url, None)
-    engine = create_engine(database_url)
+    engine = engine_for(settings_for(database_url))
     try:
         targets = SqlWebhookTargets(session_factory(engine))
         await targets.ping()
@@ -76,3 +86,16 @@ async def test_sql_targets_read_the_jobs_webhook_url(database_url: str) -> None:
         assert await targets.webhook_target(uuid.uuid4()) is None
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_notifier_acts_as_its_role_and_cannot_write_jobs(database_url: str) -> None:
+    container = bootstrap(settings_for(database_url))
+    try:
+        async with container.engine.connect() as connection:
+            assert await connection.scalar(text("SELECT current_user")) == "mpr_notifier"
+            with pytest.raises(DBAPIError, match="permission denied for table jobs"):
+                await connection.execute(text("UPDATE jobs SET status = 'failed'"))
+    finally:
+        await container.engine.dispose()
+        await container.http.aclose()
