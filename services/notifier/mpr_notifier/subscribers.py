@@ -8,8 +8,8 @@ reaches the same handler; a type no handler takes is dead-lettered, never acked 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
+from typing import get_type_hints
 
 from faststream.rabbit import RabbitRouter
 
@@ -38,8 +38,6 @@ from mpr_shared.contracts import (
 )
 from mpr_shared.messaging import of_type, queue_router
 from mpr_shared.topology import EVENTS, NOTIFIER_WEBHOOKS, live_queue
-
-log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- live: this replica's SSE
 
@@ -135,26 +133,32 @@ async def webhook_job_progress(event: JobProgress) -> None:
 
 
 Handler = Callable[..., Awaitable[None]]
-LIVE: dict[type[Event], Handler] = {
-    JobQueued: live_job_queued,
-    JobStarted: live_job_started,
-    JobProgress: live_job_progress,
-    JobCompleted: live_job_completed,
-    JobFailed: live_job_failed,
-    JobCancelled: live_job_cancelled,
-    AssetRegistered: live_asset_registered,
-    AssetProbed: live_asset_probed,
-    AssetUpdated: live_asset_updated,
-    AssetRemoved: live_asset_removed,
-}
-WEBHOOKS: dict[type[Event], Handler] = {
-    JobQueued: webhook_job_queued,
-    JobStarted: webhook_job_started,
-    JobProgress: webhook_job_progress,
-    JobCompleted: webhook_job_completed,
-    JobFailed: webhook_job_failed,
-    JobCancelled: webhook_job_cancelled,
-}
+LIVE: tuple[Handler, ...] = (
+    live_job_queued,
+    live_job_started,
+    live_job_progress,
+    live_job_completed,
+    live_job_failed,
+    live_job_cancelled,
+    live_asset_registered,
+    live_asset_probed,
+    live_asset_updated,
+    live_asset_removed,
+)
+WEBHOOKS: tuple[Handler, ...] = (
+    webhook_job_queued,
+    webhook_job_started,
+    webhook_job_progress,
+    webhook_job_completed,
+    webhook_job_failed,
+    webhook_job_cancelled,
+)
+
+
+def message_type(handler: Handler) -> type[Event]:
+    """The contract a handler's ``event`` parameter is annotated with."""
+    event_type: type[Event] = get_type_hints(handler)["event"]
+    return event_type
 
 
 def router(instance_id: str) -> RabbitRouter:
@@ -175,8 +179,8 @@ def router(instance_id: str) -> RabbitRouter:
         description="Job events; terminal ones (completed, failed, cancelled) call the job's "
         "webhook_url with a Standard Webhooks signature.",
     )
-    for event_type, handler in LIVE.items():
-        on_live(handler, filter=of_type(event_type))
-    for event_type, handler in WEBHOOKS.items():
-        on_webhook(handler, filter=of_type(event_type))
+    for handler in LIVE:
+        on_live(handler, filter=of_type(message_type(handler)))
+    for handler in WEBHOOKS:
+        on_webhook(handler, filter=of_type(message_type(handler)))
     return RabbitRouter(routers=(live, webhooks))
