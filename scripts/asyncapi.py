@@ -1,10 +1,10 @@
 """`make docs`: AsyncAPI documents of every message, from each service's FastStream broker.
 
-Each service's ``build_broker(settings)`` registers its subscribers and a documented publisher
-per message it sends, without connecting. This builds each one with default settings and
-writes ``docs/asyncapi-<service>.json`` and ``.yaml``, plus ``docs/asyncapi.json`` and
-``.yaml`` merging all of them. A service that does not import or build is skipped with a warning
-(``--strict`` makes that an error).
+Each service's ``bootstrap(settings).broker`` (or, before its composition root, ``build_broker``)
+registers its subscribers and a documented publisher per message it sends, without connecting.
+This builds each one with default settings and writes ``docs/asyncapi-<service>.json`` and
+``.yaml``, plus ``docs/asyncapi.json`` and ``.yaml`` merging all of them. A service that does
+not import or build is skipped with a warning (``--strict`` makes that an error).
 """
 
 from __future__ import annotations
@@ -52,12 +52,11 @@ class Built:
 
 
 def build(service: str) -> Built:
-    """Import ``mpr_<service>.app``, build its broker with default settings, render AsyncAPI."""
-    app = importlib.import_module(f"mpr_{service}.app")
+    """Build ``service``'s broker with default settings, render AsyncAPI."""
     settings_module = importlib.import_module(f"mpr_{service}.settings")
     settings_cls = getattr(settings_module, f"{service.capitalize()}Settings")
     settings = settings_cls(_env_file=None, **DOC_SETTINGS)
-    broker = app.build_broker(settings)
+    broker = _broker(service, settings)
     spec = AsyncAPI(
         broker,
         title=f"MPR {service}",
@@ -65,6 +64,19 @@ def build(service: str) -> Built:
         description=DESCRIPTIONS.get(service),
     ).to_specification()
     return Built(service, broker, spec.to_jsonable())
+
+
+def _broker(service: str, settings: Any) -> RabbitBroker:
+    """``bootstrap(settings).broker`` from the service's composition root (no I/O); a service
+    without one yet: ``app.build_broker(settings)``."""
+    module = f"mpr_{service}.bootstrap"
+    try:
+        root = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return importlib.import_module(f"mpr_{service}.app").build_broker(settings)
+    return root.bootstrap(settings).broker
 
 
 def merged(built: Sequence[Built]) -> dict[str, Any]:

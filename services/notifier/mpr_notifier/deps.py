@@ -1,48 +1,65 @@
-"""FastAPI dependencies: the runtime and API-key auth."""
+"""The one dependency mechanism: ``Annotated`` aliases of the container's parts.
+
+A subscriber resolves an alias's ``Context`` (bootstrap puts the container on the broker's
+context), a route its ``Depends`` (the app keeps the container in ``app.state``); an alias both
+use carries both markers, and each framework ignores the other's.
+"""
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Header, HTTPException, Query, Request, status
+from fastapi import Depends, Query, Request
+from faststream import Context
 
-from mpr_notifier.runtime import Runtime
+from mpr_notifier.api.auth import authenticated_client
+from mpr_notifier.application.hub import EventHub
+from mpr_notifier.application.webhooks import Webhooks
+from mpr_notifier.metrics import Metrics
+from mpr_notifier.settings import NotifierSettings
+from mpr_shared.auth import ApiKeys
+
+if TYPE_CHECKING:
+    from mpr_notifier.bootstrap import Container
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def container(request: Request) -> Container:
+    found: Container = request.app.state.container
+    return found
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def _hub(request: Request) -> EventHub:
+    return container(request).hub
 
 
-def require_api_key(
-    runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+def _metrics(request: Request) -> Metrics:
+    return container(request).metrics
+
+
+def _settings(request: Request) -> NotifierSettings:
+    return container(request).settings
+
+
+def _api_keys(request: Request) -> ApiKeys:
+    return container(request).api_keys
+
+
+ApiKeysDep = Annotated[ApiKeys, Depends(_api_keys)]
+
+
+def _client(
+    request: Request,
+    keys: ApiKeysDep,
     api_key: Annotated[
         str | None,
         Query(description="API key, for browser EventSource clients that cannot send headers."),
     ] = None,
 ) -> str | None:
-    """The caller's key name; 401 unless one of MPR_API_KEYS is presented (no keys: open)."""
-    keys = runtime.settings.api_keys
-    if not keys:
-        return None
-    bearer = None
-    if authorization and authorization.lower().startswith("bearer "):
-        bearer = authorization[7:].strip()
-    for presented in (bearer, x_api_key, api_key):
-        if presented:
-            for key, name in keys.items():
-                if hmac.compare_digest(presented.encode(), key.encode()):
-                    return name
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail="missing or invalid API key (Authorization: Bearer KEY, X-API-Key or ?api_key=)",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    return authenticated_client(keys, request.headers, api_key)
 
 
-ApiKeyDep = Annotated[str | None, Depends(require_api_key)]
+HubDep = Annotated[EventHub, Context("container.hub"), Depends(_hub)]
+MetricsDep = Annotated[Metrics, Context("container.metrics"), Depends(_metrics)]
+WebhooksDep = Annotated[Webhooks, Context("container.webhooks")]
+SettingsDep = Annotated[NotifierSettings, Depends(_settings)]
+ClientDep = Annotated[str | None, Depends(_client)]

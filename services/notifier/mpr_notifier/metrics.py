@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class Metrics:
-    """Counters and gauges served at GET /metrics."""
+    """Counters and gauges served at GET /metrics (mpr_shared.health)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -32,11 +32,13 @@ class Metrics:
         self.webhooks_sent = Counter(
             "mpr_notifier_webhooks_sent", "Webhooks delivered.", registry=self.registry
         )
+        self.webhooks_deferred = Counter(
+            "mpr_notifier_webhooks_deferred",
+            "Webhooks put back to wait for the gateway to apply the job's event.",
+            registry=self.registry,
+        )
         self.webhooks_failed = Counter(
             "mpr_notifier_webhooks_failed",
             "Webhooks given up on (dead-lettered).",
             registry=self.registry,
         )
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import socket
-from functools import lru_cache
-from typing import Self
+from typing import Annotated, Self
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
+from mpr_shared.auth import ApiKeys
 from mpr_shared.settings import CommonSettings, Environment
 
 # A fixed secret so local receivers can verify signatures; production refuses it.
@@ -34,6 +36,19 @@ class NotifierSettings(CommonSettings):
         default_factory=_instance_id,
         validation_alias="NOTIFIER_INSTANCE_ID",
         description="Replica name; names this replica's live queue mpr.notifier.live.<id>.",
+    )
+    database_role: str | None = Field(
+        "mpr_notifier",
+        validation_alias="DATABASE_ROLE",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL role the notifier acts as (reads jobs, writes nothing); "
+        "empty: the login user's.",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        validation_alias="CORS_ORIGINS",
+        description="Comma-separated origins (scheme://host[:port]) whose web pages may read "
+        "GET /api/events, e.g. the gateway's dashboard. Empty: none.",
     )
     mpr_api_keys: SecretStr = Field(
         SecretStr(""),
@@ -87,6 +102,13 @@ class NotifierSettings(CommonSettings):
         description="A client whose socket accepts nothing for this long is disconnected.",
     )
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return tuple(_origin(item) for item in (p.strip() for p in value.split(",")) if item)
+
     @field_validator("webhook_secret")
     @classmethod
     def _whsec_format(cls, value: SecretStr) -> SecretStr:
@@ -100,30 +122,31 @@ class NotifierSettings(CommonSettings):
         return value
 
     @model_validator(mode="after")
-    def _production_needs_keys(self) -> Self:
+    def _keys_and_production_secrets(self) -> Self:
+        keys = self.api_keys  # a malformed MPR_API_KEYS fails here, not on the first request
         if self.mpr_env is Environment.PRODUCTION:
-            if not self.api_keys:
+            if not keys:
                 raise ValueError("production refuses to start without MPR_API_KEYS")
             if self.webhook_secret.get_secret_value() == DEV_WEBHOOK_SECRET:
                 raise ValueError("production refuses the development WEBHOOK_SECRET")
         return self
 
     @property
-    def api_keys(self) -> dict[str, str]:
-        """Key → client name, parsed from MPR_API_KEYS (bare keys are named key1, key2, …)."""
-        keys: dict[str, str] = {}
-        entries = self.mpr_api_keys.get_secret_value().split(",")
-        for index, entry in enumerate(e.strip() for e in entries):
-            if not entry:
-                continue
-            name, sep, key = entry.partition(":")
-            keys[key.strip() if sep else entry] = name.strip() if sep else f"key{index + 1}"
-        return keys
+    def api_keys(self) -> ApiKeys:
+        """MPR_API_KEYS by client name (bare keys are named key1, key2, ...)."""
+        return ApiKeys.parse(self.mpr_api_keys.get_secret_value())
 
     def secret_values(self) -> dict[str, str]:
         return {**super().secret_values(), "WEBHOOK_SECRET": self.webhook_secret.get_secret_value()}
 
 
-@lru_cache
-def get_settings() -> NotifierSettings:
-    return NotifierSettings()
+def _origin(value: str) -> str:
+    """``value`` if it is a web origin as browsers send it in ``Origin``."""
+    parts = urlsplit(value)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if parts.scheme not in ("http", "https") or not parts.netloc or value != origin:
+        raise ValueError(
+            f"CORS_ORIGINS entry {value!r} is not an origin: use scheme://host[:port], "
+            "without a path or trailing slash (e.g. http://127.0.0.1:8000)"
+        )
+    return value

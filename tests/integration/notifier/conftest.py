@@ -5,24 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import update
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mpr_notifier.app import create_app
+from mpr_notifier.api.app import create_app
+from mpr_notifier.bootstrap import bootstrap
 from mpr_notifier.settings import NotifierSettings
+from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.migrate import upgrade
+from mpr_shared.db.models import Job
 from mpr_shared.messaging import make_broker
 
 API_KEY = "it-key"
+DASHBOARD = "http://127.0.0.1:8000"  # a web page's origin allowed to read the stream
+WEBHOOKS_DLQ = "mpr.notifier.webhooks.dlq"
 
 
 def free_port() -> int:
@@ -95,6 +103,7 @@ def notifier_settings(amqp_url: str, database_url: str, port: int) -> NotifierSe
         WEBHOOK_MAX_ATTEMPTS="3",
         WEBHOOK_BACKOFF_SECONDS="0.2",
         WEBHOOK_TIMEOUT_SECONDS="5",
+        CORS_ORIGINS=DASHBOARD,
     )
 
 
@@ -102,7 +111,7 @@ def notifier_settings(amqp_url: str, database_url: str, port: int) -> NotifierSe
 async def notifier(amqp_url: str, notifier_database: str) -> AsyncIterator[Running]:
     port = free_port()
     settings = notifier_settings(amqp_url, notifier_database, port)
-    server, task = await serve(create_app(settings), port)
+    server, task = await serve(create_app(bootstrap(settings)), port)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as client, asyncio.timeout(30):
         while (await client.get(f"{url}/api/ready")).status_code != 200:
@@ -162,3 +171,75 @@ async def receiver() -> AsyncIterator[Receiver]:
     server, task = await serve(app, port)
     yield rec
     await shutdown(server, task)
+
+
+# ---------------------------------------------------------------- the gateway's side
+
+
+async def add_job(
+    database_url: str, webhook_url: str | None, status: str = "completed"
+) -> uuid.UUID:
+    """Insert a job the way the gateway would (the notifier itself only reads jobs)."""
+    job_id = uuid.uuid4()
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            session.add(
+                Job(
+                    id=job_id,
+                    source_bucket="in",
+                    source_key="a.mp4",
+                    kind="transcode",
+                    preset="h264-720p",
+                    spec={"kind": "transcode", "preset": "h264-720p"},
+                    output_bucket="out",
+                    output_key=f"a/{job_id}/h264-720p.mp4",
+                    webhook_url=webhook_url,
+                    status=status,
+                )
+            )
+    finally:
+        await engine.dispose()
+    return job_id
+
+
+async def set_job_status(database_url: str, job_id: uuid.UUID, status: str) -> None:
+    """Apply a job's event the way the gateway does, late."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await session.execute(update(Job).where(Job.id == job_id).values(status=status))
+    finally:
+        await engine.dispose()
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+async def dead_letter(amqp_url: str, queue: str, message_id: str) -> aio_pika.IncomingMessage:
+    """Wait for ``message_id`` in ``queue`` and take it (others seen on the way are taken too)."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        dlq = await (await connection.channel()).get_queue(queue, ensure=False)
+        async with asyncio.timeout(30):
+            while True:
+                message = await dlq.get(no_ack=True, fail=False)
+                if message is not None and message.message_id == message_id:
+                    return message
+                if message is None:
+                    await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+
+
+async def dead_letter_ids(amqp_url: str, queue: str) -> set[str]:
+    """The ids of every message in ``queue``, left there (unacked reads go back on close)."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        dlq = await (await connection.channel()).get_queue(queue, ensure=False)
+        ids = set()
+        while (message := await dlq.get(no_ack=False, fail=False)) is not None:
+            ids.add(str(message.message_id))
+        return ids
+    finally:
+        await connection.close()

@@ -10,7 +10,7 @@ import aio_pika
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from mpr_notifier.handlers import event_payload
+from mpr_notifier.application.broadcast import event_payload
 from mpr_shared.contracts import (
     AssetRegistered,
     Event,
@@ -21,7 +21,13 @@ from mpr_shared.contracts import (
 )
 from mpr_shared.messaging import publish_event
 from mpr_shared.topology import EVENTS
-from tests.integration.notifier.conftest import API_KEY, Running, metric, metric_reaches
+from tests.integration.notifier.conftest import (
+    API_KEY,
+    DASHBOARD,
+    Running,
+    metric,
+    metric_reaches,
+)
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 PROGRESS_RECEIVED = 'mpr_notifier_events_received_total{event="job.progress"}'
@@ -93,6 +99,27 @@ async def test_types_filter_and_query_key(notifier: Running, publisher) -> None:
     assert all(s.event in {"job.completed", "asset.registered"} for s in received)
 
 
+async def test_a_dashboard_page_reads_the_stream_across_origins(
+    notifier: Running, publisher
+) -> None:
+    """What a browser's EventSource at the gateway's origin sends: Origin and ?api_key=."""
+    job = uuid.uuid4()
+    started = JobStarted(job_id=job, worker="w1")
+    params = {"job_id": str(job), "api_key": API_KEY}
+    headers = {"Origin": DASHBOARD, "Accept": "text/event-stream"}
+    async with (
+        client() as http,
+        aconnect_sse(
+            http, "GET", f"{notifier.url}/api/events", params=params, headers=headers
+        ) as source,
+    ):
+        assert source.response.status_code == 200
+        assert source.response.headers["access-control-allow-origin"] == DASHBOARD
+        await publish_event(publisher, started)
+        [received] = await read(source, 1)
+    assert received.id == str(started.id)
+
+
 async def test_last_event_id_replays_what_was_missed(notifier: Running, publisher) -> None:
     job = uuid.uuid4()
     first, *missed = [JobProgress(job_id=job, percent=p) for p in (1, 2, 3)]
@@ -140,8 +167,15 @@ async def test_ready_health_and_metrics(notifier: Running) -> None:
         health = await http.get(f"{notifier.url}/api/health")
         metrics = await http.get(f"{notifier.url}/metrics")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
-    assert health.json() == {"status": "ok"}
+    assert ready.json() == {
+        "service": "notifier",
+        "status": "ready",
+        "checks": {
+            "rabbitmq": {"ok": True, "critical": True, "detail": "ok"},
+            "database": {"ok": True, "critical": False, "detail": "ok"},
+        },
+    }
+    assert health.json() == {"service": "notifier", "status": "ok"}
     assert "mpr_notifier_sse_clients" in metrics.text
     assert "mpr_notifier_events_delivered_total" in metrics.text
 

@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
-import aio_pika
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from standardwebhooks import Webhook
 
 from mpr_notifier.adapters.db import SqlWebhookTargets
-from mpr_notifier.handlers import event_payload
+from mpr_notifier.application.broadcast import event_payload
+from mpr_notifier.bootstrap import bootstrap
+from mpr_notifier.settings import NotifierSettings
 from mpr_shared.contracts import JobCompleted, JobFailed, JobProgress, OutputFile
-from mpr_shared.db import create_engine, session_factory
-from mpr_shared.db.models import Job
+from mpr_shared.db import engine_for, session_factory
 from mpr_shared.messaging import publish_event
-from tests.integration.notifier.conftest import Receiver, Running, metric, metric_reaches
-
-
-async def add_job(
-    database_url: str, webhook_url: str | None, status: str = "completed"
-) -> uuid.UUID:
-    """Insert a job the way the gateway would (the notifier itself only reads jobs)."""
-    job_id = uuid.uuid4()
-    engine = create_engine(database_url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            session.add(
-                Job(
-                    id=job_id,
-                    source_bucket="in",
-                    source_key="a.mp4",
-                    kind="transcode",
-                    preset="h264-720p",
-                    spec={"kind": "transcode", "preset": "h264-720p"},
-                    output_bucket="out",
-                    output_key=f"a/{job_id}/h264-720p.mp4",
-                    webhook_url=webhook_url,
-                    status=status,
-                )
-            )
-    finally:
-        await engine.dispose()
-    return job_id
+from tests.integration.notifier.conftest import (
+    WEBHOOKS_DLQ,
+    Receiver,
+    Running,
+    add_job,
+    dead_letter,
+    metric,
+    metric_reaches,
+)
 
 
 async def test_completed_job_webhook_is_signed_and_retried_after_500(
@@ -74,30 +57,22 @@ async def test_webhook_that_keeps_failing_is_dead_lettered_with_reason(
     await publish_event(publisher, failed)
     attempts = await receiver.wait_for(str(failed.id), notifier.settings.webhook_max_attempts)
     assert {path for path, _, _ in attempts} == {"/down"}
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        queue = await (await connection.channel()).get_queue(
-            "mpr.notifier.webhooks.dlq", ensure=False
-        )
-        async with asyncio.timeout(30):
-            while True:
-                message = await queue.get(no_ack=True, fail=False)
-                if message is not None and message.message_id == str(failed.id):
-                    break
-                if message is None:
-                    await asyncio.sleep(0.05)
-    finally:
-        await connection.close()
+    message = await dead_letter(amqp_url, WEBHOOKS_DLQ, str(failed.id))
     assert "failed after 3 attempts: HTTP 503" in message.headers["x-mpr-error"]
     assert json.loads(message.body)["job_id"] == str(job)
     assert await metric(notifier, "mpr_notifier_webhooks_failed_total") == given_up + 1
 
 
+def settings_for(database_url: str) -> NotifierSettings:
+    return NotifierSettings(_env_file=None, MPR_ENV="test", DATABASE_URL=database_url)
+
+
 async def test_sql_targets_read_the_jobs_webhook_url(database_url: str) -> None:
-    """On SQLite and PostgreSQL: the URL the gateway stored, None for none or unknown."""
+    """On SQLite and PostgreSQL (as mpr_notifier): the URL the gateway stored, None for none
+    or unknown."""
     with_url = await add_job(database_url, "https://hooks.example.com/a")
     without = await add_job(database_url, None)
-    engine = create_engine(database_url)
+    engine = engine_for(settings_for(database_url))
     try:
         targets = SqlWebhookTargets(session_factory(engine))
         await targets.ping()
@@ -111,3 +86,16 @@ async def test_sql_targets_read_the_jobs_webhook_url(database_url: str) -> None:
         assert await targets.webhook_target(uuid.uuid4()) is None
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_notifier_acts_as_its_role_and_cannot_write_jobs(database_url: str) -> None:
+    container = bootstrap(settings_for(database_url))
+    try:
+        async with container.engine.connect() as connection:
+            assert await connection.scalar(text("SELECT current_user")) == "mpr_notifier"
+            with pytest.raises(DBAPIError, match="permission denied for table jobs"):
+                await connection.execute(text("UPDATE jobs SET status = 'failed'"))
+    finally:
+        await container.engine.dispose()
+        await container.http.aclose()

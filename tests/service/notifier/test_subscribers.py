@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from faststream.rabbit import TestRabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
+from prometheus_client import generate_latest
 
-from mpr_notifier.app import build_broker
-from mpr_notifier.filters import EventFilter
-from mpr_notifier.handlers import event_payload
-from mpr_notifier.runtime import Runtime
+from mpr_notifier.application.broadcast import event_payload
+from mpr_notifier.application.filters import EventFilter
+from mpr_notifier.bootstrap import Container, bootstrap
 from mpr_notifier.settings import NotifierSettings
 from mpr_shared.contracts import (
     AssetRegistered,
@@ -28,24 +29,36 @@ from mpr_shared.topology import (
     dead_letter_queue,
     live_dead_letter_queue,
 )
-from tests.unit.notifier.fakes import FakeSender, FakeTargets
+from tests.unit.notifier.fakes import FakeJobs, FakeReceivers
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """A bootstrapped notifier and the fakes behind its webhook ports."""
+
+    container: Container
+    jobs: FakeJobs
+    receivers: FakeReceivers
 
 
 @pytest.fixture
-def runtime() -> Runtime:
-    runtime = Runtime.create(NotifierSettings(_env_file=None, NOTIFIER_INSTANCE_ID="svc-test"))
-    runtime.targets = FakeTargets()
-    runtime.sender = FakeSender()
-    return runtime
+def notifier() -> Notifier:
+    settings = NotifierSettings(_env_file=None, MPR_ENV="test", NOTIFIER_INSTANCE_ID="svc-test")
+    jobs, receivers = FakeJobs(), FakeReceivers()
+    return Notifier(bootstrap(settings, targets=jobs, sender=receivers), jobs, receivers)
+
+
+def metrics_text(notifier: Notifier) -> str:
+    return generate_latest(notifier.container.metrics.registry).decode()
 
 
 def completed(job_id: uuid.UUID) -> JobCompleted:
     return JobCompleted(job_id=job_id, outputs=[OutputFile(key="o.mp4", bucket="b", size_bytes=1)])
 
 
-async def test_events_reach_sse_subscribers_typed_by_routing_key(runtime: Runtime) -> None:
-    subscription = runtime.hub.subscribe(EventFilter())
-    broker = build_broker(runtime.settings, runtime)
+async def test_events_reach_sse_subscribers_typed_by_routing_key(notifier: Notifier) -> None:
+    subscription = notifier.container.hub.subscribe(EventFilter())
+    broker = notifier.container.broker
     job, asset = uuid.uuid4(), uuid.uuid4()
     events = [
         JobProgress(job_id=job, percent=40),
@@ -61,29 +74,27 @@ async def test_events_reach_sse_subscribers_typed_by_routing_key(runtime: Runtim
     assert [(n.event, n.id) for n in received] == [(e.ROUTING_KEY, str(e.id)) for e in events]
     assert [n.data for n in received] == [event_payload(e) for e in events]
     assert received[1].asset_id == str(asset) and received[2].job_id == str(job)
-    metrics = runtime.metrics.render().decode()
-    assert 'mpr_notifier_events_received_total{event="job.progress"} 1.0' in metrics
+    assert 'mpr_notifier_events_received_total{event="job.progress"} 1.0' in metrics_text(notifier)
 
 
-async def test_terminal_job_event_calls_the_webhook_once(runtime: Runtime) -> None:
+async def test_terminal_job_event_calls_the_webhook_once(notifier: Notifier) -> None:
     job = uuid.uuid4()
-    runtime.targets.urls[job] = "http://hooks.test/done"
-    broker = build_broker(runtime.settings, runtime)
+    notifier.jobs.add(job, "http://hooks.test/done")
+    broker = notifier.container.broker
     done = completed(job)
     async with TestRabbitBroker(broker):
         await publish_event(broker, JobProgress(job_id=job, percent=10))
         await publish_event(broker, done)
-    [(url, message_id, _body)] = runtime.sender.sent
+    [(url, message_id, _body)] = notifier.receivers.sent
     assert (url, message_id) == ("http://hooks.test/done", str(done.id))
-    assert "mpr_notifier_webhooks_sent_total 1.0" in runtime.metrics.render().decode()
+    assert "mpr_notifier_webhooks_sent_total 1.0" in metrics_text(notifier)
 
 
-async def test_failed_webhook_is_dead_lettered_with_reason(runtime: Runtime) -> None:
+async def test_failed_webhook_is_dead_lettered_with_reason(notifier: Notifier) -> None:
     job = uuid.uuid4()
-    runtime.targets.urls[job] = "http://hooks.test/x"
-    runtime.targets.states[job] = ("failed", 1)
-    runtime.sender.fail = "webhook to http://hooks.test/x rejected with HTTP 410"
-    broker = build_broker(runtime.settings, runtime)
+    notifier.jobs.add(job, "http://hooks.test/x", "failed")
+    notifier.receivers.refuse("http://hooks.test/x", "rejected with HTTP 410")
+    broker = notifier.container.broker
     dead: list[tuple[str, dict]] = []
 
     @broker.subscriber(dead_letter_queue(NOTIFIER_WEBHOOKS), DEAD_LETTER)
@@ -95,12 +106,15 @@ async def test_failed_webhook_is_dead_lettered_with_reason(runtime: Runtime) -> 
     [(job_id, headers)] = dead
     assert job_id == str(job)
     assert "HTTP 410" in headers["x-mpr-error"]
-    assert "mpr_notifier_webhooks_failed_total 1.0" in runtime.metrics.render().decode()
+    assert headers["x-mpr-error-type"] == "WebhookFailed"
+    assert "mpr_notifier_webhooks_failed_total 1.0" in metrics_text(notifier)
 
 
-async def test_malformed_event_is_dead_lettered_and_consumer_keeps_going(runtime: Runtime) -> None:
-    subscription = runtime.hub.subscribe(EventFilter())
-    broker = build_broker(runtime.settings, runtime)
+async def test_malformed_event_is_dead_lettered_and_consumer_keeps_going(
+    notifier: Notifier,
+) -> None:
+    subscription = notifier.container.hub.subscribe(EventFilter())
+    broker = notifier.container.broker
     dead: list[dict] = []
 
     @broker.subscriber(live_dead_letter_queue("notifier"), DEAD_LETTER)

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from mpr_notifier.filters import EventFilter, InvalidFilter, topic_matches
+from mpr_notifier.application.filters import EventFilter, InvalidFilter, topic_matches
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from mpr_notifier.filters import EventFilter
-from mpr_notifier.hub import CloseReason, EventHub, Notification
+from mpr_notifier.application.filters import EventFilter
+from mpr_notifier.application.hub import CloseReason, EventHub, Notification
 
 ALL = EventFilter()
 

@@ -1,4 +1,4 @@
-"""HttpWebhookSender: signatures, retries, refusals (HTTP faked with httpx.MockTransport)."""
+"""HttpWebhookSender: signatures, retries, refusals, pinned addresses (httpx.MockTransport)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from mpr_notifier.adapters.webhooks import HttpWebhookSender, is_public
-from mpr_notifier.handlers import WebhookFailed
+from mpr_notifier.application.webhooks import WebhookFailed
 from mpr_notifier.settings import DEV_WEBHOOK_SECRET
 
 BODY = json.dumps({"type": "JobCompleted", "job_id": "x"})
@@ -133,3 +133,71 @@ def test_is_public() -> None:
     assert not is_public("::ffff:127.0.0.1")
     assert not is_public("100.64.0.1")
     assert not is_public("224.0.0.1")
+
+
+class Rebinding:
+    """A DNS answer that changes between lookups (TTL 0): public first, then private."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.lookups: list[tuple[str, int]] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append((host, port))
+        return self.answers[min(len(self.lookups), len(self.answers)) - 1]
+
+
+@pytest.mark.parametrize(
+    ("url", "host_header", "sni"),
+    [
+        ("https://hooks.example.com/x", "hooks.example.com", "hooks.example.com"),
+        ("http://hooks.example.com:8080/x", "hooks.example.com:8080", None),
+    ],
+)
+async def test_the_request_goes_to_the_checked_address(
+    url: str, host_header: str, sni: str | None
+) -> None:
+    received: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(204)
+
+    dns = Rebinding(["93.184.216.34"], ["127.0.0.1"])
+    guarded = sender_for(handler, resolver=dns, allow_private=False)
+    await guarded.send(url, "m", BODY)
+    [request] = received
+    assert request.url.host == "93.184.216.34"  # what was checked, not a second lookup's answer
+    assert request.url.path == "/x"
+    assert request.headers["host"] == host_header
+    assert request.extensions.get("sni_hostname") == sni
+    assert len(dns.lookups) == 1
+
+
+async def test_each_attempt_checks_again_and_refuses_a_rebound_name() -> None:
+    received: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(503)
+
+    dns = Rebinding(["93.184.216.34"], ["10.0.0.7"])
+    guarded = sender_for(handler, resolver=dns, allow_private=False)
+    with pytest.raises(WebhookFailed, match=r"non-public address \['10.0.0.7'\]"):
+        await guarded.send("https://hooks.example.com/x", "m", BODY)
+    assert [r.url.host for r in received] == ["93.184.216.34"]
+
+
+async def test_an_address_that_refuses_the_connection_falls_back_to_the_next_checked_one() -> None:
+    ipv6, ipv4 = "2606:2800:220:1:248:1893:25c8:1946", "93.184.216.34"
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        if request.url.host == ipv6:
+            raise httpx.ConnectError("network unreachable", request=request)
+        return httpx.Response(200)
+
+    guarded = sender_for(handler, resolver=Rebinding([ipv6, ipv4]), allow_private=False)
+    await guarded.send("https://hooks.example.com/x", "m", BODY)
+    assert tried == [ipv6, ipv4]

@@ -7,7 +7,7 @@ from uuid import UUID
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mpr_notifier.handlers import WebhookTarget
+from mpr_notifier.application.ports import WebhookTarget
 from mpr_shared.db.models import Job
 
 
@@ -24,6 +24,5 @@ class SqlWebhookTargets:
         return WebhookTarget(row.webhook_url, row.status, row.attempt) if row else None
 
     async def ping(self) -> None:
-        """Raise if the database does not answer."""
         async with self._sessions() as session:
             await session.execute(text("SELECT 1"))

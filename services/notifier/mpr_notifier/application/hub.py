@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mpr_notifier.filters import EventFilter
+from mpr_notifier.application.filters import EventFilter
 
 
 @dataclass(frozen=True)

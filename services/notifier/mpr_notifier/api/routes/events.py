@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
-from mpr_notifier.deps import ApiKeyDep, RuntimeDep
-from mpr_notifier.filters import EventFilter, InvalidFilter
-from mpr_notifier.hub import CloseReason, Subscription
+from mpr_notifier.api.errors import ApiError
+from mpr_notifier.application.filters import EventFilter, InvalidFilter
+from mpr_notifier.application.hub import CloseReason, Subscription
+from mpr_notifier.deps import ClientDep, HubDep, MetricsDep, SettingsDep
 from mpr_notifier.metrics import Metrics
 
 router = APIRouter(tags=["events"])
@@ -26,8 +27,10 @@ SHUTDOWN_GRACE_SECONDS = 2.0
     summary="Stream job and asset events (text/event-stream)",
 )
 async def events(
-    runtime: RuntimeDep,
-    _client: ApiKeyDep,
+    hub: HubDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    _client: ClientDep,
     job_id: Annotated[str | None, Query(description="Only events of this job.")] = None,
     asset_id: Annotated[str | None, Query(description="Only events of this asset.")] = None,
     types: Annotated[
@@ -42,11 +45,22 @@ async def events(
     try:
         event_filter = EventFilter.parse(job_id=job_id, asset_id=asset_id, types=types)
     except InvalidFilter as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from None
-    hub = runtime.hub
+        raise ApiError(400, "invalid_filter", str(exc)) from None
     # Subscribe before the response starts, so nothing published after this request is lost.
     subscription = hub.subscribe(event_filter, last_event_id)
-    settings = runtime.settings
+    return EventSourceResponse(
+        stream(subscription, metrics, last_event_id),
+        ping=settings.sse_ping_seconds,
+        send_timeout=settings.sse_send_timeout_seconds,
+        # Proxies such as nginx buffer responses unless told not to.
+        headers={"X-Accel-Buffering": "no"},
+        background=BackgroundTask(hub.unsubscribe, subscription),
+        **ended_on_shutdown(subscription),
+    )
+
+
+def ended_on_shutdown(subscription: Subscription) -> dict[str, Any]:
+    """EventSourceResponse options that end the stream when the server stops."""
     shutdown = anyio.Event()
 
     async def end_on_shutdown() -> None:
@@ -55,17 +69,11 @@ async def events(
         await shutdown.wait()
         subscription.close(CloseReason.SHUTDOWN)
 
-    return EventSourceResponse(
-        stream(subscription, runtime.metrics, last_event_id),
-        ping=settings.sse_ping_seconds,
-        send_timeout=settings.sse_send_timeout_seconds,
-        # Proxies such as nginx buffer responses unless told not to.
-        headers={"X-Accel-Buffering": "no"},
-        shutdown_event=shutdown,
-        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
-        data_sender_callable=end_on_shutdown,
-        background=BackgroundTask(hub.unsubscribe, subscription),
-    )
+    return {
+        "shutdown_event": shutdown,
+        "shutdown_grace_period": SHUTDOWN_GRACE_SECONDS,
+        "data_sender_callable": end_on_shutdown,
+    }
 
 
 async def stream(

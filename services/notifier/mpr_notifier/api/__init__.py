@@ -1,0 +1,1 @@
+"""The notifier's HTTP entrypoints: the SSE stream, health and metrics."""

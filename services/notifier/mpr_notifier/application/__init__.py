@@ -1,0 +1,1 @@
+"""The notifier's use cases: fan events out to SSE clients, call job webhooks."""
