@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 from sqlalchemy import select
 
-from mpr_catalog.app import Runtime, running
+from mpr_catalog.bootstrap import Container, bootstrap, running
 from mpr_catalog.settings import CatalogSettings
 from mpr_shared.db.models import Asset
 from tests.support.media import make_audio, make_video
@@ -49,8 +49,8 @@ def settings(catalog_env: dict) -> CatalogSettings:
 
 
 @pytest.fixture
-async def catalog(settings: CatalogSettings) -> AsyncIterator[Runtime]:
-    async with running(settings) as runtime:
+async def catalog(settings: CatalogSettings) -> AsyncIterator[Container]:
+    async with running(bootstrap(settings)) as runtime:
         yield runtime
 
 

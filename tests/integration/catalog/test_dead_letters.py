@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from mpr_catalog.app import Runtime
+from mpr_catalog.bootstrap import Container
 from mpr_shared.messaging import ERROR_HEADER, QUEUE_HEADER
 from tests.integration.catalog.conftest import Assets, MinioPublisher, wait_for
 from tests.unit.catalog.samples import minio_record
@@ -14,7 +14,7 @@ DLQ = "mpr.catalog.s3-events.dlq"
 
 
 async def test_malformed_messages_are_dead_lettered_and_the_consumer_carries_on(
-    catalog: Runtime, amqp, minio: MinioPublisher, assets: Assets, buckets
+    catalog: Container, amqp, minio: MinioPublisher, assets: Assets, buckets
 ) -> None:
     bucket = buckets[0]
     good = minio_record(

@@ -8,7 +8,7 @@ from pathlib import Path
 from faststream.rabbit import RabbitBroker
 from sqlalchemy import func, select
 
-from mpr_catalog.app import Runtime, running
+from mpr_catalog.bootstrap import Container, bootstrap, running
 from mpr_catalog.settings import CatalogSettings
 from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.db.models import Asset
@@ -29,7 +29,7 @@ async def request_scan(amqp_url: str, prefix: str = "") -> ScanResult:
 
 
 async def test_scan_rpc_counts_first_second_and_changed(
-    catalog: Runtime,
+    catalog: Container,
     amqp_url: str,
     assets: Assets,
     published: Collected,
@@ -68,12 +68,18 @@ async def test_scan_rpc_counts_first_second_and_changed(
 
 
 async def test_concurrent_scans_never_duplicate(
-    catalog: Runtime, sessions, s3_client, buckets
+    catalog: Container, settings: CatalogSettings, sessions, s3_client, buckets
 ) -> None:
     bucket = buckets[0]
     for n in range(150):
         s3_client.put_object(Bucket=bucket, Key=f"many/{n:04}.mp4", Body=b"v")
-    results = await asyncio.gather(*(catalog.catalog.scan() for _ in range(3)))
+    # Three replicas scanning the same bucket at once (one replica joins its own scans).
+    replicas = [catalog, bootstrap(settings), bootstrap(settings)]
+    try:
+        results = await asyncio.gather(*(r.scanner.scan() for r in replicas))
+    finally:
+        for replica in replicas[1:]:
+            await replica.engine.dispose()
     assert sum(r.registered for r in results) == 150
     assert all(r.found == 150 for r in results)
     assert sorted(f for r in results for f in r.files) == [f"many/{n:04}.mp4" for n in range(150)]
@@ -91,7 +97,7 @@ async def test_reconcile_marks_vanished_and_reactivates_returning_objects(
     for key in ("stay.mp4", "vanish.mp4"):
         s3_client.put_object(Bucket=bucket, Key=key, Body=b"v")
     settings = CatalogSettings(**catalog_env, SCAN_INTERVAL_SECONDS="0.5")
-    async with running(settings):  # the reconcile loop runs on its own
+    async with running(bootstrap(settings)):  # the reconcile loop runs on its own
         await assets.wait("vanish.mp4")
         s3_client.delete_object(Bucket=bucket, Key="vanish.mp4")
         gone = await assets.wait("vanish.mp4", status="deleted")
@@ -113,8 +119,8 @@ async def test_auto_job_rule_sends_create_job_for_new_video(
     s3_client.upload_file(str(video_file), bucket, "auto/clip.mp4")
     s3_client.upload_file(str(audio_file), bucket, "auto/tone.mp3")
     settings = CatalogSettings(**catalog_env, AUTO_TRANSCODE_PRESET="h264-480p")
-    async with running(settings) as runtime:
-        await runtime.catalog.scan()
+    async with running(bootstrap(settings)) as runtime:
+        await runtime.scanner.scan()
         [job] = await published.wait("job.create")
         await published.wait("asset.probed", 2)
     asset_id, etag = job["asset_id"], job["idempotency_key"].split(":")[2]
@@ -134,7 +140,7 @@ async def test_auto_job_rule_sends_create_job_for_new_video(
 
 
 async def test_scan_of_a_missing_bucket_replies_with_the_reason(
-    catalog: Runtime, amqp_url: str, s3_client, buckets
+    catalog: Container, amqp_url: str, s3_client, buckets
 ) -> None:
     for name in buckets:
         s3_client.delete_bucket(Bucket=name)
