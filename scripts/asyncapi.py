@@ -52,12 +52,11 @@ class Built:
 
 
 def build(service: str) -> Built:
-    """Import ``mpr_<service>.app``, build its broker with default settings, render AsyncAPI."""
-    app = importlib.import_module(f"mpr_{service}.app")
+    """Build ``mpr_<service>``'s broker with default settings and render its AsyncAPI."""
     settings_module = importlib.import_module(f"mpr_{service}.settings")
     settings_cls = getattr(settings_module, f"{service.capitalize()}Settings")
     settings = settings_cls(_env_file=None, **DOC_SETTINGS)
-    broker = app.build_broker(settings)
+    broker = _broker(service, settings)
     spec = AsyncAPI(
         broker,
         title=f"MPR {service}",
@@ -65,6 +64,13 @@ def build(service: str) -> Built:
         description=DESCRIPTIONS.get(service),
     ).to_specification()
     return Built(service, broker, spec.to_jsonable())
+
+
+def _broker(service: str, settings: Any) -> RabbitBroker:
+    """The service's broker, built without connecting."""
+    if service == "catalog":  # its composition root builds it, without I/O
+        return importlib.import_module("mpr_catalog.bootstrap").bootstrap(settings).broker
+    return importlib.import_module(f"mpr_{service}.app").build_broker(settings)
 
 
 def merged(built: Sequence[Built]) -> dict[str, Any]:
