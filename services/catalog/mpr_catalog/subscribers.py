@@ -44,13 +44,15 @@ def _reply(result: ScanResult, request: RabbitMessage) -> RabbitResponse:
     return RabbitResponse(result.model_dump(mode="json"), **properties.kwargs())
 
 
-async def raw_body(message: StreamMessage[Any]) -> bytes:
-    """Hand the body over undecoded: the domain parser reports bad JSON with its reason."""
-    return message.body
+async def text_body(message: StreamMessage[Any]) -> str:
+    """The body as text, not JSON: the domain parser reports bad JSON with its reason."""
+    # Bytes that are not UTF-8 raise UnicodeDecodeError here: poison for queue_router's
+    # middleware, dead-lettered at once.
+    return message.body.decode("utf-8")
 
 
 async def on_bucket_notification(
-    body: bytes, message: RabbitMessage, notifications: NotificationsDep, metrics: MetricsDep
+    body: str, message: RabbitMessage, notifications: NotificationsDep, metrics: MetricsDep
 ) -> None:
     """Register created objects and mark removed ones; ignore everything else."""
     log.debug("bucket notification %s", message.message_id)
@@ -96,7 +98,7 @@ def router(settings: CommonSettings) -> RabbitRouter:
     notifications.subscriber(
         s3_events,
         s3_events_exchange(settings),
-        decoder=raw_body,
+        decoder=text_body,
         title="s3-events",
         description="S3 bucket notifications (MinIO AMQP target or AWS event format).",
     )(on_bucket_notification)

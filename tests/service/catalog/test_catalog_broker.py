@@ -11,7 +11,6 @@ from faststream.specification import AsyncAPI
 
 from mpr_catalog.bootstrap import bootstrap
 from mpr_catalog.settings import CatalogSettings
-from mpr_catalog.subscribers import raw_body
 from mpr_shared.contracts import AssetRegistered, AssetRemoved, ScanBucket, ScanResult
 from mpr_shared.messaging import ERROR_HEADER, TYPE_HEADER
 from mpr_shared.topology import (
@@ -60,8 +59,11 @@ async def broker(
     )
     broker = container.broker
 
+    async def undecoded(message: RabbitMessage) -> bytes:
+        return message.body
+
     @broker.subscriber(
-        dead_letter_queue(catalog_s3_events(settings)), DEAD_LETTER, decoder=raw_body
+        dead_letter_queue(catalog_s3_events(settings)), DEAD_LETTER, decoder=undecoded
     )
     async def capture(message: RabbitMessage) -> None:
         dead_letters.append(message)
