@@ -222,3 +222,22 @@ async def test_concurrent_duplicate_deliveries_make_one_asset(
     assert [a.key for a in await assets.all()] == ["race.mp4"]
     assert await outbox_keys(sessions, "AssetRegistered") == ["race.mp4"]
     await published.wait("asset.registered")
+
+
+async def test_notified_keys_that_hide_what_they_say_are_refused_and_counted(
+    catalog: Container, minio: MinioPublisher, assets: Assets, buckets
+) -> None:
+    bucket = buckets[0]
+    start = records_seen(catalog)
+    for key in ("clip\u202e4pm.mp4", "cl\u200bip.mp4", "nul\x00byte.mp4"):
+        await minio.event(PUT, bucket, key, size=1, etag="h")
+    await minio.event(DELETE, bucket, "gone\u202e.mp4")  # not even as a tombstone
+    await minio.event(PUT, bucket, "fine.mp4", size=1, etag="f")
+    await wait_records(catalog, start + 5)
+
+    assert [a.key for a in await assets.all()] == ["fine.mp4"]
+    registry = catalog.metrics.registry
+    refused = {"action": Action.REFUSE.value}
+    assert registry.get_sample_value("mpr_catalog_notification_records_total", refused) == 4
+    by_source = {"source": "notification"}
+    assert registry.get_sample_value("mpr_catalog_refused_keys_total", by_source) == 4
