@@ -186,7 +186,9 @@ async def running(container: Container) -> AsyncIterator[Container]:
         await c.broker.start()
         # First to stop: no new deliveries; the ones in flight finish (graceful_timeout).
         stack.push_async_callback(_stop_consuming, c.broker)
+        log.info("catalog of bucket %s running", settings.s3_bucket_in)
         yield c
+        log.info("catalog stopping")
 
 
 async def _start_probes(c: Container) -> None:
