@@ -23,8 +23,9 @@ from mpr_catalog.application.ports import (
     UnitOfWorkFactory,
 )
 from mpr_catalog.domain.assets import ACTIVE, AssetChange, AssetState, NewAsset, ObjectInfo
-from mpr_catalog.domain.probe import ProbeOutcome
+from mpr_catalog.domain.probe import ProbeOutcome, UnreadableMedia
 from mpr_shared.contracts import Message, ProbeStatus
+from tests.unit.catalog.samples import BUCKET
 
 
 @dataclass(frozen=True)
@@ -223,10 +224,13 @@ class FakeUnitOfWorkFactory:
 
 
 class FakeLister:
-    """A bucket as a dict of key → (size, etag)."""
+    """One bucket as a dict of key → (size, etag); any other bucket is empty."""
 
-    def __init__(self, objects: dict[str, tuple[int, str]] | None = None) -> None:
+    def __init__(
+        self, objects: dict[str, tuple[int, str]] | None = None, bucket: str = BUCKET
+    ) -> None:
         self.objects = dict(objects or {})
+        self.bucket = bucket
 
     async def pages(
         self, bucket: str, prefix: str, page_size: int
@@ -234,21 +238,26 @@ class FakeLister:
         listed = [
             ObjectInfo(key, size, etag)
             for key, (size, etag) in sorted(self.objects.items())
-            if key.startswith(prefix)
+            if bucket == self.bucket and key.startswith(prefix)
         ]
         for start in range(0, len(listed), page_size):
             yield listed[start : start + page_size]
 
 
 class FakeProber:
-    """Answers with canned ffprobe JSON (or raises a canned exception) per key."""
+    """Answers with canned ffprobe JSON (or raises a canned exception) per key of one bucket."""
 
-    def __init__(self, answers: dict[str, dict[str, Any] | Exception] | None = None) -> None:
+    def __init__(
+        self, answers: dict[str, dict[str, Any] | Exception] | None = None, bucket: str = BUCKET
+    ) -> None:
         self.answers = dict(answers or {})
+        self.bucket = bucket
         self.calls: list[str] = []
 
     async def probe(self, bucket: str, key: str) -> dict[str, Any]:
         self.calls.append(key)
+        if bucket != self.bucket or key not in self.answers:
+            raise UnreadableMedia("object not found in the bucket")  # what ffprobe says
         answer = self.answers[key]
         if isinstance(answer, Exception):
             raise answer

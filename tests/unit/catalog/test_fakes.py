@@ -1,10 +1,12 @@
-"""The fake unit of work keeps the contract the SQL one keeps (tests/integration/catalog)."""
+"""The fakes behave like what they stand in for: the unit of work keeps the contract the SQL one
+keeps (tests/integration/catalog), and filters are honoured."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.unit.catalog.fakes import FakeDatabase, FakeUnitOfWorkFactory
+from mpr_catalog.domain.probe import UnreadableMedia
+from tests.unit.catalog.fakes import FakeDatabase, FakeLister, FakeProber, FakeUnitOfWorkFactory
 from tests.unit.catalog.samples import BUCKET
 from tests.unit.catalog.uow_contract import CONTRACT, CommittedMessages, asset
 
@@ -35,3 +37,12 @@ async def test_filters_are_honoured(database: FakeDatabase) -> None:
         ]
         assert await reader.assets.pending_probes("elsewhere") == [theirs.id]
         assert await reader.assets.find(BUCKET, ["b.mp4"]) == {}
+
+
+async def test_lister_and_prober_answer_for_their_bucket_only() -> None:
+    lister, prober = FakeLister({"a.mp4": (1, "e")}), FakeProber({"a.mp4": {"streams": []}})
+    assert [p async for p in lister.pages("elsewhere", "", 10)] == []
+    assert [[o.key for o in p] async for p in lister.pages(BUCKET, "", 10)] == [["a.mp4"]]
+    assert await prober.probe(BUCKET, "a.mp4") == {"streams": []}
+    with pytest.raises(UnreadableMedia, match="not found"):
+        await prober.probe("elsewhere", "a.mp4")
