@@ -42,10 +42,8 @@ from botocore.config import Config
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from mpr_catalog.adapters.db import unit_of_work_factory
 from mpr_catalog.adapters.s3 import S3ObjectLister
-from mpr_catalog.app import running
-from mpr_catalog.services import Catalog
+from mpr_catalog.bootstrap import Container, bootstrap, running
 from mpr_catalog.settings import CatalogSettings
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.migrate import upgrade
@@ -196,31 +194,37 @@ def bare_list(client, bucket: str) -> int:
     return count
 
 
-def make_catalog(client, bucket: str, database_url: str):
-    engine = create_engine(database_url)
-    catalog = Catalog(
-        uow=unit_of_work_factory(session_factory(engine)),
-        lister=S3ObjectLister(client),
-        prober=None,  # type: ignore[arg-type]  # scans never probe inline
-        bucket=bucket,
+def catalog_settings(bucket: str, database_url: str, amqp_url: str = AMQP) -> CatalogSettings:
+    return CatalogSettings(
+        AMQP_URL=amqp_url,
+        S3_ENDPOINT_URL=S3_URL,
+        AWS_ACCESS_KEY_ID=S3_KEY,
+        AWS_SECRET_ACCESS_KEY=S3_SECRET,
+        S3_BUCKET_IN=bucket,
+        DATABASE_URL=database_url,
+        MPR_ENV="test",
     )
-    return catalog, engine
+
+
+def make_catalog(client, bucket: str, database_url: str) -> Container:
+    """The catalog's composition, not started: scans run inline, probes are never started."""
+    return bootstrap(catalog_settings(bucket, database_url), lister=S3ObjectLister(client))
 
 
 def scan_twice(client, bucket: str, database_url: str) -> tuple[float, float]:
     """(seconds of a scan of all-new objects, seconds of the rescan) on a fresh database."""
 
     async def go() -> tuple[float, float]:
-        catalog, engine = make_catalog(client, bucket, database_url)
+        catalog = make_catalog(client, bucket, database_url)
         try:
             started = time.perf_counter()
-            first = await catalog.scan()
+            first = await catalog.scanner.scan()
             new = time.perf_counter() - started
             started = time.perf_counter()
-            second = await catalog.scan()
+            second = await catalog.scanner.scan()
             known = time.perf_counter() - started
         finally:
-            await engine.dispose()
+            await catalog.engine.dispose()
         assert first.registered == OBJECTS, first.registered
         assert second.skipped == OBJECTS and second.registered == 0, second
         return new, known
@@ -232,19 +236,11 @@ def notification_latency(client, bucket: str, database_url: str, amqp_url: str) 
     """Seconds from publishing a MinIO-format notification to its asset row being visible."""
 
     async def go() -> list[float]:
-        settings = CatalogSettings(
-            AMQP_URL=amqp_url,
-            S3_ENDPOINT_URL=S3_URL,
-            AWS_ACCESS_KEY_ID=S3_KEY,
-            AWS_SECRET_ACCESS_KEY=S3_SECRET,
-            S3_BUCKET_IN=bucket,
-            DATABASE_URL=database_url,
-            MPR_ENV="test",
-        )
+        settings = catalog_settings(bucket, database_url, amqp_url)
         engine = create_engine(database_url)
         sessions = session_factory(engine)
         samples: list[float] = []
-        async with running(settings) as runtime:
+        async with running(bootstrap(settings)) as runtime:
             await runtime.probes.stop()  # the latency target excludes the probe
             connection = await aio_pika.connect(amqp_url)
             channel = await connection.channel(publisher_confirms=True)

@@ -136,9 +136,20 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
+        # created_at of the oldest row the last pass found unpublished (None: it found none).
+        self._oldest_pending: datetime | None = None
 
     def wake(self) -> None:
         self._wakeup.set()
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest row the relay last found unpublished; 0 when it found none."""
+        oldest = self._oldest_pending
+        if oldest is None:
+            return 0.0
+        if oldest.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
+            oldest = oldest.replace(tzinfo=UTC)
+        return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self._table.name}")
@@ -189,6 +200,7 @@ class OutboxRelay:
         """Publish one batch concurrently (confirms awaited together), then mark it sent."""
         async with self._sessions() as session:
             rows = await self._pending(session)
+            self._oldest_pending = rows[0].created_at if rows else None
             if not rows:
                 return 0
             results = await self._publish_in_waves(rows)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import signal
 import sys
 
 from pydantic import ValidationError
 
-from mpr_catalog.app import create_app
-from mpr_catalog.settings import get_settings
+from mpr_catalog.bootstrap import bootstrap, running
+from mpr_catalog.settings import CatalogSettings, get_settings
 from mpr_shared.logs import configure_logging
 
 
@@ -19,7 +19,21 @@ def main() -> None:
     except ValidationError as exc:
         sys.exit(f"catalog: invalid settings\n{exc}")
     configure_logging("catalog", settings.log_level)
-    asyncio.run(create_app(settings).run(log_level=logging.INFO))
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: CatalogSettings) -> None:
+    async with running(bootstrap(settings)):
+        await _signalled()
+
+
+async def _signalled() -> None:
+    """Return on the first SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 
 from mpr_shared.contracts import JobKind
-from mpr_shared.presets import PRESETS
+from mpr_shared.presets import PRESETS, Preset, get_preset
 from mpr_shared.settings import CommonSettings
 
 
@@ -48,6 +48,14 @@ class CatalogSettings(CommonSettings):
         # ListObjectsV2 returns at most 1000 keys per page; one page is one transaction.
         description="Objects per listing page and per database transaction.",
     )
+    scan_concurrency: int = Field(
+        2,
+        ge=1,
+        le=16,
+        validation_alias="SCAN_CONCURRENCY",
+        description="Scans listing the bucket at once; more wait their turn, and a scan of a "
+        "prefix already being scanned waits for that scan's result instead.",
+    )
     auto_transcode_preset: str | None = Field(
         None,
         validation_alias="AUTO_TRANSCODE_PRESET",
@@ -73,6 +81,14 @@ class CatalogSettings(CommonSettings):
         description="Port of /api/health, /api/ready and /metrics (unset = no HTTP server).",
     )
 
+    database_role: str | None = Field(
+        "mpr_catalog",
+        validation_alias="DATABASE_ROLE",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL role the catalog acts as (writes only assets and "
+        "catalog_outbox); empty: the login user's.",
+    )
+
     @field_validator("auto_transcode_preset", "health_port", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -90,6 +106,11 @@ class CatalogSettings(CommonSettings):
                 f"AUTO_TRANSCODE_PRESET={value!r} is not a preset; use one of: {', '.join(usable)}"
             )
         return value
+
+    @property
+    def auto_preset(self) -> Preset | None:
+        """The preset of AUTO_TRANSCODE_PRESET (checked at startup), or None when off."""
+        return get_preset(self.auto_transcode_preset) if self.auto_transcode_preset else None
 
 
 @lru_cache

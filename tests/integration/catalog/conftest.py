@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,15 @@ from typing import Any
 
 import aio_pika
 import pytest
+from faststream.rabbit import RabbitBroker
 from sqlalchemy import select
 
-from mpr_catalog.app import Runtime, running
+from mpr_catalog.bootstrap import Container, bootstrap, running
 from mpr_catalog.settings import CatalogSettings
+from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.db.models import Asset
+from mpr_shared.messaging import TYPE_HEADER, message_properties
+from mpr_shared.topology import COMMANDS
 from tests.support.media import make_audio, make_video
 from tests.unit.catalog.samples import minio_body, minio_headers
 
@@ -49,9 +54,27 @@ def settings(catalog_env: dict) -> CatalogSettings:
 
 
 @pytest.fixture
-async def catalog(settings: CatalogSettings) -> AsyncIterator[Runtime]:
-    async with running(settings) as runtime:
+async def catalog(settings: CatalogSettings) -> AsyncIterator[Container]:
+    async with running(bootstrap(settings)) as runtime:
         yield runtime
+
+
+async def request_scan(amqp_url: str, prefix: str = "") -> ScanResult:
+    """What the gateway does: ScanBucket via broker.request, ScanResult back."""
+    command = ScanBucket(prefix=prefix, correlation_id=f"scan-{uuid.uuid4()}")
+    async with RabbitBroker(amqp_url) as client:
+        reply = await client.request(
+            command.model_dump(mode="json"),
+            exchange=COMMANDS,
+            routing_key=ScanBucket.ROUTING_KEY,
+            timeout=60,
+            **message_properties(command).kwargs(),
+        )
+    # The reply is published like every MPR message (mpr_shared.messaging.publish_properties).
+    assert reply.headers[TYPE_HEADER] == "ScanResult"
+    assert reply.correlation_id == command.correlation_id
+    assert reply.raw_message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    return ScanResult.model_validate(await reply.decode())
 
 
 @dataclass
@@ -122,6 +145,36 @@ async def amqp(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]:
     connection = await aio_pika.connect(amqp_url)
     yield connection
     await connection.close()
+
+
+async def dead_lettered(
+    amqp: aio_pika.abc.AbstractConnection, dlq: str, marker: str, count: int
+) -> dict[str, dict[str, Any]]:
+    """Headers of the messages tagged ``x-test: <marker>:<name>`` that reached ``dlq``, by
+    name, once ``count`` have; other messages are left there (the vhost, so the DLQ, is
+    shared by the test session)."""
+    found: dict[str, dict[str, Any]] = {}
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(dlq, durable=True, passive=True)
+
+    async def drain() -> bool:
+        others = []
+        while message := await queue.get(no_ack=False, fail=False):
+            tag = str(message.headers.get("x-test", ""))
+            if tag.startswith(f"{marker}:"):
+                found[tag.split(":", 1)[1]] = dict(message.headers)
+                await message.ack()
+            else:
+                others.append(message)
+        for message in others:
+            await message.nack(requeue=True)
+        return len(found) >= count
+
+    try:
+        await wait_for(drain)
+    finally:
+        await channel.close()
+    return found
 
 
 @pytest.fixture

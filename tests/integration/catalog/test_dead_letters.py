@@ -1,20 +1,29 @@
-"""Malformed notifications land in mpr.catalog.s3-events.dlq with the reason; the consumer
-keeps going and nothing is half-registered."""
+"""Garbage on the catalog's queues lands in their DLQs at once with the reason; the consumers
+keep going, nothing is half-registered and no scan starts."""
 
 from __future__ import annotations
 
 import json
 
-from mpr_catalog.app import Runtime
-from mpr_shared.messaging import ERROR_HEADER, QUEUE_HEADER
-from tests.integration.catalog.conftest import Assets, MinioPublisher, wait_for
+import aio_pika
+
+from mpr_catalog.bootstrap import Container
+from mpr_shared.messaging import ATTEMPTS_HEADER, ERROR_HEADER, ERROR_TYPE_HEADER, QUEUE_HEADER
+from tests.integration.catalog.conftest import (
+    Assets,
+    MinioPublisher,
+    dead_lettered,
+    request_scan,
+)
 from tests.unit.catalog.samples import minio_record
 
 DLQ = "mpr.catalog.s3-events.dlq"
+SCAN_DLQ = "mpr.catalog.scan.dlq"
+NOT_UTF8 = b'{"prefix": "\xff\xfe\x00"}'
 
 
 async def test_malformed_messages_are_dead_lettered_and_the_consumer_carries_on(
-    catalog: Runtime, amqp, minio: MinioPublisher, assets: Assets, buckets
+    catalog: Container, amqp, minio: MinioPublisher, assets: Assets, buckets
 ) -> None:
     bucket = buckets[0]
     good = minio_record(
@@ -35,29 +44,66 @@ async def test_malformed_messages_are_dead_lettered_and_the_consumer_carries_on(
     await minio.event("s3:ObjectCreated:Put", bucket, "after.mp4", size=1, etag="a")
     await assets.wait("after.mp4")
 
-    channel = await amqp.channel()
-    queue = await channel.declare_queue(DLQ, durable=True, passive=True)
-    reasons: dict[str, str] = {}
-
-    async def drain() -> bool:
-        others = []
-        while message := await queue.get(no_ack=False, fail=False):
-            tag = str(message.headers.get("x-test", ""))
-            if tag.startswith(marker):  # the vhost, so the DLQ, is shared by the session
-                assert message.headers[QUEUE_HEADER] == "mpr.catalog.s3-events"
-                reasons[tag.split(":", 1)[1]] = str(message.headers[ERROR_HEADER])
-                await message.ack()
-            else:
-                others.append(message)
-        for message in others:
-            await message.nack(requeue=True)
-        return len(reasons) == len(bodies)
-
-    await wait_for(drain)
-    await channel.close()
+    dead = await dead_lettered(amqp, DLQ, marker, len(bodies))
+    assert {h[QUEUE_HEADER] for h in dead.values()} == {"mpr.catalog.s3-events"}
+    reasons = {name: str(headers[ERROR_HEADER]) for name, headers in dead.items()}
     assert "not valid JSON" in reasons["not json"]
     assert "expected an object" in reasons["wrong shape"]
     assert "no 'Records'" in reasons["no records"]
     assert "Records[1]: s3.object.key: Field required" in reasons["half bad"]
     assert await assets.get("half.mp4") is None  # one transaction per message
     assert [a.key for a in await assets.all()] == ["after.mp4"]
+
+
+async def test_bytes_that_are_not_utf8_are_dead_lettered_at_once(
+    catalog: Container, amqp, minio: MinioPublisher, assets: Assets, buckets
+) -> None:
+    bucket = buckets[0]
+    marker = f"utf8-{bucket}"
+    await minio.publish_raw(NOT_UTF8, {"x-test": f"{marker}:notification"})
+    await minio.event("s3:ObjectCreated:Put", bucket, "after.mp4", size=1, etag="a")
+    await assets.wait("after.mp4")  # the consumer carries on
+
+    [headers] = (await dead_lettered(amqp, DLQ, marker, 1)).values()
+    assert "not UTF-8" in str(headers[ERROR_HEADER])
+    assert headers[ERROR_TYPE_HEADER] == "UnicodeDecodeError"
+    assert ATTEMPTS_HEADER not in headers  # poison: never retried
+
+
+async def test_garbage_scan_requests_are_dead_lettered_and_start_no_scan(
+    catalog: Container, amqp, amqp_url: str, assets: Assets, s3_client, buckets
+) -> None:
+    bucket = buckets[0]
+    s3_client.put_object(Bucket=bucket, Key="waiting.mp4", Body=b"v")
+    bodies = {
+        "empty object": b"{}",  # every field had a default: this was a full-bucket scan
+        "unknown field": json.dumps({"prefix": "", "bucket": "other"}).encode(),
+        "absolute prefix": json.dumps({"prefix": "/etc"}).encode(),
+        "not an object": b'["prefix"]',
+        "not json": b"scan everything",
+        "not utf-8": NOT_UTF8,
+    }
+    marker = f"scan-{bucket}"
+    channel = await amqp.channel(publisher_confirms=True)
+    commands = await channel.get_exchange("mpr.commands")
+    for name, body in bodies.items():
+        message = aio_pika.Message(
+            body, content_type="application/json", headers={"x-test": f"{marker}:{name}"}
+        )
+        await commands.publish(message, routing_key="catalog.scan")
+    await channel.close()
+
+    dead = await dead_lettered(amqp, SCAN_DLQ, marker, len(bodies))
+    reasons = {name: str(headers[ERROR_HEADER]) for name, headers in dead.items()}
+    assert "prefix: Field required" in reasons["empty object"]
+    assert "bucket: Extra inputs are not permitted" in reasons["unknown field"]
+    assert "prefix must not start with '/'" in reasons["absolute prefix"]
+    assert "does not match its schema" in reasons["not an object"]
+    assert "not valid JSON" in reasons["not json"]
+    assert "not UTF-8" in reasons["not utf-8"]
+    assert {h[QUEUE_HEADER] for h in dead.values()} == {"mpr.catalog.scan"}
+    assert not any(ATTEMPTS_HEADER in h for h in dead.values())  # dead at once
+    assert await assets.all() == []  # no garbage started a scan
+
+    result = await request_scan(amqp_url)  # the consumer carries on
+    assert result.files == ["waiting.mp4"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mpr_catalog.app import Runtime
-from mpr_catalog.domain import Action
+from mpr_catalog.bootstrap import Container
+from mpr_catalog.domain.notifications import Action
 from mpr_shared.db.models import CatalogOutbox, Job
 from tests.integration.catalog.conftest import Assets, Collected, MinioPublisher, wait_for
 from tests.unit.catalog.samples import next_sequencer
@@ -34,7 +34,7 @@ async def outbox_keys(sessions, message_type: str) -> list[str]:
         return sorted(json.loads(body)["key"] for body in (await session.scalars(query)).all())
 
 
-def records_seen(runtime: Runtime) -> float:
+def records_seen(runtime: Container) -> float:
     """Notification records the catalog finished (applied or ignored)."""
     registry = runtime.metrics.registry
     return sum(
@@ -44,7 +44,7 @@ def records_seen(runtime: Runtime) -> float:
     )
 
 
-async def wait_records(runtime: Runtime, count: int) -> None:
+async def wait_records(runtime: Container, count: int) -> None:
     async def done() -> bool:
         return records_seen(runtime) >= count
 
@@ -52,7 +52,7 @@ async def wait_records(runtime: Runtime, count: int) -> None:
 
 
 async def test_created_object_is_registered_probed_and_removed_keeping_history(
-    catalog: Runtime,
+    catalog: Container,
     minio: MinioPublisher,
     assets: Assets,
     published: Collected,
@@ -101,7 +101,7 @@ async def test_created_object_is_registered_probed_and_removed_keeping_history(
 
 
 async def test_ignore_rules_and_delete_markers(
-    catalog: Runtime, minio: MinioPublisher, assets: Assets, buckets
+    catalog: Container, minio: MinioPublisher, assets: Assets, buckets
 ) -> None:
     bucket = buckets[0]
     await minio.event(PUT, bucket, "marker.mp4", size=10, etag="m")
@@ -122,7 +122,7 @@ async def test_ignore_rules_and_delete_markers(
 
 
 async def test_duplicates_and_out_of_order_events_never_register_twice_or_resurrect(
-    catalog: Runtime, minio: MinioPublisher, assets: Assets, sessions, buckets
+    catalog: Container, minio: MinioPublisher, assets: Assets, sessions, buckets
 ) -> None:
     bucket = buckets[0]
     first, created, deleted = next_sequencer(), next_sequencer(), next_sequencer()
@@ -152,7 +152,7 @@ async def test_duplicates_and_out_of_order_events_never_register_twice_or_resurr
 
 
 async def test_odd_keys_round_trip_and_probe(
-    catalog: Runtime,
+    catalog: Container,
     minio: MinioPublisher,
     assets: Assets,
     s3_client,
@@ -178,7 +178,7 @@ async def test_odd_keys_round_trip_and_probe(
 
 
 async def test_new_content_is_updated_and_probed_again(
-    catalog: Runtime,
+    catalog: Container,
     minio: MinioPublisher,
     assets: Assets,
     published: Collected,
@@ -205,7 +205,7 @@ async def test_new_content_is_updated_and_probed_again(
 
 
 async def test_concurrent_duplicate_deliveries_make_one_asset(
-    catalog: Runtime,
+    catalog: Container,
     minio: MinioPublisher,
     assets: Assets,
     published: Collected,
@@ -222,3 +222,22 @@ async def test_concurrent_duplicate_deliveries_make_one_asset(
     assert [a.key for a in await assets.all()] == ["race.mp4"]
     assert await outbox_keys(sessions, "AssetRegistered") == ["race.mp4"]
     await published.wait("asset.registered")
+
+
+async def test_notified_keys_that_hide_what_they_say_are_refused_and_counted(
+    catalog: Container, minio: MinioPublisher, assets: Assets, buckets
+) -> None:
+    bucket = buckets[0]
+    start = records_seen(catalog)
+    for key in ("clip\u202e4pm.mp4", "cl\u200bip.mp4", "nul\x00byte.mp4"):
+        await minio.event(PUT, bucket, key, size=1, etag="h")
+    await minio.event(DELETE, bucket, "gone\u202e.mp4")  # not even as a tombstone
+    await minio.event(PUT, bucket, "fine.mp4", size=1, etag="f")
+    await wait_records(catalog, start + 5)
+
+    assert [a.key for a in await assets.all()] == ["fine.mp4"]
+    registry = catalog.metrics.registry
+    refused = {"action": Action.REFUSE.value}
+    assert registry.get_sample_value("mpr_catalog_notification_records_total", refused) == 4
+    by_source = {"source": "notification"}
+    assert registry.get_sample_value("mpr_catalog_refused_keys_total", by_source) == 4

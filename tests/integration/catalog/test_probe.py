@@ -8,9 +8,9 @@ import pytest
 
 from mpr_catalog.adapters.ffprobe import FfprobeProber
 from mpr_catalog.adapters.s3 import Presigner
-from mpr_catalog.app import Runtime, running
-from mpr_catalog.probe import ProbeFailed, ProbeUnavailable
-from mpr_catalog.services import Catalog
+from mpr_catalog.application.ports import MediaUnreachable
+from mpr_catalog.bootstrap import Container, bootstrap, running
+from mpr_catalog.domain.probe import UnreadableMedia
 from mpr_catalog.settings import CatalogSettings
 from mpr_shared import storage
 from tests.integration.catalog.conftest import Assets, Collected
@@ -33,7 +33,7 @@ def wide_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def test_scan_probes_generated_media_with_the_right_values(
-    catalog: Runtime,
+    catalog: Container,
     assets: Assets,
     published: Collected,
     s3_client,
@@ -49,7 +49,7 @@ async def test_scan_probes_generated_media_with_the_right_values(
         ("a/tone.mp3", audio_file),
     ):
         s3_client.upload_file(str(path), bucket, key)
-    result = await catalog.catalog.scan()
+    result = await catalog.scanner.scan()
     assert result.registered == 3
 
     mp4 = await assets.wait("v/clip.mp4", probe_status="ok")
@@ -84,7 +84,7 @@ async def test_scan_probes_generated_media_with_the_right_values(
 
 
 async def test_corrupt_files_fail_cleanly_with_a_reason(
-    catalog: Runtime, assets: Assets, s3_client, buckets, video_file: Path
+    catalog: Container, assets: Assets, s3_client, buckets, video_file: Path
 ) -> None:
     bucket = buckets[0]
     clip = video_file.read_bytes()
@@ -92,7 +92,7 @@ async def test_corrupt_files_fail_cleanly_with_a_reason(
     s3_client.put_object(Bucket=bucket, Key="notes.mp4", Body=b"meeting notes, not a video\n" * 40)
     s3_client.put_object(Bucket=bucket, Key="truncated.mp4", Body=clip[:2048])
     s3_client.upload_file(str(video_file), bucket, "good.mp4")
-    assert (await catalog.catalog.scan()).registered == 4
+    assert (await catalog.scanner.scan()).registered == 4
 
     empty = await assets.wait("empty.mp4", probe_status="failed")
     assert empty.probe_error == "object is empty (0 bytes)" and empty.probe is None
@@ -117,13 +117,13 @@ async def test_prober_whitelists_protocols_and_reports_missing_objects(
     for target in ("file:///tmp/segment.ts", "http://127.0.0.1:9/segment.ts"):
         playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{target}\n#EXT-X-ENDLIST\n"
         s3_client.put_object(Bucket=bucket, Key="trick.mp4", Body=playlist.encode())
-        with pytest.raises(ProbeFailed, match="Format not on whitelist"):
+        with pytest.raises(UnreadableMedia, match="Format not on whitelist"):
             await prober.probe(bucket, "trick.mp4")
-    with pytest.raises(ProbeFailed, match="object not found"):
+    with pytest.raises(UnreadableMedia, match="object not found"):
         await prober.probe(bucket, "missing.mp4")
 
     unreachable = FfprobeProber(lambda b, k: "http://127.0.0.1:9/x.mp4", timeout=10)
-    with pytest.raises(ProbeUnavailable, match="Connection refused"):
+    with pytest.raises(MediaUnreachable, match="Connection refused"):
         await unreachable.probe(bucket, "x.mp4")
 
 
@@ -132,12 +132,11 @@ async def test_pending_probes_resume_after_a_restart(
 ) -> None:
     bucket = buckets[0]
     s3_client.upload_file(str(video_file), bucket, "before-restart.mp4")
-    async with running(settings) as first:
+    async with running(bootstrap(settings)) as first:
         await first.probes.stop()  # the process dies before probing anything
-        offline: Catalog = first.catalog
-        assert (await offline.scan()).registered == 1
+        assert (await first.scanner.scan()).registered == 1
     assert (await assets.get("before-restart.mp4")).probe_status == "pending"
 
-    async with running(settings):
+    async with running(bootstrap(settings)):
         asset = await assets.wait("before-restart.mp4", probe_status="ok")
     assert asset.probe["streams"][0]["codec"] == "h264"

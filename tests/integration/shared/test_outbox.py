@@ -115,9 +115,12 @@ async def test_unconfirmed_rows_stay_pending_and_are_retried(sessions, amqp_url:
     broker = make_broker(amqp_url, service="test")
     async with broker:
         await broker.connect()
-        failing = FailingOnce(BrokerPublisher(broker), second.id)
+        failing = OutboxRelay(
+            FailingOnce(BrokerPublisher(broker), second.id), sessions, GatewayOutbox
+        )
         with pytest.raises(ConnectionError):
-            await OutboxRelay(failing, sessions, GatewayOutbox).flush()
+            await failing.flush()
+        assert failing.lag_seconds() > 0  # the unconfirmed row is still waiting
         async with sessions() as session:
             pending = (
                 await session.scalars(
@@ -125,4 +128,6 @@ async def test_unconfirmed_rows_stay_pending_and_are_retried(sessions, amqp_url:
                 )
             ).all()
         assert pending == [second.id]  # the confirmed one is marked, the other waits
-        assert await OutboxRelay(BrokerPublisher(broker), sessions, GatewayOutbox).flush() == 1
+        relay = OutboxRelay(BrokerPublisher(broker), sessions, GatewayOutbox)
+        assert await relay.flush() == 1
+        assert relay.lag_seconds() == 0.0  # the last pass found nothing unpublished

@@ -9,13 +9,10 @@ import pytest
 from faststream.rabbit import RabbitBroker, RabbitMessage, TestRabbitBroker
 from faststream.specification import AsyncAPI
 
-from mpr_catalog.app import build_broker
-from mpr_catalog.handlers import raw_body
-from mpr_catalog.metrics import Metrics
-from mpr_catalog.services import Catalog
+from mpr_catalog.bootstrap import bootstrap
 from mpr_catalog.settings import CatalogSettings
 from mpr_shared.contracts import AssetRegistered, AssetRemoved, ScanBucket, ScanResult
-from mpr_shared.messaging import ERROR_HEADER
+from mpr_shared.messaging import ERROR_HEADER, TYPE_HEADER
 from mpr_shared.topology import (
     COMMANDS,
     DEAD_LETTER,
@@ -24,25 +21,23 @@ from mpr_shared.topology import (
     s3_events_exchange,
 )
 from tests.unit.catalog.fakes import (
+    FakeDatabase,
     FakeLister,
     FakeProber,
-    FakeStore,
-    FakeUnitOfWork,
-    RecordingQueue,
+    FakeUnitOfWorkFactory,
 )
-from tests.unit.catalog.samples import minio_body, minio_headers
-
-BUCKET = "mpr-media-in"
+from tests.unit.catalog.samples import BUCKET, minio_body, minio_headers
 
 
 @pytest.fixture
-def settings() -> CatalogSettings:
-    return CatalogSettings(S3_BUCKET_IN=BUCKET, MPR_ENV="test")
+def settings(tmp_path) -> CatalogSettings:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"  # the fakes stand in for it
+    return CatalogSettings(S3_BUCKET_IN=BUCKET, MPR_ENV="test", DATABASE_URL=database)
 
 
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
+def store() -> FakeDatabase:
+    return FakeDatabase()
 
 
 @pytest.fixture
@@ -57,35 +52,40 @@ def dead_letters() -> list[RabbitMessage]:
 
 @pytest.fixture
 async def broker(
-    settings: CatalogSettings, store: FakeStore, lister: FakeLister, dead_letters: list
+    settings: CatalogSettings, store: FakeDatabase, lister: FakeLister, dead_letters: list
 ) -> AsyncIterator[RabbitBroker]:
-    broker = build_broker(settings)
-    catalog = Catalog(
-        uow=lambda: FakeUnitOfWork(store),
-        lister=lister,
-        prober=FakeProber(),
-        bucket=BUCKET,
-        probes=RecordingQueue(),
+    container = bootstrap(
+        settings, uow=FakeUnitOfWorkFactory(store), lister=lister, prober=FakeProber()
     )
-    broker.context.set_global("catalog", catalog)
-    broker.context.set_global("metrics", Metrics())
+    broker = container.broker
+
+    async def undecoded(message: RabbitMessage) -> bytes:
+        return message.body
 
     @broker.subscriber(
-        dead_letter_queue(catalog_s3_events(settings)), DEAD_LETTER, decoder=raw_body
+        dead_letter_queue(catalog_s3_events(settings)), DEAD_LETTER, decoder=undecoded
     )
     async def capture(message: RabbitMessage) -> None:
         dead_letters.append(message)
 
     async with TestRabbitBroker(broker) as test_broker:
         yield test_broker
+    await container.engine.dispose()
 
 
-async def test_scan_request_gets_scan_result_reply(broker: RabbitBroker, store: FakeStore) -> None:
+async def test_scan_request_gets_scan_result_reply(
+    broker: RabbitBroker, store: FakeDatabase
+) -> None:
     command = ScanBucket(prefix="", correlation_id="req-1")
     reply = await broker.request(
-        command.model_dump(mode="json"), exchange=COMMANDS, routing_key=ScanBucket.ROUTING_KEY
+        command.model_dump(mode="json"),
+        exchange=COMMANDS,
+        routing_key=ScanBucket.ROUTING_KEY,
+        correlation_id="amqp-req-1",
     )
     result = ScanResult.model_validate(await reply.decode())
+    assert reply.headers[TYPE_HEADER] == "ScanResult"  # publish_properties, like every publish
+    assert reply.correlation_id == "amqp-req-1"
     assert (result.found, result.registered, result.skipped) == (2, 2, 0)
     assert sorted(result.files) == ["a.mp4", "dir/b c.mkv"]
     registered = store.messages(AssetRegistered)
@@ -103,7 +103,7 @@ async def test_scan_request_gets_scan_result_reply(broker: RabbitBroker, store: 
 
 
 async def test_minio_notifications_register_and_remove(
-    broker: RabbitBroker, settings: CatalogSettings, store: FakeStore
+    broker: RabbitBroker, settings: CatalogSettings, store: FakeDatabase
 ) -> None:
     exchange = s3_events_exchange(settings)
     for event, seq in (("s3:ObjectCreated:Put", "10"), ("s3:ObjectRemoved:Delete", "11")):
@@ -120,7 +120,7 @@ async def test_minio_notifications_register_and_remove(
 
 
 async def test_malformed_notification_is_dead_lettered_with_the_reason(
-    broker: RabbitBroker, settings: CatalogSettings, store: FakeStore, dead_letters: list
+    broker: RabbitBroker, settings: CatalogSettings, store: FakeDatabase, dead_letters: list
 ) -> None:
     exchange = s3_events_exchange(settings)
     bad = json.dumps(
@@ -154,7 +154,8 @@ async def test_malformed_notification_is_dead_lettered_with_the_reason(
 
 
 def test_asyncapi_documents_what_the_catalog_consumes_and_sends(settings: CatalogSettings) -> None:
-    document = AsyncAPI(build_broker(settings), title="catalog").to_specification().to_jsonable()
+    broker = bootstrap(settings).broker
+    document = AsyncAPI(broker, title="catalog").to_specification().to_jsonable()
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {
         "catalog.scan",

@@ -1,23 +1,37 @@
-"""In-memory fakes of the catalog's ports, with the same semantics as the real adapters:
-unique (bucket, key), compare-and-set updates, and transactions that only show on commit."""
+"""In-memory fakes of the catalog's ports, with the real adapters' semantics: unique (bucket,
+key), compare-and-set updates, filters honoured, and transactions whose writes nobody else sees
+before commit (and nobody at all after a rollback).
+
+Each fake is assigned to its Protocol at the bottom, so mypy checks them against each other.
+"""
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from mpr_catalog.domain import ACTIVE, AssetState, ObjectInfo
-from mpr_catalog.ports import AssetChange, NewAsset
-from mpr_catalog.probe import ProbeOutcome
+from mpr_catalog.application.ports import (
+    AssetRepository,
+    MediaProber,
+    ObjectLister,
+    Outbox,
+    ProbeQueue,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from mpr_catalog.domain.assets import ACTIVE, AssetChange, AssetState, NewAsset, ObjectInfo
+from mpr_catalog.domain.probe import ProbeOutcome, UnreadableMedia
 from mpr_shared.contracts import Message, ProbeStatus
+from tests.unit.catalog.samples import BUCKET
 
 
-@dataclass
+@dataclass(frozen=True)
 class StoredAsset:
+    """One row of the fake assets table."""
+
     state: AssetState
     probe: dict[str, Any] | None = None
     probe_error: str | None = None
@@ -26,7 +40,7 @@ class StoredAsset:
 
 
 @dataclass
-class FakeStore:
+class FakeDatabase:
     """What the database holds after commits."""
 
     assets: dict[uuid.UUID, StoredAsset] = field(default_factory=dict)
@@ -40,109 +54,100 @@ class FakeStore:
         return [m for m in self.outbox if isinstance(m, kind)]
 
 
-class FakeRepository:
-    def __init__(self, assets: dict[uuid.UUID, StoredAsset]) -> None:
-        self.assets = assets
+class FakeAssets:
+    """The assets a transaction sees: the committed rows with its own writes over them."""
+
+    def __init__(self, database: FakeDatabase) -> None:
+        self._database = database
+        self.written: dict[uuid.UUID, StoredAsset] = {}
+
+    def _rows(self) -> dict[uuid.UUID, StoredAsset]:
+        return self._database.assets | self.written
 
     async def find(self, bucket: str, keys: Sequence[str]) -> dict[str, AssetState]:
         wanted = set(keys)
+        rows = self._rows().values()
         return {
-            a.state.key: a.state
-            for a in self.assets.values()
-            if a.state.bucket == bucket and a.state.key in wanted
+            r.state.key: r.state for r in rows if r.state.bucket == bucket and r.state.key in wanted
         }
 
     async def get(self, asset_id: uuid.UUID) -> AssetState | None:
-        stored = self.assets.get(asset_id)
-        return stored.state if stored else None
+        row = self._rows().get(asset_id)
+        return row.state if row else None
 
     async def insert(self, assets: Sequence[NewAsset]) -> set[str]:
-        taken = {(a.state.bucket, a.state.key) for a in self.assets.values()}
+        taken = {(r.state.bucket, r.state.key) for r in self._rows().values()}
         inserted: set[str] = set()
-        now = datetime.now(UTC)
         for new in assets:
-            if (new.bucket, new.key) in taken:
-                continue
-            taken.add((new.bucket, new.key))
-            self.assets[new.id] = StoredAsset(
-                AssetState(
-                    id=new.id,
-                    bucket=new.bucket,
-                    key=new.key,
-                    media_type=new.media_type,
-                    size=new.size,
-                    etag=new.etag,
-                    status=new.status,
-                    sequencer=new.sequencer,
-                    probe_status=ProbeStatus.PENDING.value,
-                    updated_at=now,
-                    deleted_at=new.deleted_at,
-                )
-            )
-            inserted.add(new.key)
+            if (new.bucket, new.key) not in taken:
+                taken.add((new.bucket, new.key))
+                self.written[new.id] = StoredAsset(_state_of(new))
+                inserted.add(new.key)
         return inserted
 
     async def apply(self, changes: Sequence[AssetChange]) -> set[uuid.UUID]:
         applied: set[uuid.UUID] = set()
-        now = datetime.now(UTC)
         for change in changes:
-            stored = self.assets.get(change.expected.id)
-            if stored is None or not _matches(stored.state, change.expected):
-                continue
-            stored.state = replace(
-                stored.state,
-                size=change.size,
-                etag=change.etag,
-                status=change.status,
-                sequencer=change.sequencer,
-                deleted_at=change.deleted_at,
-                updated_at=now,
-                probe_status=ProbeStatus.PENDING.value
-                if change.reprobe
-                else stored.state.probe_status,
-            )
-            if change.reprobe:
-                stored.probe = stored.probe_error = stored.duration = None
-            applied.add(stored.state.id)
+            row = self._rows().get(change.expected.id)
+            if row is not None and _same(row.state, change.expected):
+                self.written[row.state.id] = _changed(row, change)
+                applied.add(row.state.id)
         return applied
 
     async def save_probe(self, asset: AssetState, outcome: ProbeOutcome) -> bool:
-        stored = self.assets.get(asset.id)
-        if (
-            stored is None
-            or (stored.state.etag, stored.state.size) != (asset.etag, asset.size)
-            or stored.state.status != ACTIVE
-            or stored.state.probe_status != ProbeStatus.PENDING
-        ):
+        row = self._rows().get(asset.id)
+        if row is None or not _probe_applies(row.state, asset):
             return False
-        stored.state = replace(
-            stored.state, probe_status=outcome.status.value, updated_at=datetime.now(UTC)
-        )
-        stored.probe, stored.probe_error, stored.duration = (
-            outcome.summary,
-            outcome.error,
-            outcome.duration,
+        state = replace(row.state, probe_status=outcome.status.value, updated_at=_now())
+        self.written[asset.id] = replace(
+            row,
+            state=state,
+            probe=outcome.summary,
+            probe_error=outcome.error,
+            duration=outcome.duration,
         )
         return True
 
     async def pending_probes(self, bucket: str) -> list[uuid.UUID]:
+        rows = sorted(self._rows().values(), key=lambda r: r.created_at)
         return [
-            a.state.id
-            for a in sorted(self.assets.values(), key=lambda a: a.created_at)
-            if a.state.bucket == bucket
-            and a.state.status == ACTIVE
-            and a.state.probe_status == ProbeStatus.PENDING
+            r.state.id
+            for r in rows
+            if r.state.bucket == bucket
+            and r.state.status == ACTIVE
+            and r.state.probe_status == ProbeStatus.PENDING
         ]
 
     async def active_before(self, bucket: str, before: datetime) -> list[AssetState]:
         return [
-            a.state
-            for a in self.assets.values()
-            if a.state.bucket == bucket and a.state.status == ACTIVE and a.state.updated_at < before
+            r.state
+            for r in self._rows().values()
+            if r.state.bucket == bucket and r.state.status == ACTIVE and r.state.updated_at < before
         ]
 
 
-def _matches(state: AssetState, expected: AssetState) -> bool:
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _state_of(new: NewAsset) -> AssetState:
+    return AssetState(
+        id=new.id,
+        bucket=new.bucket,
+        key=new.key,
+        media_type=new.media_type,
+        size=new.size,
+        etag=new.etag,
+        status=new.status,
+        sequencer=new.sequencer,
+        probe_status=ProbeStatus.PENDING.value,
+        updated_at=_now(),
+        deleted_at=new.deleted_at,
+    )
+
+
+def _same(state: AssetState, expected: AssetState) -> bool:
+    """The compare of compare-and-set: what the SQL UPDATE's WHERE clause compares."""
     return (state.size, state.etag, state.status, state.sequencer) == (
         expected.size,
         expected.etag,
@@ -151,37 +156,81 @@ def _matches(state: AssetState, expected: AssetState) -> bool:
     )
 
 
-class FakeUnitOfWork:
-    """Works on a copy of the store; commit() makes the copy the store."""
+def _changed(row: StoredAsset, change: AssetChange) -> StoredAsset:
+    state = replace(
+        row.state,
+        size=change.size,
+        etag=change.etag,
+        status=change.status,
+        sequencer=change.sequencer,
+        deleted_at=change.deleted_at,
+        updated_at=_now(),
+    )
+    if not change.reprobe:
+        return replace(row, state=state)
+    state = replace(state, probe_status=ProbeStatus.PENDING.value)
+    return replace(row, state=state, probe=None, probe_error=None, duration=None)
 
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
+
+def _probe_applies(state: AssetState, probed: AssetState) -> bool:
+    """Same content, still active and pending: what the SQL save_probe's WHERE clause says."""
+    return (
+        (state.etag, state.size) == (probed.etag, probed.size)
+        and state.status == ACTIVE
+        and state.probe_status == ProbeStatus.PENDING
+    )
+
+
+class FakeOutbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def add(self, *messages: Message) -> None:
+        self.messages.extend(messages)
+
+
+class FakeUnitOfWork:
+    """A transaction: its writes and messages reach the database on commit, else vanish."""
+
+    assets: FakeAssets
+    outbox: FakeOutbox
+
+    def __init__(self, database: FakeDatabase) -> None:
+        self.database = database
 
     async def __aenter__(self) -> Self:
-        self._assets = copy.deepcopy(self.store.assets)
-        self._outbox: list[Message] = []
-        self.assets = FakeRepository(self._assets)
+        self.assets = FakeAssets(self.database)
+        self.outbox = FakeOutbox()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
-        self._assets, self._outbox = {}, []
-
-    async def emit(self, messages: Iterable[Message]) -> None:
-        self._outbox.extend(messages)
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.assets.written.clear()
+        self.outbox.messages.clear()
 
     async def commit(self) -> None:
-        self.store.assets = self._assets
-        self.store.outbox.extend(self._outbox)
-        self.store.commits += 1
-        self._assets = copy.deepcopy(self._assets)
-        self._outbox = []
+        self.database.assets |= self.assets.written
+        self.database.outbox += self.outbox.messages
+        self.database.commits += 1
+        self.assets.written = {}
+        self.outbox.messages = []
+
+
+class FakeUnitOfWorkFactory:
+    def __init__(self, database: FakeDatabase) -> None:
+        self.database = database
+
+    def __call__(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.database)
 
 
 class FakeLister:
-    """A bucket as a dict of key → (size, etag)."""
+    """One bucket as a dict of key → (size, etag); any other bucket is empty."""
 
-    def __init__(self, objects: dict[str, tuple[int, str]] | None = None) -> None:
+    def __init__(
+        self, objects: dict[str, tuple[int, str]] | None = None, bucket: str = BUCKET
+    ) -> None:
         self.objects = dict(objects or {})
+        self.bucket = bucket
 
     async def pages(
         self, bucket: str, prefix: str, page_size: int
@@ -189,21 +238,26 @@ class FakeLister:
         listed = [
             ObjectInfo(key, size, etag)
             for key, (size, etag) in sorted(self.objects.items())
-            if key.startswith(prefix)
+            if bucket == self.bucket and key.startswith(prefix)
         ]
         for start in range(0, len(listed), page_size):
             yield listed[start : start + page_size]
 
 
 class FakeProber:
-    """Answers with canned ffprobe JSON (or raises a canned exception) per key."""
+    """Answers with canned ffprobe JSON (or raises a canned exception) per key of one bucket."""
 
-    def __init__(self, answers: dict[str, dict[str, Any] | Exception] | None = None) -> None:
+    def __init__(
+        self, answers: dict[str, dict[str, Any] | Exception] | None = None, bucket: str = BUCKET
+    ) -> None:
         self.answers = dict(answers or {})
+        self.bucket = bucket
         self.calls: list[str] = []
 
     async def probe(self, bucket: str, key: str) -> dict[str, Any]:
         self.calls.append(key)
+        if bucket != self.bucket or key not in self.answers:
+            raise UnreadableMedia("object not found in the bucket")  # what ffprobe says
         answer = self.answers[key]
         if isinstance(answer, Exception):
             raise answer
@@ -262,3 +316,14 @@ def ffprobe_json(
             "bit_rate": "284936",
         },
     }
+
+
+# Checked by mypy (the catalog's tests are in its files): each fake is its port.
+_database = FakeDatabase()
+_assets: AssetRepository = FakeAssets(_database)
+_outbox: Outbox = FakeOutbox()
+_uow: UnitOfWork = FakeUnitOfWork(_database)
+_uow_factory: UnitOfWorkFactory = FakeUnitOfWorkFactory(_database)
+_lister: ObjectLister = FakeLister()
+_prober: MediaProber = FakeProber()
+_queue: ProbeQueue = RecordingQueue()

@@ -16,6 +16,7 @@ import time
 from typing import Any
 from urllib.parse import quote_plus
 
+BUCKET = "mpr-media-in"
 _counter = itertools.count(1)
 
 

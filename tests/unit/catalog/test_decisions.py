@@ -7,18 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mpr_catalog.domain import (
+from mpr_catalog.domain.assets import (
     ACTIVE,
     DELETED,
-    Action,
     AssetState,
+    ObjectInfo,
+    key_refusal,
+    media_type_of,
+    plan_page,
+)
+from mpr_catalog.domain.notifications import (
+    Action,
     ChangeKind,
     ObjectChange,
-    ObjectInfo,
     decide,
-    media_type_of,
     normalize_sequencer,
-    plan_page,
 )
 from mpr_shared.media import media_type
 
@@ -127,3 +130,23 @@ def test_fast_media_type_agrees_with_the_shared_rule(key: str) -> None:
 
 def test_folder_markers_are_not_media() -> None:
     assert media_type_of("videos.mp4/") is None
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [
+        ("clip\u202e4pm.mp4", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("cl\u200bip.mp4", "U+200B ZERO WIDTH SPACE"),
+        ("line\nbreak.mp4", "U+000A"),
+        ("/absolute.mp4", "must not start with '/'"),
+        ("up/../x.mp4", "'..' segments"),
+    ],
+)
+def test_keys_that_break_the_shared_rules_are_refused_with_the_reason(key: str, named: str) -> None:
+    reason = key_refusal(key)
+    assert reason is not None and named in reason
+
+
+def test_ordinary_and_international_keys_are_accepted() -> None:
+    for key in ("a.mp4", "dir/with space.mov", "ünïcödé/日本語 🎬.mp4", "a&b=c;d,e.mp4"):
+        assert key_refusal(key) is None, key

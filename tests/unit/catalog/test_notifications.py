@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mpr_catalog.domain import (
+from mpr_catalog.domain.notifications import (
     ChangeKind,
     InvalidNotification,
     decode_key,

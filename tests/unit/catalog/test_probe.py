@@ -7,8 +7,10 @@ import uuid
 
 import pytest
 
-from mpr_catalog.probe import ProbeFailed, ProbeUnavailable, summarize
-from mpr_catalog.probing import ProbeScheduler
+from mpr_catalog.application.ports import MediaUnreachable
+from mpr_catalog.application.probe_queue import ProbeScheduler
+from mpr_catalog.domain.probe import ProbeOutcome, UnreadableMedia, summarize
+from mpr_shared.contracts import ProbeStatus
 from tests.unit.catalog.fakes import ffprobe_json
 
 
@@ -54,58 +56,97 @@ def test_duration_falls_back_to_the_longest_stream() -> None:
     ],
 )
 def test_nothing_playable_is_a_failed_probe(raw) -> None:
-    with pytest.raises(ProbeFailed, match="no audio or video stream"):
+    with pytest.raises(UnreadableMedia, match="no audio or video stream"):
         summarize(raw)
+
+
+class Finished:
+    """The scheduler's on_result: what each asset that left the queue came to."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[ProbeOutcome | None] = []
+        self.backlogs: list[int] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, outcome: ProbeOutcome | None, backlog: int) -> None:
+        self.outcomes.append(outcome)
+        self.backlogs.append(backlog)
+        self._changed.set()
+
+    async def wait(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(self.outcomes) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+OK = ProbeOutcome(ProbeStatus.OK, summary={"streams": []})
 
 
 async def test_scheduler_bounds_concurrency_and_runs_each_id_once() -> None:
     running = peak = 0
     seen: list[uuid.UUID] = []
 
-    async def probe(asset_id: uuid.UUID) -> None:
+    async def probe(asset_id: uuid.UUID) -> ProbeOutcome:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
         await asyncio.sleep(0.01)
         seen.append(asset_id)
         running -= 1
+        return OK
 
-    scheduler = ProbeScheduler(probe, concurrency=3)
+    finished = Finished()
+    scheduler = ProbeScheduler(probe, concurrency=3, attempts=1, on_result=finished)
     await scheduler.start()
     ids = [uuid.uuid4() for _ in range(12)]
     scheduler.submit(ids)
     scheduler.submit(ids[:5])  # already queued: not twice
-    await asyncio.wait_for(scheduler.join(), 5)
+    await finished.wait(12)
     await scheduler.stop()
     assert peak == 3
     assert sorted(seen) == sorted(ids)
+    assert finished.outcomes == [OK] * 12 and finished.backlogs[-1] == 0
 
 
-async def test_scheduler_retries_unavailable_storage_then_gives_up() -> None:
+async def test_scheduler_retries_unreachable_storage_then_gives_up() -> None:
     attempts: list[uuid.UUID] = []
-    results: list[object] = []
+    down_for = 2
 
-    async def probe(asset_id: uuid.UUID) -> str:
+    async def probe(asset_id: uuid.UUID) -> ProbeOutcome:
         attempts.append(asset_id)
-        if len(attempts) < 3:
-            raise ProbeUnavailable("Connection refused")
-        return "done"
+        if len(attempts) <= down_for:
+            raise MediaUnreachable("Connection refused")
+        return OK
 
+    finished = Finished()
     scheduler = ProbeScheduler(
-        probe, concurrency=1, attempts=3, backoff_seconds=0, on_result=results.append
+        probe, concurrency=1, attempts=3, backoff_seconds=0, on_result=finished
     )
     await scheduler.start()
     scheduler.submit([uuid.uuid4()])
-    await asyncio.wait_for(scheduler.join(), 5)
-    assert len(attempts) == 3 and results == ["done"]
+    await finished.wait(1)
+    assert len(attempts) == 3 and finished.outcomes == [OK]
 
-    async def always_down(asset_id: uuid.UUID) -> None:
-        attempts.append(asset_id)
-        raise ProbeUnavailable("Connection refused")
-
-    scheduler._probe = always_down
     attempts.clear()
+    down_for = 10  # down for longer than three attempts
     scheduler.submit([uuid.uuid4()])
-    await asyncio.wait_for(scheduler.join(), 5)
+    await finished.wait(2)
     await scheduler.stop()
-    assert len(attempts) == 3 and results == ["done"]
+    assert len(attempts) == 3 and finished.outcomes == [OK, None]  # still pending
+
+
+async def test_scheduler_survives_an_unexpected_error() -> None:
+    async def probe(asset_id: uuid.UUID) -> ProbeOutcome:
+        if asset_id == broken:
+            raise RuntimeError("bug")
+        return OK
+
+    broken, fine = uuid.uuid4(), uuid.uuid4()
+    finished = Finished()
+    scheduler = ProbeScheduler(probe, concurrency=1, attempts=3, on_result=finished)
+    await scheduler.start()
+    scheduler.submit([broken, fine])
+    await finished.wait(2)
+    await scheduler.stop()
+    assert finished.outcomes == [None, OK]

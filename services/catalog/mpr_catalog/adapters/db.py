@@ -9,21 +9,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Self, cast
 
-from sqlalchemy import ARRAY, Row, String, bindparam, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    CursorResult,
+    String,
+    Table,
+    Update,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mpr_catalog.domain import ACTIVE, AssetState
-from mpr_catalog.ports import AssetChange, NewAsset
-from mpr_catalog.probe import ProbeOutcome
+from mpr_catalog.domain.assets import ACTIVE, AssetChange, AssetState, NewAsset
+from mpr_catalog.domain.probe import ProbeOutcome
 from mpr_shared.contracts import Message, ProbeStatus
 from mpr_shared.db.models import Asset, CatalogOutbox
+from mpr_shared.health import Check
 from mpr_shared.outbox import outbox_row
 
-ASSETS = Asset.__table__
-OUTBOX = CatalogOutbox.__table__
+ASSETS = cast(Table, Asset.__table__)
+OUTBOX = cast(Table, CatalogOutbox.__table__)
 _STATE_COLUMNS = (
     ASSETS.c.id,
     ASSETS.c.bucket,
@@ -41,14 +52,12 @@ _STATE_COLUMNS = (
 _IN_CHUNK = 1000
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything MPR stores is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _state(row: Row[Any]) -> AssetState:
+def _state(row: Any) -> AssetState:
     return AssetState(
         id=row.id,
         bucket=row.bucket,
@@ -60,7 +69,7 @@ def _state(row: Row[Any]) -> AssetState:
         sequencer=row.sequencer,
         probe_status=row.probe_status,
         updated_at=_aware(row.updated_at),
-        deleted_at=_aware(row.deleted_at),
+        deleted_at=_aware(row.deleted_at) if row.deleted_at else None,
     )
 
 
@@ -74,17 +83,18 @@ class SqlAssetRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
 
-    def _insert(self):
-        dialect = self._session.bind.dialect.name
-        return (postgresql if dialect == "postgresql" else sqlite).insert(ASSETS)
+    def _insert(self) -> postgresql.Insert | sqlite.Insert:
+        if self._postgres:
+            return postgresql.insert(ASSETS)
+        return sqlite.insert(ASSETS)
 
     async def find(self, bucket: str, keys: Sequence[str]) -> dict[str, AssetState]:
         found: dict[str, AssetState] = {}
-        postgres = self._session.bind.dialect.name == "postgresql"
         for chunk in _chunks(list(keys)):
             query = select(*_STATE_COLUMNS).where(ASSETS.c.bucket == bucket)
-            if postgres:
+            if self._postgres:
                 # A join on one array parameter: "key IN ($2, …, $1001)" makes a prepared
                 # statement compare every row with every key (no hashing of parameters).
                 keys_param = bindparam("keys", chunk, type_=ARRAY(String))
@@ -179,7 +189,7 @@ class SqlAssetRepository:
                 updated_at=datetime.now(UTC),
             )
         )
-        result = await self._session.execute(stmt)
+        result = cast(CursorResult[Any], await self._session.execute(stmt))
         return result.rowcount == 1
 
     async def pending_probes(self, bucket: str) -> list[uuid.UUID]:
@@ -201,7 +211,7 @@ class SqlAssetRepository:
         return [_state(row) for row in await self._session.execute(query)]
 
 
-def _cas_update(reprobe: bool):
+def _cas_update(reprobe: bool) -> Update:
     """UPDATE one asset if it still holds what the decision saw (bind names avoid columns)."""
     values: dict[str, Any] = {
         "size_bytes": bindparam("v_size"),
@@ -248,47 +258,68 @@ def _cas_params(change: AssetChange, now: datetime) -> dict[str, Any]:
     }
 
 
+class SqlOutbox:
+    """Rows for ``catalog_outbox`` (``mpr_shared.outbox.outbox_row``), inserted at commit."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, *messages: Message) -> None:
+        self.rows += [outbox_row(m) for m in messages]
+
+
 class SqlUnitOfWork:
-    """One session and transaction; ``on_commit`` runs after a commit that emitted messages."""
+    """One session and transaction; ``on_commit`` runs after a commit that added messages."""
 
     assets: SqlAssetRepository
+    outbox: SqlOutbox
 
     def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        on_commit: Callable[[], None] | None = None,
+        self, sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None]
     ) -> None:
         self._sessions = sessions
         self._on_commit = on_commit
-        self._emitted = 0
 
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
         self.assets = SqlAssetRepository(self._session)
-        self._emitted = 0
+        self.outbox = SqlOutbox()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         try:
             await self._session.rollback()
         finally:
             await self._session.close()
 
-    async def emit(self, messages: Iterable[Message]) -> None:
-        rows = [outbox_row(m) for m in messages]
+    async def commit(self) -> None:
+        """The asset writes and the outbox rows, in one transaction."""
+        rows, self.outbox.rows = self.outbox.rows, []
         if rows:
             await self._session.execute(OUTBOX.insert(), rows)
-            self._emitted += len(rows)
-
-    async def commit(self) -> None:
         await self._session.commit()
-        if self._emitted and self._on_commit:
+        if rows:
             self._on_commit()
-        self._emitted = 0
 
 
-def unit_of_work_factory(
-    sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None] | None = None
-) -> Callable[[], SqlUnitOfWork]:
-    """The UnitOfWorkFactory the catalog's use cases take."""
-    return lambda: SqlUnitOfWork(sessions, on_commit)
+class SqlUnitOfWorkFactory:
+    """The UnitOfWorkFactory of the catalog's use cases; ``on_commit`` wakes the outbox relay."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None]
+    ) -> None:
+        self._sessions = sessions
+        self._on_commit = on_commit
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions, self._on_commit)
+
+
+def database_check(engine: AsyncEngine) -> Check:
+    """A readiness check: the database answers a query."""
+
+    async def check() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    return check

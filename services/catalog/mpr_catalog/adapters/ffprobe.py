@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from mpr_catalog.probe import ProbeFailed, ProbeUnavailable
+from mpr_catalog.application.ports import MediaUnreachable
+from mpr_catalog.domain.probe import UnreadableMedia
 
 # Only the network protocols a presigned URL needs: nothing can make ffprobe open local files.
 # https://ffmpeg.org/ffmpeg-protocols.html#Protocol-Options (protocol_whitelist)
@@ -51,8 +52,23 @@ class FfprobeProber:
         self._binary = binary
 
     async def probe(self, bucket: str, key: str) -> dict[str, Any]:
-        url = self._url_for(bucket, key)
-        args = [
+        returncode, out, err = await self._run(self._args(self._url_for(bucket, key)))
+        # The URL carries a signature: never let it reach logs or the database.
+        reason = _reason(_URL.sub(f"s3://{bucket}/{key}", err.decode(errors="replace")))
+        if returncode != 0:
+            if _TRANSIENT.search(reason):
+                raise MediaUnreachable(reason)
+            if _NOT_FOUND.search(reason):
+                raise UnreadableMedia("object not found in the bucket")
+            raise UnreadableMedia(reason)
+        try:
+            summary: dict[str, Any] = json.loads(out)
+        except json.JSONDecodeError as exc:
+            raise UnreadableMedia(f"ffprobe printed no JSON: {exc}") from exc
+        return summary
+
+    def _args(self, url: str) -> list[str]:
+        return [
             self._binary,
             "-hide_banner",
             "-v",
@@ -72,6 +88,9 @@ class FfprobeProber:
             "-i",
             url,
         ]
+
+    async def _run(self, args: list[str]) -> tuple[int, bytes, bytes]:
+        """Exit code, stdout and stderr of ffprobe; killed when it outlives the timeout."""
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.DEVNULL,
@@ -83,24 +102,13 @@ class FfprobeProber:
             async with asyncio.timeout(self._timeout):
                 out, err = await proc.communicate()
         except TimeoutError:
-            raise ProbeUnavailable(f"ffprobe timed out after {self._timeout:g} s") from None
+            raise MediaUnreachable(f"ffprobe timed out after {self._timeout:g} s") from None
         finally:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        # The URL carries a signature: never let it reach logs or the database.
-        reason = _reason(_URL.sub(f"s3://{bucket}/{key}", err.decode(errors="replace")))
-        if proc.returncode != 0:
-            if _TRANSIENT.search(reason):
-                raise ProbeUnavailable(reason)
-            if _NOT_FOUND.search(reason):
-                raise ProbeFailed("object not found in the bucket")
-            raise ProbeFailed(reason)
-        try:
-            return json.loads(out)
-        except json.JSONDecodeError as exc:
-            raise ProbeFailed(f"ffprobe printed no JSON: {exc}") from exc
+        return proc.returncode or 0, out, err
 
 
 def _reason(stderr: str) -> str:

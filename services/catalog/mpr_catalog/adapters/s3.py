@@ -1,4 +1,5 @@
-"""S3 adapters: a paging lister that overlaps listing with the database work, and a presigner."""
+"""S3 adapters: a paging lister that overlaps listing with the database work, a presigner and
+the readiness check."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from mpr_catalog.domain import ObjectInfo, media_type_of, normalize_etag
+from mpr_catalog.domain.assets import ObjectInfo, media_type_of, normalize_etag
 from mpr_shared import storage
+from mpr_shared.health import Check
 
 _END = object()
 
@@ -33,6 +35,7 @@ class S3ObjectLister:
         stop = threading.Event()
 
         def hand_over(item: Any) -> bool:
+            """Put ``item`` on the queue from the worker thread; False once the caller left."""
             future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
             while not stop.is_set():
                 with contextlib.suppress(concurrent.futures.TimeoutError):
@@ -41,28 +44,7 @@ class S3ObjectLister:
             future.cancel()
             return False
 
-        def walk() -> None:
-            try:
-                page: list[ObjectInfo] = []
-                # extensions=None: filtering here with media_type_of is cheaper than pathlib.
-                listing = storage.list_objects(
-                    bucket, prefix, None, client=self._client, page_size=page_size
-                )
-                for obj in listing:
-                    if media_type_of(obj.key) is None:
-                        continue
-                    page.append(ObjectInfo(obj.key, obj.size, normalize_etag(obj.etag)))
-                    if len(page) >= page_size:
-                        if not hand_over(page):
-                            return
-                        page = []
-                if page and not hand_over(page):
-                    return
-                hand_over(_END)
-            except Exception as exc:  # surfaces in the caller's task
-                hand_over(exc)
-
-        worker = loop.run_in_executor(None, walk)
+        worker = loop.run_in_executor(None, self._walk, bucket, prefix, page_size, hand_over)
         try:
             while (item := await queue.get()) is not _END:
                 if isinstance(item, Exception):
@@ -72,6 +54,30 @@ class S3ObjectLister:
             stop.set()
             with contextlib.suppress(Exception):
                 await worker
+
+    def _walk(
+        self, bucket: str, prefix: str, page_size: int, hand_over: Callable[[Any], bool]
+    ) -> None:
+        """List in this (worker) thread, handing over full pages, then _END or the error."""
+        try:
+            page: list[ObjectInfo] = []
+            # extensions=None: filtering here with media_type_of is cheaper than pathlib.
+            listing = storage.list_objects(
+                bucket, prefix, None, client=self._client, page_size=page_size
+            )
+            for obj in listing:
+                if media_type_of(obj.key) is None:
+                    continue
+                page.append(ObjectInfo(obj.key, obj.size, normalize_etag(obj.etag)))
+                if len(page) >= page_size:
+                    if not hand_over(page):
+                        return
+                    page = []
+            if page and not hand_over(page):
+                return
+            hand_over(_END)
+        except Exception as exc:  # surfaces in the caller's task
+            hand_over(exc)
 
 
 class Presigner:
@@ -84,3 +90,12 @@ class Presigner:
     def url(self, bucket: str, key: str) -> str:
         # Presigning is local computation (no request), so it is safe on the event loop.
         return storage.get_presigned_url(key, bucket, self._expires_in, client=self._client)
+
+
+def bucket_check(client: Any, bucket: str) -> Check:
+    """A readiness check: the input bucket answers HeadBucket."""
+
+    async def check() -> None:
+        await asyncio.to_thread(client.head_bucket, Bucket=bucket)
+
+    return check

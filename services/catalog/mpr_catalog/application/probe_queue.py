@@ -1,4 +1,5 @@
-"""Background probing with bounded concurrency, so a scan or a notification answers fast.
+"""The probe queue: background probing with bounded concurrency, so a scan or a notification
+answers fast.
 
 The queue lives in memory; the database is the durable record (probe_status "pending"), so
 whatever a restart interrupts is submitted again at startup.
@@ -11,9 +12,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
 
-from mpr_catalog.probe import ProbeUnavailable
+from mpr_catalog.application.ports import MediaUnreachable
+from mpr_catalog.domain.probe import ProbeOutcome
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,14 @@ class ProbeScheduler:
 
     def __init__(
         self,
-        probe: Callable[[uuid.UUID], Awaitable[Any]],
+        probe: Callable[[uuid.UUID], Awaitable[ProbeOutcome | None]],
         *,
         concurrency: int,
-        attempts: int = 3,
+        attempts: int,
+        # Called after each asset leaves the queue: its outcome (None: nothing stored) and
+        # the backlog left.
+        on_result: Callable[[ProbeOutcome | None, int], None],
         backoff_seconds: float = 2.0,
-        on_result: Callable[[Any], None] | None = None,
     ) -> None:
         self._probe = probe
         self._concurrency = concurrency
@@ -63,33 +66,25 @@ class ProbeScheduler:
                 await task
         self._workers = []
 
-    async def join(self) -> None:
-        """Wait until everything submitted so far has been probed (tests, benchmarks)."""
-        await self._queue.join()
-
     async def _work(self) -> None:
         while True:
             asset_id = await self._queue.get()
             # Leave the set first: a change that arrives during the probe queues it again.
             self._queued.discard(asset_id)
-            try:
-                await self._run(asset_id)
-            finally:
-                self._queue.task_done()
+            outcome = await self._run(asset_id)
+            self._on_result(outcome, self.backlog)
 
-    async def _run(self, asset_id: uuid.UUID) -> None:
+    async def _run(self, asset_id: uuid.UUID) -> ProbeOutcome | None:
+        """The stored outcome; None when nothing was stored (nothing to do, or try later)."""
         for attempt in range(1, self._attempts + 1):
             try:
-                result = await self._probe(asset_id)
-            except ProbeUnavailable as exc:
+                return await self._probe(asset_id)
+            except MediaUnreachable as exc:
                 if attempt == self._attempts:
                     log.warning("probe of %s postponed (still pending): %s", asset_id, exc)
-                    return
+                    return None
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
             except Exception:
                 log.exception("probe of %s failed unexpectedly; it stays pending", asset_id)
-                return
-            else:
-                if self._on_result:
-                    self._on_result(result)
-                return
+                return None
+        return None

@@ -1,45 +1,23 @@
-"""Ports: what the catalog needs from the outside world. Adapters implement them; unit tests
-pass the fakes in tests/unit/catalog/fakes.py."""
+"""Ports: what the catalog's use cases need from the outside world.
+
+The adapters (mpr_catalog.adapters) implement them; unit tests pass the fakes in
+tests/unit/catalog/fakes.py, which mypy checks against these Protocols.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from mpr_catalog.domain import ACTIVE, AssetState, ObjectInfo
-from mpr_catalog.probe import ProbeOutcome
+from mpr_catalog.domain.assets import AssetChange, AssetState, NewAsset, ObjectInfo
+from mpr_catalog.domain.probe import ProbeOutcome
 from mpr_shared.contracts import Message
 
 
-@dataclass(frozen=True, slots=True)
-class NewAsset:
-    """A row to insert; a conflict on (bucket, key) means someone else was first."""
-
-    id: uuid.UUID
-    bucket: str
-    key: str
-    media_type: str
-    size: int
-    etag: str
-    sequencer: str | None = None
-    status: str = ACTIVE
-    deleted_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AssetChange:
-    """A compare-and-set update: it applies only while the row still equals ``expected``."""
-
-    expected: AssetState
-    size: int
-    etag: str
-    status: str
-    sequencer: str | None
-    deleted_at: datetime | None = None
-    reprobe: bool = False  # new content: probe again from scratch
+class MediaUnreachable(Exception):
+    """The object could not be read right now (S3 down, timeout); try again later."""
 
 
 class AssetRepository(Protocol):
@@ -72,17 +50,25 @@ class AssetRepository(Protocol):
         ...
 
 
+class Outbox(Protocol):
+    """Messages caused by the unit of work's changes; they commit with them."""
+
+    def add(self, *messages: Message) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: asset changes and the messages they cause commit together."""
 
-    assets: AssetRepository
+    @property
+    def assets(self) -> AssetRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(self, *exc_info: Any) -> None: ...
-
-    async def emit(self, messages: Iterable[Message]) -> None:
-        """Add messages to the outbox, in this transaction."""
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Roll back whatever was not committed."""
         ...
 
     async def commit(self) -> None: ...
@@ -101,7 +87,7 @@ class ObjectLister(Protocol):
 
 
 class MediaProber(Protocol):
-    """Runs ffprobe on an object; raises ProbeFailed (unreadable) or ProbeUnavailable (retry)."""
+    """Runs ffprobe on an object; raises UnreadableMedia, or MediaUnreachable (try later)."""
 
     async def probe(self, bucket: str, key: str) -> dict[str, Any]:
         """ffprobe's JSON (format and streams)."""

@@ -1,84 +1,23 @@
-"""Catalog domain: what an asset is, what a bucket notification says and what to do about it.
-
-Pure logic: no ORM, no transport, no S3 client. The application layer feeds it facts (listed
-objects, parsed notifications, stored asset states) and applies the decisions it returns.
+"""Bucket notifications: what a MinIO or AWS event message says, in which order its records
+count (the S3 sequencer), and what each record does to the stored asset.
 """
 
 from __future__ import annotations
 
 import json
 import string
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
-from mpr_shared.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaType
-
-ACTIVE = "active"
-DELETED = "deleted"
+from mpr_catalog.domain.assets import AssetState, ObjectInfo, normalize_etag
 
 
 class InvalidNotification(ValueError):
     """A bucket notification that can never be applied (bad JSON, wrong shape, missing field)."""
-
-
-# ---------------------------------------------------------------------------- facts
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """An object as S3 reports it (a listing entry or a create notification)."""
-
-    key: str
-    size: int
-    etag: str
-
-
-@dataclass(frozen=True, slots=True)
-class AssetState:
-    """The stored state of an asset that decisions depend on."""
-
-    id: uuid.UUID
-    bucket: str
-    key: str
-    media_type: str
-    size: int
-    etag: str
-    status: str
-    sequencer: str | None
-    probe_status: str
-    updated_at: datetime
-    deleted_at: datetime | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status == ACTIVE
-
-
-def media_type_of(key: str) -> MediaType | None:
-    """``mpr_shared.media.media_type`` without pathlib (a scan calls it per object)."""
-    # A key ending in '/' is a folder marker, never media.
-    name = key.rpartition("/")[2]
-    dot = name.rfind(".")
-    if dot <= 0:
-        return None
-    ext = name[dot:].lower()
-    if ext in VIDEO_EXTENSIONS:
-        return MediaType.VIDEO
-    if ext in AUDIO_EXTENSIONS:
-        return MediaType.AUDIO
-    return None
-
-
-def normalize_etag(etag: str | None) -> str:
-    """ETags without the quotes S3 puts around them in some responses."""
-    return (etag or "").strip().strip('"')
 
 
 # ---------------------------------------------------------------------------- sequencer
@@ -228,7 +167,10 @@ def parse_notification(body: bytes | str) -> Notification:
     ignored: list[IgnoredRecord] = []
     for index, raw in enumerate(records):
         item = _parse_record(index, raw)
-        (changes if isinstance(item, ObjectChange) else ignored).append(item)
+        if isinstance(item, ObjectChange):
+            changes.append(item)
+        else:
+            ignored.append(item)
     return Notification(changes=tuple(changes), ignored=tuple(ignored))
 
 
@@ -241,12 +183,7 @@ def _parse_record(index: int, raw: Any) -> ObjectChange | IgnoredRecord:
         raise InvalidNotification(f"{where}.eventName: missing or not a string")
     kind = event_kind(name)
     if kind is None:
-        s3 = raw.get("s3") if isinstance(raw.get("s3"), dict) else {}
-        bucket = (s3.get("bucket") or {}).get("name") if isinstance(s3, dict) else None
-        key = (s3.get("object") or {}).get("key") if isinstance(s3, dict) else None
-        return IgnoredRecord(
-            name, bucket, decode_key(key) if isinstance(key, str) else None, "event type"
-        )
+        return _ignored(name, raw)
     try:
         record = _Record.model_validate(raw)
     except ValidationError as exc:
@@ -267,6 +204,16 @@ def _parse_record(index: int, raw: Any) -> ObjectChange | IgnoredRecord:
     )
 
 
+def _ignored(name: str, raw: dict[str, Any]) -> IgnoredRecord:
+    """A record of an event type the catalog does not apply, with what it names (for logs)."""
+    s3 = raw.get("s3") if isinstance(raw.get("s3"), dict) else {}
+    bucket = (s3.get("bucket") or {}).get("name") if isinstance(s3, dict) else None
+    key = (s3.get("object") or {}).get("key") if isinstance(s3, dict) else None
+    return IgnoredRecord(
+        name, bucket, decode_key(key) if isinstance(key, str) else None, "event type"
+    )
+
+
 def _describe(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
@@ -284,7 +231,8 @@ class Action(StrEnum):
     TOUCH = "touch"  # same content (or still gone): only remember the sequencer
     REMOVE = "remove"  # mark deleted, keep job history, AssetRemoved
     TOMBSTONE = "tombstone"  # removal of an unknown key: remember it so older creates lose
-    IGNORE = "ignore"  # stale, duplicate or redelivered
+    IGNORE = "ignore"  # stale, duplicate, redelivered, another bucket or not media
+    REFUSE = "refuse"  # a key that breaks the shared key rules: never stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,35 +256,3 @@ def decide(change: ObjectChange, current: AssetState | None) -> Decision:
     if (current.etag, current.size) != (change.etag, change.size):
         return Decision(Action.UPDATE, "new content")
     return Decision(Action.TOUCH, "same content")
-
-
-@dataclass(slots=True)
-class PagePlan:
-    """What one page of a listing changes."""
-
-    new: list[ObjectInfo] = field(default_factory=list)
-    reactivated: list[tuple[AssetState, ObjectInfo]] = field(default_factory=list)
-    changed: list[tuple[AssetState, ObjectInfo]] = field(default_factory=list)
-    unchanged: int = 0
-
-
-def plan_page(
-    objects: Sequence[ObjectInfo], known: Mapping[str, AssetState], started_at: datetime
-) -> PagePlan:
-    """Classify listed objects against stored assets."""
-    # A row written after the listing started came from a notification fresher than the
-    # listing, so the scan leaves it alone.
-    plan = PagePlan()
-    for obj in objects:
-        current = known.get(obj.key)
-        if current is None:
-            plan.new.append(obj)
-        elif current.updated_at >= started_at:
-            plan.unchanged += 1
-        elif not current.active:
-            plan.reactivated.append((current, obj))
-        elif (current.etag, current.size) != (obj.etag, obj.size):
-            plan.changed.append((current, obj))
-        else:
-            plan.unchanged += 1
-    return plan

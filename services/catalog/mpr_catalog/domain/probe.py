@@ -8,13 +8,11 @@ from typing import Any
 
 from mpr_shared.contracts import ProbeStatus
 
+MAX_ERROR_CHARS = 2000
 
-class ProbeFailed(Exception):
+
+class UnreadableMedia(Exception):
     """The object cannot be decoded (empty, truncated, not media); the reason is for humans."""
-
-
-class ProbeUnavailable(Exception):
-    """The object could not be read right now (S3 down, timeout); try again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +33,10 @@ class ProbeOutcome:
 
     @classmethod
     def failed(cls, reason: str) -> ProbeOutcome:
-        return cls(ProbeStatus.FAILED, error=reason[:2000])
+        return cls(ProbeStatus.FAILED, error=reason[:MAX_ERROR_CHARS])
+
+
+EMPTY_OBJECT = ProbeOutcome.failed("object is empty (0 bytes)")
 
 
 # Cover art and thumbnails arrive as one-frame "video" streams; they make no video.
@@ -43,11 +44,11 @@ _ATTACHED_PIC = "attached_pic"
 
 
 def summarize(raw: dict[str, Any]) -> dict[str, Any]:
-    """The stored summary of ffprobe's JSON; ProbeFailed when no audio or video stream."""
+    """The stored summary of ffprobe's JSON; UnreadableMedia when no audio or video stream."""
     fmt = raw.get("format") or {}
     streams = [_stream(s) for s in raw.get("streams") or () if _is_media(s)]
     if not streams:
-        raise ProbeFailed("no audio or video stream found")
+        raise UnreadableMedia("no audio or video stream found")
     durations = [s["duration"] for s in streams if s.get("duration")]
     duration = _float(fmt.get("duration")) or (max(durations) if durations else None)
     return {

@@ -1,0 +1,1 @@
+"""The catalog's use cases over its ports: scan, apply notifications, probe, reconcile."""
