@@ -16,7 +16,8 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from sqlalchemy import insert, select
 
-from mpr_gateway.app import create_app
+from mpr_gateway.api.app import create_app
+from mpr_gateway.bootstrap import Container, bootstrap
 from mpr_gateway.settings import GatewaySettings
 from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.db import create_engine, session_factory
@@ -40,8 +41,8 @@ class Stack:
     scans: list[str] = field(default_factory=list)
 
     @property
-    def gateway(self):
-        return self.app.state.gateway
+    def container(self) -> Container:
+        return self.app.state.container
 
     async def add_asset(
         self, key: str, *, duration: float | None = 3.0, media_type: str = "video", **kw: Any
@@ -97,7 +98,7 @@ async def stack(service_env: dict, database_url: str, buckets) -> AsyncIterator[
 
 
 async def running_stack(settings: GatewaySettings, buckets) -> AsyncIterator[Stack]:
-    app = create_app(settings)
+    app = create_app(bootstrap(settings))
     engine = create_engine(settings.async_database_url)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
