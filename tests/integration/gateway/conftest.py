@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class Stack:
                     size_bytes=kw.pop("size_bytes", 1234),
                     etag="etag",
                     status=kw.pop("status", "active"),
-                    probe_status="ok" if duration else "pending",
+                    probe_status=kw.pop("probe_status", "ok" if duration else "pending"),
                     probe={"format": {"duration": duration}} if duration else None,
                     duration_seconds=duration,
                     created_at=now,
@@ -110,6 +111,13 @@ async def running_stack(settings: GatewaySettings, buckets) -> AsyncIterator[Sta
 @pytest.fixture
 async def catalog(stack: Stack) -> AsyncIterator[list[str]]:
     """A tiny catalog stand-in on the real broker: answers ScanBucket with a ScanResult."""
+    async with stand_in_catalog(stack) as scans:
+        yield scans
+
+
+@contextlib.asynccontextmanager
+async def stand_in_catalog(stack: Stack) -> AsyncIterator[list[str]]:
+    """Answers ScanBucket on the real broker, recording each prefix in ``stack.scans``."""
     broker = RabbitBroker(stack.settings.amqp_url.get_secret_value())
 
     @broker.subscriber(CATALOG_SCAN, COMMANDS)
