@@ -105,7 +105,7 @@ def bootstrap(
         relay=relay,
         jobs=jobs,
         assets=assets,
-        api_keys=settings.api_clients,
+        api_keys=ApiKeys(settings.api_key_map),
         callbacks=CallbackVerifier(secret),
         metrics=metrics,
         health=_health(db, broker, settings, metrics),

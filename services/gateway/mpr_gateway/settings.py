@@ -104,13 +104,13 @@ class GatewaySettings(CommonSettings):
     )
 
     @cached_property
-    def api_clients(self) -> ApiKeys:
-        """The configured keys by client name; bare keys are named key1, key2, ..."""
-        return ApiKeys.parse(self.api_keys.get_secret_value())
+    def api_key_map(self) -> dict[str, str]:
+        """Configured keys by client name; bare keys are named key1, key2, ..."""
+        return ApiKeys.parse(self.api_keys.get_secret_value()).by_name()
 
     @model_validator(mode="after")
     def _keys_required_in_production(self) -> Self:
-        keys = self.api_clients  # parses, so a malformed value fails at start-up
+        keys = self.api_key_map  # parses, so a malformed value fails at start-up
         if self.mpr_env is Environment.PRODUCTION and not keys:
             raise ValueError("production refuses to start without MPR_API_KEYS (name:key,…)")
         if self.callback_secret is not None:
@@ -127,8 +127,7 @@ class GatewaySettings(CommonSettings):
 
     def secret_values(self) -> dict[str, str]:
         values = super().secret_values()
-        keys = self.api_clients.by_name()
-        values.update({f"MPR_API_KEYS[{name}]": key for name, key in keys.items()})
+        values.update({f"MPR_API_KEYS[{name}]": key for name, key in self.api_key_map.items()})
         if self.callback_secret is not None:
             values["MPR_CALLBACK_SECRET"] = self.callback_secret.get_secret_value()
         return values

@@ -23,13 +23,13 @@ PROD = {
 
 def test_api_keys_parse_named_and_bare():
     s = GatewaySettings(MPR_API_KEYS="alice:k1, k2 ,bob:k3")
-    assert s.api_clients.by_name() == {"alice": "k1", "key2": "k2", "bob": "k3"}
+    assert s.api_key_map == {"alice": "k1", "key2": "k2", "bob": "k3"}
 
 
 def test_production_refuses_to_start_without_keys():
     with pytest.raises(ValidationError, match="MPR_API_KEYS"):
         GatewaySettings(**PROD)
-    assert GatewaySettings(**PROD, MPR_API_KEYS="ops:a-long-random-key").api_clients
+    assert GatewaySettings(**PROD, MPR_API_KEYS="ops:a-long-random-key").api_key_map
 
 
 def test_production_refuses_placeholder_keys():
