@@ -3,8 +3,8 @@
 They behave like the SQL adapters where the application can tell: reads see committed data
 only (the SQL unit of work reads outside its transaction), a compare-and-set update sees the
 committed row plus the unit of work's own updates, every filter filters, and nothing is kept
-unless committed. ``CONFORMS`` assigns each fake to its port, so mypy checks them against
-each other (tests/unit/gateway/test_fakes.py runs it).
+unless committed. ``CONFORMS`` assigns each fake to its port, so mypy (``make lint``; this file
+is in its ``files``) checks them against each other.
 """
 
 from __future__ import annotations
