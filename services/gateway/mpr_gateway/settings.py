@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from mpr_shared.auth import ApiKeys
 from mpr_shared.settings import CommonSettings, Environment
 
 
@@ -81,6 +82,20 @@ class GatewaySettings(CommonSettings):
         description="How long start-up waits for RabbitMQ before serving without it "
         "(jobs then wait in the outbox; the connection keeps being retried).",
     )
+    scan_rate_per_minute: int = Field(
+        6,
+        ge=1,
+        validation_alias="SCAN_RATE_PER_MINUTE",
+        description="Bucket scans each API client may ask for per minute, per gateway replica "
+        "(bursts up to the same number); more get 429 with Retry-After.",
+    )
+    database_role: str | None = Field(
+        "mpr_gateway",
+        validation_alias="DATABASE_ROLE",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL role the gateway acts as (writes jobs and gateway_outbox, "
+        "reads assets); empty: the login user's.",
+    )
     event_prefetch: int = Field(
         32,
         ge=1,
@@ -90,16 +105,8 @@ class GatewaySettings(CommonSettings):
 
     @cached_property
     def api_key_map(self) -> dict[str, str]:
-        """Configured keys by client name; bare keys are named key1, key2, …"""
-        keys: dict[str, str] = {}
-        raw = self.api_keys.get_secret_value()
-        for index, item in enumerate(filter(None, (p.strip() for p in raw.split(","))), 1):
-            name, sep, key = item.partition(":")
-            name, key = (name.strip(), key.strip()) if sep else (f"key{index}", name.strip())
-            if not key:
-                raise ValueError(f"MPR_API_KEYS entry {index} ({name!r}) has an empty key")
-            keys[name] = key
-        return keys
+        """Configured keys by client name; bare keys are named key1, key2, ..."""
+        return ApiKeys.parse(self.api_keys.get_secret_value()).by_name()
 
     @model_validator(mode="after")
     def _keys_required_in_production(self) -> Self:

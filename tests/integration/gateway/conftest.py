@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from sqlalchemy import insert, select
 
-from mpr_gateway.app import create_app
+from mpr_gateway.api.app import create_app
+from mpr_gateway.bootstrap import Container, bootstrap
 from mpr_gateway.settings import GatewaySettings
 from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.db import create_engine, session_factory
@@ -40,8 +42,8 @@ class Stack:
     scans: list[str] = field(default_factory=list)
 
     @property
-    def gateway(self):
-        return self.app.state.gateway
+    def container(self) -> Container:
+        return self.app.state.container
 
     async def add_asset(
         self, key: str, *, duration: float | None = 3.0, media_type: str = "video", **kw: Any
@@ -59,7 +61,7 @@ class Stack:
                     size_bytes=kw.pop("size_bytes", 1234),
                     etag="etag",
                     status=kw.pop("status", "active"),
-                    probe_status="ok" if duration else "pending",
+                    probe_status=kw.pop("probe_status", "ok" if duration else "pending"),
                     probe={"format": {"duration": duration}} if duration else None,
                     duration_seconds=duration,
                     created_at=now,
@@ -97,7 +99,7 @@ async def stack(service_env: dict, database_url: str, buckets) -> AsyncIterator[
 
 
 async def running_stack(settings: GatewaySettings, buckets) -> AsyncIterator[Stack]:
-    app = create_app(settings)
+    app = create_app(bootstrap(settings))
     engine = create_engine(settings.async_database_url)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
@@ -109,6 +111,13 @@ async def running_stack(settings: GatewaySettings, buckets) -> AsyncIterator[Sta
 @pytest.fixture
 async def catalog(stack: Stack) -> AsyncIterator[list[str]]:
     """A tiny catalog stand-in on the real broker: answers ScanBucket with a ScanResult."""
+    async with stand_in_catalog(stack) as scans:
+        yield scans
+
+
+@contextlib.asynccontextmanager
+async def stand_in_catalog(stack: Stack) -> AsyncIterator[list[str]]:
+    """Answers ScanBucket on the real broker, recording each prefix in ``stack.scans``."""
     broker = RabbitBroker(stack.settings.amqp_url.get_secret_value())
 
     @broker.subscriber(CATALOG_SCAN, COMMANDS)

@@ -150,7 +150,7 @@ async def test_listing_jobs_with_assets_is_batched(stack: Stack):
         statements.append(statement)
 
     # Reads may run on the SQLite reader engine; count statements on both.
-    db = stack.gateway.db
+    db = stack.container.db
     engines = [e for e in (db.engine.sync_engine, db.sqlite) if e]
     for engine in engines:
         event.listen(engine, "before_cursor_execute", count)

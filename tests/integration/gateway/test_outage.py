@@ -1,11 +1,13 @@
 """Never lose an accepted job: with RabbitMQ unreachable the API still accepts jobs (they wait in
-the outbox) and publishes them once the broker is reachable; scan answers 503."""
+the outbox, whose lag the metrics show) and publishes them once the broker is reachable; scan
+answers 503; readiness stays 200 ("degraded"), so Kubernetes keeps the gateway in service."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 from faststream.rabbit import RabbitBroker, RabbitQueue
@@ -13,6 +15,14 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from mpr_shared.topology import COMMANDS
 from tests.integration.gateway.conftest import AUTH, eventually, gateway_settings, running_stack
+
+
+async def outbox_lag(stack, *, above: float | None = None, equal: float | None = None) -> bool:
+    """mpr_gateway_outbox_lag_seconds on /metrics is above (or equal to) the value."""
+    metrics = (await stack.client.get("/metrics")).text
+    [line] = [m for m in metrics.splitlines() if m.startswith("mpr_gateway_outbox_lag_seconds ")]
+    lag = float(line.split()[1])
+    return lag > above if above is not None else lag == equal
 
 
 class TcpProxy:
@@ -80,14 +90,18 @@ async def test_jobs_accepted_while_rabbitmq_is_down_are_published_when_it_return
             job_id = created.json()["id"]
 
             ready = await stack.client.get("/api/ready")
-            assert ready.status_code == 503
-            assert ready.json()["dependencies"]["rabbitmq"]["ok"] is False
+            assert ready.status_code == 200, ready.text  # it still accepts jobs
+            assert ready.json()["status"] == "degraded"
+            rabbitmq = ready.json()["checks"]["rabbitmq"]
+            assert (rabbitmq["ok"], rabbitmq["critical"]) == (False, False)
+            assert ready.json()["checks"]["database"]["ok"] is True
             scan = await stack.client.post("/api/assets/scan", headers=AUTH)
             assert scan.status_code == 503 and int(scan.headers["Retry-After"]) > 0
             assert "broker is unreachable" in scan.json()["error"]["message"]
             pending = await stack.outbox()
             assert {r.message_type for r in pending} == {"ProcessMedia", "JobQueued"}
             assert all(r.published_at is None for r in pending)
+            await eventually(partial(outbox_lag, stack, above=0.0))  # the relay saw them wait
 
             await proxy.start()  # RabbitMQ is back
 
@@ -105,6 +119,8 @@ async def test_jobs_accepted_while_rabbitmq_is_down_are_published_when_it_return
             await eventually(all_marked_sent, seconds=30)
             ready = await stack.client.get("/api/ready")
             assert ready.status_code == 200, ready.text
+            assert ready.json()["status"] == "ready"
+            await eventually(partial(outbox_lag, stack, equal=0.0))
     finally:
         await watcher.stop()
         await proxy.stop()

@@ -32,13 +32,16 @@ async def create(stack: Stack, **body) -> httpx.Response:
 
 
 async def test_health_ready_metrics_need_no_key(stack: Stack):
-    assert (await stack.client.get("/api/health")).json() == {"status": "ok"}
+    health = await stack.client.get("/api/health")
+    assert health.json() == {"service": "gateway", "status": "ok"}
     ready = await stack.client.get("/api/ready")
     assert ready.status_code == 200, ready.text
-    assert {k: v["ok"] for k, v in ready.json()["dependencies"].items()} == {
-        "rabbitmq": True,
-        "database": True,
-        "s3": True,
+    assert ready.json()["service"] == "gateway" and ready.json()["status"] == "ready"
+    checks = ready.json()["checks"]
+    assert {k: (v["ok"], v["critical"]) for k, v in checks.items()} == {
+        "rabbitmq": (True, False),
+        "database": (True, True),
+        "s3": (True, False),
     }
     await stack.client.get("/api/jobs", headers=AUTH)
     metrics = (await stack.client.get("/metrics")).text

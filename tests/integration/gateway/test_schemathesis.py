@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from mpr_gateway.app import create_app
+from mpr_gateway.api.app import create_app
+from mpr_gateway.bootstrap import bootstrap
 from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.db.migrate import upgrade
 from mpr_shared.topology import CATALOG_SCAN, COMMANDS
@@ -52,7 +53,7 @@ class GatewayServer(threading.Thread):
             self.port = probe.getsockname()[1]
         self.server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings),
+                create_app(bootstrap(settings)),
                 host="127.0.0.1",
                 port=self.port,
                 log_level="warning",

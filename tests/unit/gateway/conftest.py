@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from mpr_gateway.application.jobs import JobService
+from mpr_gateway.metrics import GatewayMetrics
 from tests.unit.gateway.fakes import FakePresigner, FakeSources, FakeStore, FakeUnitOfWork
 
 
@@ -17,12 +20,18 @@ def wakes() -> list[int]:
 
 
 @pytest.fixture
-def service(store: FakeStore, wakes: list[int]) -> JobService:
+def metrics() -> GatewayMetrics:
+    return GatewayMetrics()
+
+
+@pytest.fixture
+def service(store: FakeStore, wakes: list[int], metrics: GatewayMetrics) -> JobService:
     return JobService(
-        uow=lambda: FakeUnitOfWork(store),
+        uow=partial(FakeUnitOfWork, store),
         bucket_in="in",
         bucket_out="out",
         presigner=FakePresigner(),
         sources=FakeSources({("in", "loose/clip.mov")}),
         wake_relay=lambda: wakes.append(1),
+        telemetry=metrics,
     )

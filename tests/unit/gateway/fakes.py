@@ -1,17 +1,36 @@
-"""In-memory fakes for the gateway's ports (repository, unit of work, scanner, S3)."""
+"""In-memory fakes for the gateway's ports (unit of work, repositories, scanner, S3).
+
+They behave like the SQL adapters where the application can tell: reads see committed data
+only (the SQL unit of work reads outside its transaction), a compare-and-set update sees the
+committed row plus the unit of work's own updates, every filter filters, and nothing is kept
+unless committed. ``CONFORMS`` assigns each fake to its port, so mypy (``make lint``; this file
+is in its ``files``) checks them against each other.
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from uuid import UUID, uuid4
 
-from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, JobFilter
+from mpr_gateway.application.ports import (
+    AssetFilter,
+    AssetRepository,
+    DuplicateIdempotencyKey,
+    JobFilter,
+    JobRepository,
+    Outbox,
+    Presigner,
+    Scanner,
+    SourceObjects,
+    UnitOfWork,
+)
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
-from mpr_shared.contracts import Message, ScanResult
+from mpr_shared.contracts import Message, ProbeStatus, ScanResult
 from mpr_shared.outbox import outbox_row
 
 
@@ -24,8 +43,16 @@ class FakeStore:
         self.outbox: list[tuple[str, Message, int | None]] = []
         self.commits = 0
 
-    def messages(self, kind: type) -> list[Message]:
+    def messages(self, kind: type[Message]) -> list[Message]:
         return [m for _, m, _ in self.outbox if isinstance(m, kind)]
+
+
+def _job_matches(job: JobRecord, filters: JobFilter) -> bool:
+    return (
+        (filters.status is None or job.status == filters.status)
+        and (filters.kind is None or job.kind == filters.kind)
+        and (filters.asset_id is None or job.asset_id == filters.asset_id)
+    )
 
 
 class FakeJobs:
@@ -34,18 +61,13 @@ class FakeJobs:
         self.added: list[JobRecord] = []
         self.updates: dict[UUID, JobRecord] = {}
 
-    def _current(self, job_id: UUID) -> JobRecord | None:
-        return self.updates.get(job_id) or self.store.jobs.get(job_id)
-
     async def get(self, job_id: UUID) -> JobRecord | None:
-        job = self._current(job_id)
+        job = self.store.jobs.get(job_id)  # committed only, like the SQL reads
         return copy.deepcopy(job) if job else None
 
     async def by_idempotency_key(self, key: str) -> JobRecord | None:
-        for job in self.store.jobs.values():
-            if job.idempotency_key == key:
-                return copy.deepcopy(job)
-        return None
+        found = (j for j in self.store.jobs.values() if j.idempotency_key == key)
+        return copy.deepcopy(next(found, None))
 
     def add(self, job: JobRecord) -> None:
         self.added.append(job)
@@ -53,29 +75,42 @@ class FakeJobs:
     async def transition(
         self, job_id: UUID, expected: JobState, transition: Transition, now: datetime
     ) -> bool:
-        job = self._current(job_id)
+        # The UPDATE runs in the transaction: it sees this unit of work's own updates.
+        job = self.updates.get(job_id) or self.store.jobs.get(job_id)
         if job is None or job.state != expected:
             return False
         self.updates[job_id] = replace(job, **transition.columns(), updated_at=now)
         return True
 
-    async def page(self, filters: JobFilter, after, limit: int) -> list[JobRecord]:
+    async def page(
+        self, filters: JobFilter, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[JobRecord]:
         rows = sorted(self.store.jobs.values(), key=lambda j: (j.created_at, j.id), reverse=True)
         rows = [
             j
             for j in rows
-            if (filters.status is None or j.status == filters.status)
-            and (filters.kind is None or j.kind == filters.kind)
-            and (filters.asset_id is None or j.asset_id == filters.asset_id)
-            and (after is None or (j.created_at, j.id) < after)
+            if _job_matches(j, filters) and (after is None or (j.created_at, j.id) < after)
         ]
-        return rows[:limit]
+        return copy.deepcopy(rows[:limit])
 
-    async def for_assets(self, asset_ids, limit: int) -> list[JobRecord]:
-        out = []
+    async def for_assets(self, asset_ids: Sequence[UUID], limit: int) -> list[JobRecord]:
+        out: list[JobRecord] = []
         for asset_id in asset_ids:
             out += await self.page(JobFilter(asset_id=asset_id), None, limit)
         return out
+
+
+def _asset_matches(asset: AssetRecord, filters: AssetFilter) -> bool:
+    wanted = {
+        "media_type": filters.media_type,
+        "status": filters.status,
+        "probe_status": filters.probe_status,
+    }
+    return (
+        all(value is None or getattr(asset, name) == value for name, value in wanted.items())
+        and (filters.prefix is None or asset.key.startswith(filters.prefix))
+        and (filters.q is None or filters.q in asset.key)
+    )
 
 
 class FakeAssets:
@@ -86,21 +121,20 @@ class FakeAssets:
         return self.store.assets.get(asset_id)
 
     async def by_key(self, bucket: str, key: str) -> AssetRecord | None:
-        return next(
-            (a for a in self.store.assets.values() if (a.bucket, a.key) == (bucket, key)), None
-        )
+        found = (a for a in self.store.assets.values() if (a.bucket, a.key) == (bucket, key))
+        return next(found, None)
 
-    async def many(self, asset_ids) -> list[AssetRecord]:
+    async def many(self, asset_ids: Sequence[UUID]) -> list[AssetRecord]:
         return [self.store.assets[i] for i in asset_ids if i in self.store.assets]
 
-    async def page(self, filters: AssetFilter, after, limit: int) -> list[AssetRecord]:
+    async def page(
+        self, filters: AssetFilter, after: tuple[str, UUID] | None, limit: int
+    ) -> list[AssetRecord]:
         rows = sorted(self.store.assets.values(), key=lambda a: (a.key, a.id))
         rows = [
             a
             for a in rows
-            if (filters.q is None or filters.q in a.key)
-            and (filters.prefix is None or a.key.startswith(filters.prefix))
-            and (after is None or (a.key, a.id) > after)
+            if _asset_matches(a, filters) and (after is None or (a.key, a.id) > after)
         ]
         return rows[:limit]
 
@@ -109,38 +143,31 @@ class FakeOutbox:
     def __init__(self) -> None:
         self.pending: list[tuple[str, Message, int | None]] = []
 
-    def command(self, message: Message) -> None:
-        self._add(message)
-
-    def event(self, message: Message) -> None:
-        self._add(message)
-
-    def _add(self, message: Message) -> None:
-        row = outbox_row(message)  # the real row builder: exchange and priority
-        self.pending.append((row["exchange"], message, row["priority"]))
+    def add(self, *messages: Message) -> None:
+        for message in messages:
+            row = outbox_row(message)  # the real row builder: exchange and priority
+            self.pending.append((row["exchange"], message, row["priority"]))
 
 
 class FakeUnitOfWork:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
-
-    async def __aenter__(self) -> FakeUnitOfWork:
-        self.jobs = FakeJobs(self.store)
-        self.assets = FakeAssets(self.store)
+        self.jobs = FakeJobs(store)
+        self.assets = FakeAssets(store)
         self.outbox = FakeOutbox()
+
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
-        pass  # uncommitted changes are dropped, like a rollback
+    async def __aexit__(self, *exc: object) -> None:
+        pass  # uncommitted changes are dropped with this object, like a rollback
 
     async def commit(self) -> None:
         for job in self.jobs.added:
-            if job.idempotency_key and any(
-                j.idempotency_key == job.idempotency_key for j in self.store.jobs.values()
-            ):
+            taken = {j.idempotency_key for j in self.store.jobs.values()}
+            if job.idempotency_key and job.idempotency_key in taken:
                 raise DuplicateIdempotencyKey(job.idempotency_key)
-        for job in self.jobs.added:
-            self.store.jobs[job.id] = job
+        self.store.jobs.update({job.id: job for job in self.jobs.added})
         self.store.jobs.update(self.jobs.updates)
         self.store.outbox += self.outbox.pending
         self.jobs.added, self.jobs.updates, self.outbox.pending = [], {}, []
@@ -173,7 +200,12 @@ class FakeSources:
 
 
 def asset(
-    key: str, *, duration: float | None = 10.0, media_type: str = "video", **kw
+    key: str,
+    *,
+    duration: float | None = 10.0,
+    media_type: str = "video",
+    probe_status: ProbeStatus = ProbeStatus.OK,
+    **kw: Any,
 ) -> AssetRecord:
     now = datetime.now(UTC)
     return AssetRecord(
@@ -184,9 +216,24 @@ def asset(
         size_bytes=1000,
         etag="e",
         status=kw.pop("status", "active"),
-        probe_status="ok",
+        probe_status=probe_status.value,
         created_at=now,
         updated_at=now,
         duration_seconds=duration,
         **kw,
     )
+
+
+# Each fake as its port: mypy refuses a fake that drifted from the Protocol it stands for.
+_store = FakeStore()
+CONFORMS: tuple[
+    UnitOfWork, JobRepository, AssetRepository, Outbox, Scanner, Presigner, SourceObjects
+] = (
+    FakeUnitOfWork(_store),
+    FakeJobs(_store),
+    FakeAssets(_store),
+    FakeOutbox(),
+    FakeScanner(ScanResult(found=0, registered=0, skipped=0, files=[])),
+    FakePresigner(),
+    FakeSources(),
+)

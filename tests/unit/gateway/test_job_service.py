@@ -6,7 +6,8 @@ from uuid import uuid4
 
 import pytest
 
-from mpr_gateway.application.jobs import JobRequest, JobService, Outcome, parse_job_request
+from mpr_gateway.application.job_request import JobRequest, parse_job_request
+from mpr_gateway.application.jobs import JobService, Outcome
 from mpr_gateway.application.ports import JobFilter
 from mpr_gateway.domain.errors import Conflict, InvalidRequest, NotFound
 from mpr_shared.contracts import (
@@ -97,7 +98,7 @@ async def test_times_are_checked_against_probed_duration(service, video):
     with pytest.raises(InvalidRequest, match="at=10s is past the end"):
         await service.create(request(kind="thumbnail", preset=None, at=10))
     created = await service.create(request(kind="trim", preset=None, start=2, end=10))
-    assert created.job.spec == {"kind": "trim", "start": 2.0, "end": 10.0}
+    assert created.job.spec == JobSpec(kind="trim", start=2.0, end=10.0)
 
 
 async def test_unknown_preset_lists_valid_ones_for_the_kind(service, video):

@@ -7,11 +7,12 @@ from graphql import parse, specified_rules, validate
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
-from mpr_gateway.api.auth import ApiKeys
+from mpr_gateway.api.auth import authenticate
+from mpr_gateway.api.graphql.limits import limit_rules
+from mpr_gateway.api.graphql.schema import schema
 from mpr_gateway.domain.errors import Unauthorized
-from mpr_gateway.graphql.limits import limit_rules
-from mpr_gateway.graphql.schema import schema
 from mpr_gateway.settings import GatewaySettings
+from mpr_shared.auth import ApiKeys
 
 PROD = {
     "MPR_ENV": "production",
@@ -52,8 +53,8 @@ def test_access_log_and_pool_size_are_settings():
 
 def test_auth_accepts_bearer_and_header_and_names_the_client():
     keys = ApiKeys({"alice": "k-alice", "bob": "k-bob"})
-    assert keys.authenticate(Headers({"authorization": "Bearer k-bob"})) == "bob"
-    assert keys.authenticate(Headers({"x-api-key": "k-alice"})) == "alice"
+    assert authenticate(keys, Headers({"authorization": "Bearer k-bob"})) == "bob"
+    assert authenticate(keys, Headers({"x-api-key": "k-alice"})) == "alice"
 
 
 @pytest.mark.parametrize(
@@ -67,12 +68,12 @@ def test_auth_accepts_bearer_and_header_and_names_the_client():
 )
 def test_auth_rejects(headers, message):
     with pytest.raises(Unauthorized, match=message):
-        ApiKeys({"alice": "k-alice"}).authenticate(Headers(headers))
+        authenticate(ApiKeys({"alice": "k-alice"}), Headers(headers))
 
 
 def test_no_configured_keys_refuses_with_instructions():
     with pytest.raises(Unauthorized, match="set MPR_API_KEYS"):
-        ApiKeys({}).authenticate(Headers({"authorization": "Bearer anything"}))
+        authenticate(ApiKeys({}), Headers({"authorization": "Bearer anything"}))
 
 
 def _errors(query: str, depth: int = 10, cost: int = 5000) -> list[str]:

@@ -1,7 +1,9 @@
-"""RabbitMQ adapters: the scan request/reply client and the broker readiness probe."""
+"""RabbitMQ adapters: the scan request/reply client, the connection check and the connect loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from faststream.rabbit import RabbitBroker
@@ -10,12 +12,14 @@ from pydantic import ValidationError
 from mpr_gateway.domain.errors import Unavailable
 from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.messaging import message_properties
-from mpr_shared.topology import COMMANDS
+from mpr_shared.settings import CommonSettings
+from mpr_shared.topology import COMMANDS, declare_topology
 
 log = logging.getLogger(__name__)
 
 # How long a scan waits for a reconnecting broker before answering 503.
 CONNECTED_WAIT_SECONDS = 1.0
+RECONNECT_SECONDS = 5.0
 
 
 class BrokerScanner:
@@ -47,19 +51,23 @@ class BrokerScanner:
         except Exception as exc:
             log.warning("scan request failed: %s", exc)
             raise Unavailable(f"could not reach the catalog: {type(exc).__name__}") from None
-        try:
-            result = ScanResult.model_validate_json(reply.body)
-        except ValidationError as exc:
-            log.error("catalog sent an unexpected scan reply: %s", exc)
-            raise Unavailable("the catalog sent an unexpected reply; see the gateway log") from None
-        if result.error:
-            reason = f"the catalog could not scan the bucket: {result.error}"
-            raise Unavailable(reason, retry_after=10)
-        return result
+        return _scan_result(reply.body)
 
 
-class BrokerProbe:
-    name = "rabbitmq"
+def _scan_result(body: bytes) -> ScanResult:
+    try:
+        result = ScanResult.model_validate_json(body)
+    except ValidationError as exc:
+        log.error("catalog sent an unexpected scan reply: %s", exc)
+        raise Unavailable("the catalog sent an unexpected reply; see the gateway log") from None
+    if result.error:
+        reason = f"the catalog could not scan the bucket: {result.error}"
+        raise Unavailable(reason, retry_after=10)
+    return result
+
+
+class BrokerConnection:
+    """The broker's connection is up (the readiness check)."""
 
     def __init__(self, broker: RabbitBroker) -> None:
         self._broker = broker
@@ -67,3 +75,20 @@ class BrokerProbe:
     async def check(self) -> None:
         if not await self._broker.ping(timeout=2.0):
             raise ConnectionError("not connected (reconnecting)")
+
+
+async def keep_connecting(broker: RabbitBroker, settings: CommonSettings) -> None:
+    """Connect, declare the topology and start consuming; retried until RabbitMQ answers."""
+    while True:
+        try:
+            await broker.connect()
+            await declare_topology(broker, settings)
+            await broker.start()
+        except Exception as exc:
+            log.warning("RabbitMQ unreachable (%s); retrying in %gs", exc, RECONNECT_SECONDS)
+            with contextlib.suppress(Exception):
+                await broker.stop()
+            await asyncio.sleep(RECONNECT_SECONDS)
+        else:
+            log.info("connected to RabbitMQ; consuming job events and job requests")
+            return

@@ -1,48 +1,28 @@
-"""API-key authentication: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
+"""API-key authentication: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` (mpr_shared.auth
+finds and checks the key; this says what is wrong in the gateway's words)."""
 
 from __future__ import annotations
 
-import hmac
-
-from starlette.datastructures import Headers
+from collections.abc import Mapping
 
 from mpr_gateway.domain.errors import Unauthorized
+from mpr_shared.auth import ApiKeys, presented_key
 
 
-class ApiKeys:
-    """Checks a presented key against every configured key in constant time."""
-
-    def __init__(self, keys: dict[str, str]) -> None:
-        self._keys = [(name, key.encode()) for name, key in keys.items()]
-
-    def authenticate(self, headers: Headers) -> str:
-        """The client's name for a valid key; Unauthorized otherwise."""
-        if not self._keys:
-            raise Unauthorized(
-                "no API keys are configured on this gateway: set MPR_API_KEYS (for example "
-                "MPR_API_KEYS=dev:<random>; scripts/dev.sh generates one) and send it as "
-                "'Authorization: Bearer <key>'"
-            )
-        presented = _presented(headers)
-        if presented is None:
-            raise Unauthorized(
-                "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-            )
-        candidate = presented.encode()
-        found = None
-        for name, key in self._keys:  # compare with all keys so timing reveals nothing
-            if hmac.compare_digest(candidate, key) and found is None:
-                found = name
-        if found is None:
-            raise Unauthorized("invalid API key; check MPR_API_KEYS on the gateway")
-        return found
-
-
-def _presented(headers: Headers) -> str | None:
-    authorization = headers.get("authorization")
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    key = headers.get("x-api-key")
-    return key.strip() if key and key.strip() else None
+def authenticate(keys: ApiKeys, headers: Mapping[str, str]) -> str:
+    """The client's name for a valid key; Unauthorized otherwise."""
+    if not keys:
+        raise Unauthorized(
+            "no API keys are configured on this gateway: set MPR_API_KEYS (for example "
+            "MPR_API_KEYS=dev:<random>; scripts/dev.sh generates one) and send it as "
+            "'Authorization: Bearer <key>'"
+        )
+    presented = presented_key(headers)
+    if presented is None:
+        raise Unauthorized(
+            "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+        )
+    client = keys.client(presented)
+    if client is None:
+        raise Unauthorized("invalid API key; check MPR_API_KEYS on the gateway")
+    return client

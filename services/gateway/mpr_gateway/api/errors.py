@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,13 +17,23 @@ from mpr_gateway.domain.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
+    RateLimited,
+    RetryLater,
     Unauthorized,
     Unavailable,
 )
 
 log = logging.getLogger(__name__)
 
-STATUS = {InvalidRequest: 422, NotFound: 404, Conflict: 409, Unauthorized: 401, Unavailable: 503}
+STATUS: dict[type[GatewayError], int] = {
+    InvalidRequest: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unauthorized: 401,
+    RateLimited: 429,
+    Unavailable: 503,
+}
+TOO_DEEP = "the JSON body is nested too deeply to parse; send a flatter document"
 
 
 class ErrorBody(BaseModel):
@@ -36,7 +47,11 @@ class ErrorResponse(BaseModel):
 
 
 def error_response(
-    status: int, code: str, message: str, details: Any = None, headers: dict | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details}}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -45,7 +60,7 @@ def error_response(
 def gateway_error_response(exc: GatewayError) -> JSONResponse:
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
     headers: dict[str, str] = {}
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, RetryLater):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="mpr"'
@@ -66,6 +81,15 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
+def _http_message(exc: StarletteHTTPException) -> str:
+    if isinstance(exc.__cause__, RecursionError):  # FastAPI's 400 for a body json cannot parse
+        return TOO_DEEP
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404 and message == "Not Found":
+        return "no such endpoint; the API is described at /docs"
+    return message
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
@@ -79,11 +103,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        if exc.status_code == 404 and message == "Not Found":
-            message = "no such endpoint; the API is described at /docs"
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, message, headers=exc.headers)
+        return error_response(exc.status_code, code, _http_message(exc), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

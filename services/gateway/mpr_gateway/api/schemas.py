@@ -77,9 +77,9 @@ class JobOut(BaseModel):
             asset_id=job.asset_id,
             source_bucket=job.source_bucket,
             source_key=job.source_key,
-            kind=JobKind(job.kind),
+            kind=job.kind,
             preset=job.preset,
-            spec=job.spec,
+            spec=job.spec.model_dump(mode="json", exclude_none=True),
             output_bucket=job.output_bucket,
             output_key=job.output_key,
             priority=job.priority,
@@ -115,20 +115,6 @@ class JobPage(BaseModel):
 
 class ScanRequest(BaseModel):
     prefix: str = Field("", max_length=1024, description="Only scan keys under this prefix.")
-
-
-class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-
-
-class DependencyOut(BaseModel):
-    ok: bool
-    detail: str
-
-
-class Readiness(BaseModel):
-    status: Literal["ready", "unavailable"]
-    dependencies: dict[str, DependencyOut]
 
 
 class CallbackEnvelope(BaseModel):

@@ -1,5 +1,5 @@
-"""Job use cases shared by REST, GraphQL and the broker consumers: create, read, list, cancel,
-retry, and apply the transcoder's events.
+"""Job use cases shared by REST, GraphQL and the broker subscribers: create, read, list, cancel,
+retry, and apply the executors' events.
 
 Never accept a job that is then lost: creating a job writes the row and its ProcessMedia and
 JobQueued messages to ``gateway_outbox`` in ONE transaction; the outbox relay publishes them
@@ -10,123 +10,51 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
-
+from mpr_gateway.application.job_request import JobRequest
+from mpr_gateway.application.pages import DEFAULT_PAGE, Page
 from mpr_gateway.application.ports import (
     DuplicateIdempotencyKey,
     JobFilter,
     Presigner,
     SourceObjects,
+    Telemetry,
     UnitOfWork,
     UnitOfWorkFactory,
 )
 from mpr_gateway.domain import jobs as machine
+from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.cursor import decode_cursor, encode_cursor
 from mpr_gateway.domain.errors import Conflict, InvalidRequest, NotFound
-from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
+from mpr_gateway.domain.failures import failure_reason
+from mpr_gateway.domain.jobs import JobEvent, JobRecord, Transition
 from mpr_gateway.domain.keys import check_key
-from mpr_gateway.domain.planning import JobOptions, JobPlan, Source, plan_job
+from mpr_gateway.domain.planning import JobPlan, Source, plan_job
 from mpr_shared.contracts import (
     CancelJob,
     CreateJob,
-    Event,
     JobCancelled,
-    JobKind,
+    JobFailed,
     JobQueued,
     JobSpec,
-    JobStatus,
+    Message,
+    ProbeStatus,
     ProcessMedia,
-    TrimMode,
 )
-from mpr_shared.media import MEDIA_EXTENSIONS, media_type
+from mpr_shared.media import MEDIA_EXTENSIONS, MediaType, media_type
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
 CAS_ATTEMPTS = 8  # concurrent writers of one job are rare; a few re-reads settle them
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class JobRequest(BaseModel):
-    """A new job: the source (source_key or asset_id) and what to make from it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source_key: str | None = Field(
-        None, description="S3 key in the input bucket (or give asset_id).", examples=["a.mp4"]
-    )
-    asset_id: UUID | None = Field(None, description="A registered asset (or give source_key).")
-    kind: JobKind = Field(description="transcode | trim | audio | thumbnail | hls")
-    preset: str | None = Field(
-        None, max_length=64, description="Preset name (GET /api/presets); kind's default if unset."
-    )
-    output_key: str | None = Field(
-        None, description="Output key; default <source stem>/<job id>/<preset or kind><ext>."
-    )
-    start: float | None = Field(None, ge=0, allow_inf_nan=False, description="Trim start (s).")
-    end: float | None = Field(None, gt=0, allow_inf_nan=False, description="Trim end (s).")
-    mode: TrimMode | None = Field(None, description="Trim: copy (keyframes) or accurate.")
-    at: float | None = Field(None, ge=0, allow_inf_nan=False, description="Thumbnail time (s).")
-    count: int | None = Field(None, ge=1, le=100, description="Thumbnail sprite frame count.")
-    priority: int = Field(0, ge=0, le=9, description="0 (lowest) to 9 (highest).")
-    webhook_url: HttpUrl | None = Field(
-        None, description="Called by the notifier when the job finishes."
-    )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if self.source_key is None and self.asset_id is None:
-            raise ValueError("give the source as 'source_key' (an S3 key) or 'asset_id'")
-        if self.webhook_url is not None and len(str(self.webhook_url)) > 2048:
-            raise ValueError("webhook_url is longer than 2048 characters")
-        return self
-
-    def options(self) -> JobOptions:
-        return JobOptions(
-            kind=self.kind,
-            preset=self.preset,
-            output_key=self.output_key,
-            start=self.start,
-            end=self.end,
-            mode=self.mode,
-            at=self.at,
-            count=self.count,
-        )
-
-
-T = TypeVar("T")
-
-
-def parse_job_request(data: dict[str, Any]) -> JobRequest:
-    """A JobRequest from plain data (GraphQL input); InvalidRequest lists every bad field."""
-    try:
-        return JobRequest.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            {
-                "field": ".".join(str(p) for p in err["loc"]) or "input",
-                "message": err["msg"].removeprefix("Value error, "),
-            }
-            for err in exc.errors(include_url=False)
-        ]
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise InvalidRequest(f"invalid job: {summary}", details=problems) from None
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,39 +78,35 @@ class Outcome(StrEnum):
     UNKNOWN_JOB = "unknown_job"
 
 
-class Telemetry(Protocol):
-    def job_created(self, kind: str, origin: str) -> None: ...
-    def event_applied(self, event_type: str, outcome: str) -> None: ...
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a job is made of before it has an id: its source and what to make from it."""
+
+    source: Source
+    spec: JobSpec
+    output_key: str | None
+    priority: int
+    idempotency_key: str | None
+    webhook_url: str | None = None
 
 
-class _NoTelemetry:
-    def job_created(self, kind: str, origin: str) -> None:
-        pass
-
-    def event_applied(self, event_type: str, outcome: str) -> None:
-        pass
-
-
-@dataclass
+@dataclass(frozen=True, slots=True)
 class JobService:
-    """Job use cases; every dependency is a port, wired in ``mpr_gateway.app``."""
+    """Job use cases; every dependency is a port, wired in ``mpr_gateway.bootstrap``."""
 
     uow: UnitOfWorkFactory
     bucket_in: str
     bucket_out: str
     presigner: Presigner
     sources: SourceObjects
-    wake_relay: Callable[[], None] = lambda: None
-    telemetry: Telemetry = field(default_factory=_NoTelemetry)
+    wake_relay: Callable[[], None]
+    telemetry: Telemetry
 
     # ------------------------------------------------------------------ reads
 
     async def get(self, job_id: UUID) -> JobRecord:
         async with self.uow() as uow:
-            job = await uow.jobs.get(job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id}; GET /api/jobs lists jobs")
-        return job
+            return await _require(uow, job_id)
 
     async def page(
         self, filters: JobFilter, cursor: str | None = None, limit: int = DEFAULT_PAGE
@@ -193,14 +117,11 @@ class JobService:
             after = (_parse_time(created), _parse_uuid(job_id))
         async with self.uow() as uow:
             rows = await uow.jobs.page(filters, after, limit + 1)
-        items, more = rows[:limit], len(rows) > limit
-        last = items[-1] if items else None
-        token = (
-            encode_cursor("jobs", [last.created_at.isoformat(), str(last.id)])
-            if more and last
-            else None
-        )
-        return Page(items, token)
+        items = rows[:limit]
+        if len(rows) <= limit or not items:
+            return Page(items, None)
+        last = items[-1]
+        return Page(items, encode_cursor("jobs", [last.created_at.isoformat(), str(last.id)]))
 
     async def for_assets(
         self, asset_ids: Sequence[UUID], limit: int = 100
@@ -216,284 +137,304 @@ class JobService:
 
     def outputs(self, job: JobRecord) -> list[OutputView]:
         """The job's outputs with presigned download URLs (signed locally, no network)."""
-        return [
-            OutputView(
-                key=o["key"],
-                bucket=o.get("bucket") or job.output_bucket,
-                size_bytes=int(o.get("size_bytes") or 0),
-                download_url=self.presigner.url(o.get("bucket") or job.output_bucket, o["key"]),
-                probe=o.get("probe"),
-            )
-            for o in job.outputs or ()
-        ]
+        views = []
+        for output in job.outputs or ():
+            bucket = output.get("bucket") or job.output_bucket
+            url = self.presigner.url(bucket, output["key"])
+            size = int(output.get("size_bytes") or 0)
+            views.append(OutputView(output["key"], bucket, size, url, output.get("probe")))
+        return views
 
     # ------------------------------------------------------------------ writes
 
     async def create(
-        self,
-        request: JobRequest,
-        *,
-        idempotency_key: str | None = None,
-        client: str = "api",
+        self, request: JobRequest, *, idempotency_key: str | None = None, client: str = "api"
     ) -> Created:
         """Validate, then commit the job with its ProcessMedia and JobQueued messages."""
         scoped = f"api:{client}:{idempotency_key}" if idempotency_key else None
-        webhook = str(request.webhook_url) if request.webhook_url else None
         async with self.uow() as uow:
             source = await self._source(uow, self.bucket_in, request.source_key, request.asset_id)
             if scoped and (existing := await uow.jobs.by_idempotency_key(scoped)):
-                return self._replay(existing, source, request, webhook)
-            job_id = uuid4()
-            plan = plan_job(job_id, source, request.options())
-            job = self._new_job(job_id, source, plan, request.priority, scoped, webhook)
-            uow.jobs.add(job)
-            self._queue(uow, job, source.duration)
-            try:
-                await uow.commit()
-            except DuplicateIdempotencyKey:
-                pass  # a concurrent twin won; answer with its job below
-            else:
-                self.wake_relay()
-                self.telemetry.job_created(job.kind, "api")
+                return _replay(existing, source, request)
+            new = NewJob(
+                source,
+                request.spec(),
+                request.output_key,
+                request.priority,
+                scoped,
+                request.webhook,
+            )
+            job = self._new_job(new)
+            if await self._commit_new(uow, job, source.duration, origin="api"):
                 return Created(job)
-        async with self.uow() as uow:
-            existing = await uow.jobs.by_idempotency_key(scoped or "")
-        if existing is None:  # pragma: no cover - the unique index said it exists
-            raise Conflict("idempotency key collided; retry the request")
-        return self._replay(existing, source, request, webhook)
+        return _replay(await self._twin(scoped), source, request)
 
     async def create_from_command(self, command: CreateJob) -> Created:
         """The catalog's auto-job rule; the same idempotency key never creates two jobs."""
         scoped = f"cmd:{command.idempotency_key}"
-        options = JobOptions(
-            kind=command.spec.kind,
-            preset=command.spec.preset,
-            start=command.spec.start,
-            end=command.spec.end,
-            mode=command.spec.mode,
-            at=command.spec.at,
-            count=command.spec.count,
-        )
         async with self.uow() as uow:
             if existing := await uow.jobs.by_idempotency_key(scoped):
                 return Created(existing, replayed=True)
             source = await self._source(
                 uow, command.source_bucket, command.source_key, command.asset_id
             )
-            job_id = uuid4()
-            plan = plan_job(job_id, source, options)
-            job = self._new_job(job_id, source, plan, command.priority, scoped, None)
-            uow.jobs.add(job)
-            self._queue(uow, job, source.duration, causation=command)
-            try:
-                await uow.commit()
-            except DuplicateIdempotencyKey:
-                pass  # a concurrent twin won; answer with its job below
-            else:
-                self.wake_relay()
-                self.telemetry.job_created(job.kind, "command")
+            job = self._new_job(NewJob(source, command.spec, None, command.priority, scoped))
+            if await self._commit_new(uow, job, source.duration, origin="command", cause=command):
                 return Created(job)
-        # Read after the failed transaction is closed: no unit of work reads while it holds
-        # a write connection, so a pool without overflow cannot deadlock.
-        async with self.uow() as again:
-            existing = await again.jobs.by_idempotency_key(scoped)
-        assert existing is not None
-        return Created(existing, replayed=True)
+        return Created(await self._twin(scoped), replayed=True)
 
     async def cancel(self, job_id: UUID, reason: str = "cancelled by user") -> JobRecord:
         """Queued → cancelled at once; running → CancelJob to the transcoders; else 409."""
         for _ in range(CAS_ATTEMPTS):
             async with self.uow() as uow:
-                job = await self._require(uow, job_id)
+                job = await _require(uow, job_id)
                 now = utcnow()
                 transition = machine.cancel(job.state, reason, now)
                 if transition and not await uow.jobs.transition(job_id, job.state, transition, now):
                     continue  # an event moved the job meanwhile; decide again
-                command = CancelJob(job_id=job_id, reason=reason, correlation_id=str(job_id))
-                uow.outbox.command(command)
-                if transition:
-                    uow.outbox.event(
-                        JobCancelled(
-                            **command.caused(job_id=job_id, attempt=job.attempt, reason=reason)
-                        )
-                    )
+                uow.outbox.add(*_cancel_messages(job, reason, cancelled=transition is not None))
                 await uow.commit()
             self.wake_relay()
-            return _applied(job, transition, now) if transition else job
+            if transition is None:
+                return job
+            cancelled = _applied(job, transition, now)
+            self.telemetry.job_finished(cancelled, None)
+            return cancelled
         raise Conflict("the job kept changing while cancelling; retry the request")
 
     async def retry(self, job_id: UUID) -> JobRecord:
         """A failed or cancelled job runs again as a new attempt (attempt + 1)."""
         for _ in range(CAS_ATTEMPTS):
             async with self.uow() as uow:
-                job = await self._require(uow, job_id)
+                job = await _require(uow, job_id)
                 transition = machine.retry(job.state)
                 asset = await uow.assets.get(job.asset_id) if job.asset_id else None
                 now = utcnow()
                 if not await uow.jobs.transition(job_id, job.state, transition, now):
                     continue
                 retried = _applied(job, transition, now)
-                self._queue(uow, retried, asset.duration_seconds if asset else None)
+                uow.outbox.add(*_queued(retried, asset.duration_seconds if asset else None))
                 await uow.commit()
             self.wake_relay()
             return retried
         raise Conflict("the job kept changing while retrying; retry the request")
 
-    async def apply_event(self, event: Event) -> Outcome:
-        """Apply a transcoder event (broker or Lambda callback); replays change nothing."""
-        job_id: UUID = event.job_id  # type: ignore[attr-defined]
-        outcome = Outcome.IGNORED
+    async def apply_event(self, event: JobEvent) -> Outcome:
+        """Apply an executor's event (broker or Lambda callback); replays change nothing."""
         for _ in range(CAS_ATTEMPTS):
-            async with self.uow() as uow:
-                job = await uow.jobs.get(job_id)
-                if job is None:
-                    outcome = Outcome.UNKNOWN_JOB
-                    break
-                transition = machine.decide(job.state, event)
-                if transition is None:
-                    break
-                if await uow.jobs.transition(job_id, job.state, transition, utcnow()):
-                    await uow.commit()
-                    outcome = Outcome.APPLIED
-                    break
-        else:
-            raise RuntimeError(f"job {job_id}: state kept changing while applying {event.id}")
-        self.telemetry.event_applied(type(event).__name__, outcome.value)
-        return outcome
+            outcome = await self._apply_once(event)
+            if outcome is not None:
+                self.telemetry.event_applied(type(event).__name__, outcome.value)
+                return outcome
+        raise RuntimeError(f"job {event.job_id}: state kept changing while applying {event.id}")
 
     # ------------------------------------------------------------------ helpers
 
-    async def _require(self, uow: UnitOfWork, job_id: UUID) -> JobRecord:
-        job = await uow.jobs.get(job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id}; GET /api/jobs lists jobs")
-        return job
+    async def _apply_once(self, event: JobEvent) -> Outcome | None:
+        """The outcome, or None when another writer moved the job after it was read."""
+        async with self.uow() as uow:
+            job = await uow.jobs.get(event.job_id)
+            if job is None:
+                return Outcome.UNKNOWN_JOB
+            transition = machine.decide(job.state, event)
+            if transition is None:
+                return Outcome.IGNORED
+            now = utcnow()
+            if not await uow.jobs.transition(job.id, job.state, transition, now):
+                return None
+            await uow.commit()
+        if transition.status.terminal and not job.state.status.terminal:
+            failure = failure_reason(event) if isinstance(event, JobFailed) else None
+            self.telemetry.job_finished(_applied(job, transition, now), failure)
+        return Outcome.APPLIED
+
+    async def _commit_new(
+        self,
+        uow: UnitOfWork,
+        job: JobRecord,
+        duration: float | None,
+        *,
+        origin: str,
+        cause: CreateJob | None = None,
+    ) -> bool:
+        """Commit the job with its messages; False when a concurrent twin took its key."""
+        uow.jobs.add(job)
+        uow.outbox.add(*_queued(job, duration, cause))
+        try:
+            await uow.commit()
+        except DuplicateIdempotencyKey:
+            return False
+        self.wake_relay()
+        self.telemetry.job_created(job, origin)
+        return True
+
+    async def _twin(self, idempotency_key: str | None) -> JobRecord:
+        """The job a concurrent request committed first with the same idempotency key."""
+        existing = None
+        if idempotency_key is not None:
+            # Read after the failed transaction is closed: no unit of work reads while it
+            # holds a write connection, so a pool without overflow cannot deadlock.
+            async with self.uow() as uow:
+                existing = await uow.jobs.by_idempotency_key(idempotency_key)
+        if existing is None:
+            raise Conflict("idempotency key collided; retry the request")
+        return existing
 
     async def _source(
         self, uow: UnitOfWork, bucket: str, key: str | None, asset_id: UUID | None
     ) -> Source:
         """The registered asset (by id or key), or an unregistered object that exists in S3."""
         if key is not None:
-            check_key(key, "source_key")
-            if media_type(key) is None:
-                raise InvalidRequest(
-                    f"{key!r} is not a supported media file; supported extensions: "
-                    + ", ".join(sorted(MEDIA_EXTENSIONS)),
-                    details={"supported_extensions": sorted(MEDIA_EXTENSIONS)},
-                )
+            _check_source_key(key)
         if asset_id is not None:
-            asset = await uow.assets.get(asset_id)
-            if asset is None or not asset.active:
-                raise NotFound(f"no asset {asset_id}; GET /api/assets lists registered assets")
-            if key is not None and key != asset.key:
-                raise InvalidRequest(
-                    f"asset {asset_id} is {asset.key!r}, not {key!r}; give one or the other"
-                )
-        else:
-            asset = await uow.assets.by_key(bucket, key or "")
-            if asset is not None and not asset.active:
-                raise NotFound(f"{key!r} was removed from bucket {bucket!r}")
+            return _registered(await _asset_by_id(uow, asset_id, key))
+        if key is None:
+            raise InvalidRequest("give the source as 'source_key' (an S3 key) or 'asset_id'")
+        asset = await _asset_by_key(uow, bucket, key)
         if asset is not None:
-            check_key(asset.key, "the asset's key")  # registered before the key rules grew
-            kind = media_type(asset.key)
-            if kind is None:
-                raise InvalidRequest(f"asset {asset.key!r} is not a supported media file")
-            return Source(asset.bucket, asset.key, kind, asset.id, asset.duration_seconds)
-        assert key is not None
+            return _registered(asset)
         if not await self.sources.exists(bucket, key):
             raise NotFound(
-                f"no object {key!r} in bucket {bucket!r}; upload it first, or list registered "
-                "media with GET /api/assets"
+                f"no object {key!r} in bucket {bucket!r}; upload it first, or list the "
+                "registered assets"
             )
-        return Source(bucket, key, media_type(key))  # type: ignore[arg-type]
+        return Source(bucket, key, _media_type(key))
 
-    def _new_job(
-        self,
-        job_id: UUID,
-        source: Source,
-        plan: JobPlan,
-        priority: int,
-        idempotency_key: str | None,
-        webhook_url: str | None,
-    ) -> JobRecord:
+    def _new_job(self, new: NewJob) -> JobRecord:
+        job_id = uuid4()
+        plan = plan_job(job_id, new.source, new.spec, new.output_key)
         now = utcnow()
         return JobRecord(
             id=job_id,
-            asset_id=source.asset_id,
-            source_bucket=source.bucket,
-            source_key=source.key,
-            kind=plan.spec.kind.value,
-            preset=plan.preset,
-            spec=plan.spec.model_dump(mode="json", exclude_none=True),
+            asset_id=new.source.asset_id,
+            source_bucket=new.source.bucket,
+            source_key=new.source.key,
+            spec=plan.spec,
             output_bucket=self.bucket_out,
             output_key=plan.output_key,
-            priority=priority,
-            idempotency_key=idempotency_key,
-            webhook_url=webhook_url,
+            priority=new.priority,
+            idempotency_key=new.idempotency_key,
+            webhook_url=new.webhook_url,
             created_at=now,
             updated_at=now,
         )
 
-    def _queue(
-        self,
-        uow: UnitOfWork,
-        job: JobRecord,
-        duration: float | None,
-        causation: CreateJob | None = None,
-    ) -> None:
-        """ProcessMedia (at the job's priority) and JobQueued, in the job's transaction."""
-        envelope = causation.caused() if causation is not None else {}
-        envelope["correlation_id"] = str(job.id)
-        spec = JobSpec.model_validate(job.spec)
-        process = ProcessMedia(
-            **envelope,
-            job_id=job.id,
-            attempt=job.attempt,
-            asset_id=job.asset_id,
-            source_bucket=job.source_bucket,
-            source_key=job.source_key,
-            source_duration=duration,
-            spec=spec,
-            output_bucket=job.output_bucket,
-            output_key=job.output_key,
-            priority=job.priority,
-        )
-        uow.outbox.command(process)  # at the job's priority (ProcessMedia.priority)
-        uow.outbox.event(
-            JobQueued(
-                **process.caused(),
-                job_id=job.id,
-                attempt=job.attempt,
-                asset_id=job.asset_id,
-                source_key=job.source_key,
-                spec=spec,
-                priority=job.priority,
-            )
+
+async def _require(uow: UnitOfWork, job_id: UUID) -> JobRecord:
+    job = await uow.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}; list the jobs to find it")
+    return job
+
+
+def _check_source_key(key: str) -> None:
+    check_key(key, "source_key")
+    if media_type(key) is None:
+        raise InvalidRequest(
+            f"{key!r} is not a supported media file; supported extensions: "
+            + ", ".join(sorted(MEDIA_EXTENSIONS)),
+            details={"supported_extensions": sorted(MEDIA_EXTENSIONS)},
         )
 
-    def _replay(
-        self, existing: JobRecord, source: Source, request: JobRequest, webhook: str | None
-    ) -> Created:
-        """Same key and same request: the same job. Same key, another request: 409."""
-        try:
-            plan = plan_job(existing.id, source, request.options())
-        except InvalidRequest:
-            plan = None
-        same = (
-            plan is not None
-            and (existing.source_bucket, existing.source_key) == (source.bucket, source.key)
-            and existing.spec == plan.spec.model_dump(mode="json", exclude_none=True)
-            and existing.output_key == plan.output_key
-            and existing.priority == request.priority
-            and existing.webhook_url == webhook
+
+async def _asset_by_id(uow: UnitOfWork, asset_id: UUID, key: str | None) -> AssetRecord:
+    asset = await uow.assets.get(asset_id)
+    if asset is None or not asset.active:
+        raise NotFound(f"no asset {asset_id}; list the assets to find it")
+    if key is not None and key != asset.key:
+        raise InvalidRequest(
+            f"asset {asset_id} is {asset.key!r}, not {key!r}; give one or the other"
         )
-        if not same:
-            raise Conflict(
-                "this Idempotency-Key was already used for a different request (job "
-                f"{existing.id}); send the same body to get that job again, or use a new key",
-                details={"job_id": str(existing.id)},
-            )
-        return Created(existing, replayed=True)
+    return asset
+
+
+async def _asset_by_key(uow: UnitOfWork, bucket: str, key: str) -> AssetRecord | None:
+    asset = await uow.assets.by_key(bucket, key)
+    if asset is not None and not asset.active:
+        raise NotFound(f"{key!r} was removed from bucket {bucket!r}")
+    return asset
+
+
+def _registered(asset: AssetRecord) -> Source:
+    """A registered asset as a job's source; one the catalog could not probe is refused."""
+    check_key(asset.key, "the asset's key")  # registered before the key rules grew
+    if asset.probe_status == ProbeStatus.FAILED:
+        reason = asset.probe_error or "no reason recorded"
+        raise InvalidRequest(
+            f"{asset.key!r} cannot be processed: the catalog could not read it as media "
+            f"({reason}); upload a playable file under that key",
+            details={"asset_id": str(asset.id), "probe_error": asset.probe_error},
+        )
+    return Source(asset.bucket, asset.key, _media_type(asset.key), asset.id, asset.duration_seconds)
+
+
+def _media_type(key: str) -> MediaType:
+    kind = media_type(key)
+    if kind is None:
+        raise InvalidRequest(f"{key!r} is not a supported media file")
+    return kind
+
+
+def _replay(existing: JobRecord, source: Source, request: JobRequest) -> Created:
+    """Same key and same request: the same job. Same key, another request: 409."""
+    try:
+        plan: JobPlan | None = plan_job(existing.id, source, request.spec(), request.output_key)
+    except InvalidRequest:
+        plan = None
+    same = (
+        plan is not None
+        and (existing.source_bucket, existing.source_key) == (source.bucket, source.key)
+        and (existing.spec, existing.output_key) == (plan.spec, plan.output_key)
+        and existing.priority == request.priority
+        and existing.webhook_url == request.webhook
+    )
+    if not same:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different request (job "
+            f"{existing.id}); send the same body to get that job again, or use a new key",
+            details={"job_id": str(existing.id)},
+        )
+    return Created(existing, replayed=True)
+
+
+def _queued(job: JobRecord, duration: float | None, cause: Message | None = None) -> list[Message]:
+    """ProcessMedia (at the job's priority) and JobQueued, for the job's transaction."""
+    envelope = cause.caused() if cause is not None else {}
+    envelope["correlation_id"] = str(job.id)
+    process = ProcessMedia(
+        **envelope,
+        job_id=job.id,
+        attempt=job.attempt,
+        asset_id=job.asset_id,
+        source_bucket=job.source_bucket,
+        source_key=job.source_key,
+        source_duration=duration,
+        spec=job.spec,
+        output_bucket=job.output_bucket,
+        output_key=job.output_key,
+        priority=job.priority,
+    )
+    queued = JobQueued(
+        **process.caused(),
+        job_id=job.id,
+        attempt=job.attempt,
+        asset_id=job.asset_id,
+        source_key=job.source_key,
+        spec=job.spec,
+        priority=job.priority,
+    )
+    return [process, queued]
+
+
+def _cancel_messages(job: JobRecord, reason: str, *, cancelled: bool) -> list[Message]:
+    """CancelJob for the transcoders; JobCancelled too when the job was cancelled at once."""
+    command = CancelJob(job_id=job.id, reason=reason, correlation_id=str(job.id))
+    if not cancelled:
+        return [command]
+    return [
+        command,
+        JobCancelled(**command.caused(job_id=job.id, attempt=job.attempt, reason=reason)),
+    ]
 
 
 def _applied(job: JobRecord, transition: Transition, now: datetime) -> JobRecord:
@@ -514,6 +455,3 @@ def _parse_uuid(value: Any) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise InvalidRequest("cursor is corrupt; omit it to start from the first page") from None
-
-
-__all__ = ["Created", "JobRequest", "JobService", "JobState", "JobStatus", "Outcome", "Page"]

@@ -9,6 +9,7 @@ from typing import Any, Protocol, Self
 from uuid import UUID
 
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.failures import FailureReason
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_shared.contracts import Message, ScanResult
 
@@ -68,16 +69,18 @@ class AssetRepository(Protocol):
 class Outbox(Protocol):
     """Messages saved in the unit of work's transaction; the relay publishes them later."""
 
-    def command(self, message: Message) -> None: ...
-    def event(self, message: Message) -> None: ...
+    def add(self, *messages: Message) -> None: ...
 
 
 class UnitOfWork(Protocol):
     """One transaction: the job row and the messages it causes commit together."""
 
-    jobs: JobRepository
-    assets: AssetRepository
-    outbox: Outbox
+    @property
+    def jobs(self) -> JobRepository: ...
+    @property
+    def assets(self) -> AssetRepository: ...
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: Any) -> None: ...
@@ -106,9 +109,11 @@ class Presigner(Protocol):
         ...
 
 
-class Probe(Protocol):
-    name: str
+class Telemetry(Protocol):
+    """What the job use cases report (Prometheus in production)."""
 
-    async def check(self) -> None:
-        """Return when the dependency answers; raise with the reason otherwise."""
+    def job_created(self, job: JobRecord, origin: str) -> None: ...
+    def event_applied(self, event_type: str, outcome: str) -> None: ...
+    def job_finished(self, job: JobRecord, failure: FailureReason | None) -> None:
+        """``job`` reached a final state (``failure`` says why, when it failed)."""
         ...

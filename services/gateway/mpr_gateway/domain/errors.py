@@ -32,11 +32,24 @@ class Unauthorized(GatewayError):
     code = "unauthorized"
 
 
-class Unavailable(GatewayError):
-    """A dependency is down; the client should retry after ``retry_after`` seconds."""
+class RetryLater(GatewayError):
+    """Not now: the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class Unavailable(RetryLater):
+    """A dependency is down."""
 
     code = "unavailable"
 
     def __init__(self, message: str, *, retry_after: int = 5, details: Any = None) -> None:
-        super().__init__(message, details=details)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after, details=details)
+
+
+class RateLimited(RetryLater):
+    """The caller asked more often than its limit allows."""
+
+    code = "rate_limited"

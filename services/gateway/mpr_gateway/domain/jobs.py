@@ -20,40 +20,41 @@ from uuid import UUID
 
 from mpr_gateway.domain.errors import Conflict
 from mpr_shared.contracts import (
-    Event,
     JobCancelled,
     JobCompleted,
     JobFailed,
+    JobKind,
     JobProgress,
+    JobSpec,
     JobStarted,
     JobStatus,
 )
 
-RANK = {
-    JobStatus.QUEUED: 0,
-    JobStatus.RUNNING: 1,
-    JobStatus.COMPLETED: 2,
-    JobStatus.FAILED: 2,
-    JobStatus.CANCELLED: 2,
-}
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+# What an executor reports about a job (JobQueued is the gateway's own).
+JobEvent = JobStarted | JobProgress | JobCompleted | JobFailed | JobCancelled
+JOB_EVENT_TYPES: tuple[type[JobEvent], ...] = (
+    JobStarted,
+    JobProgress,
+    JobCompleted,
+    JobFailed,
+    JobCancelled,
+)
 
 
 @dataclass(slots=True)
 class JobRecord:
-    """One row of ``jobs`` as the application sees it."""
+    """One row of ``jobs`` as the application sees it (its kind and preset are the spec's)."""
 
     id: UUID
     source_bucket: str
     source_key: str
-    kind: str
-    spec: dict[str, Any]
+    spec: JobSpec
     output_bucket: str
     output_key: str
     created_at: datetime
     updated_at: datetime
     asset_id: UUID | None = None
-    preset: str | None = None
     priority: int = 0
     status: str = JobStatus.QUEUED.value
     attempt: int = 1
@@ -66,6 +67,14 @@ class JobRecord:
     webhook_url: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def kind(self) -> JobKind:
+        return self.spec.kind
+
+    @property
+    def preset(self) -> str | None:
+        return self.spec.preset
 
     @property
     def state(self) -> JobState:
@@ -100,9 +109,9 @@ class Transition:
         }
 
 
-def decide(state: JobState, event: Event) -> Transition | None:
+def decide(state: JobState, event: JobEvent) -> Transition | None:
     """The transition ``event`` causes in a job at ``state``, or None when it changes nothing."""
-    if getattr(event, "attempt", None) != state.attempt:
+    if event.attempt != state.attempt:
         return None  # another attempt's event
     if isinstance(event, JobStarted) and state.status is not JobStatus.QUEUED:
         # Consumers apply events concurrently, so JobStarted may land after the job moved on;
@@ -139,7 +148,6 @@ def decide(state: JobState, event: Event) -> Transition | None:
         case JobCancelled():
             cancelled = {**start, "finished_at": event.occurred_at, "error": event.reason}
             return Transition(JobStatus.CANCELLED, state.attempt, state.progress, cancelled)
-    return None  # JobQueued is our own event; anything else does not move a job
 
 
 def cancel(state: JobState, reason: str, now: datetime) -> Transition | None:
@@ -148,11 +156,7 @@ def cancel(state: JobState, reason: str, now: datetime) -> Transition | None:
     if state.status.terminal:
         raise Conflict(
             f"job is already {state.status.value}; only queued or running jobs can be cancelled"
-            + (
-                " (use POST /api/jobs/{id}/retry to run it again)"
-                if state.status in RETRYABLE
-                else ""
-            ),
+            + (" (retry the job to run it again)" if state.status in RETRYABLE else ""),
             details={"status": state.status.value},
         )
     if state.status is JobStatus.RUNNING:

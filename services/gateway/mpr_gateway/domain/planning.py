@@ -1,15 +1,17 @@
-"""Turning a job request into a runnable plan: preset, spec, time checks and the output key."""
+"""Turning a job spec into a runnable plan: source fit, time checks and the output key."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
 
 from mpr_gateway.domain.errors import InvalidRequest
 from mpr_gateway.domain.keys import MAX_KEY_BYTES, check_output_key, default_output_key
-from mpr_shared.contracts import JobKind, JobSpec, TrimMode
+from mpr_shared.contracts import JobKind, JobSpec
 from mpr_shared.media import MediaType, extension
 from mpr_shared.presets import PresetError
 
@@ -28,64 +30,39 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
-class JobOptions:
-    """What the client asked for, before validation."""
-
-    kind: JobKind
-    preset: str | None = None
-    output_key: str | None = None
-    start: float | None = None
-    end: float | None = None
-    mode: TrimMode | None = None
-    at: float | None = None
-    count: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class JobPlan:
     spec: JobSpec
-    preset: str | None
     output_key: str
 
 
-def plan_job(job_id: UUID, source: Source, options: JobOptions) -> JobPlan:
-    """Validate ``options`` against ``source`` and derive the spec and output key."""
-    kind = options.kind
+def job_spec(fields: Mapping[str, Any]) -> JobSpec:
+    """The JobSpec of a request's fields; what does not fit the kind is an InvalidRequest."""
+    try:
+        return JobSpec.model_validate(fields)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def plan_job(job_id: UUID, source: Source, spec: JobSpec, output_key: str | None) -> JobPlan:
+    """Check ``spec`` against ``source``; the output key is ``output_key`` or the default."""
+    kind = spec.kind
     if kind in VIDEO_ONLY_KINDS and source.media_type is not MediaType.VIDEO:
         raise InvalidRequest(
             f"kind {kind.value!r} needs a video source and {source.key!r} is audio; "
             "use kind 'audio' or 'trim' for audio sources"
         )
-    spec = _spec(options)
     preset = spec.output_preset
     # Trim keeps the source's container; every other kind writes its preset's.
     ext = preset.extension if preset is not None else extension(source.key)
     _check_times(spec, source.duration)
-    if options.output_key is not None:
-        output_key = check_output_key(options.output_key, kind, ext)
-    else:
-        output_key = default_output_key(source.key, job_id, kind, spec.preset, ext)
-        if len(output_key.encode()) > MAX_KEY_BYTES:
-            raise InvalidRequest(
-                "the source key is too long to derive an output key from it; pass output_key"
-            )
-    return JobPlan(spec=spec, preset=spec.preset, output_key=output_key)
-
-
-def _spec(options: JobOptions) -> JobSpec:
-    """The JobSpec (mpr_shared.jobspec holds the rules), its problems as InvalidRequest."""
-    try:
-        return JobSpec(
-            kind=options.kind,
-            preset=options.preset,
-            start=options.start,
-            end=options.end,
-            mode=options.mode,
-            at=options.at,
-            count=options.count,
+    if output_key is not None:
+        return JobPlan(spec, check_output_key(output_key, kind, ext))
+    derived = default_output_key(source.key, job_id, kind, spec.preset, ext)
+    if len(derived.encode()) > MAX_KEY_BYTES:
+        raise InvalidRequest(
+            "the source key is too long to derive an output key from it; pass output_key"
         )
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    return JobPlan(spec, derived)
 
 
 def _invalid(exc: ValidationError) -> InvalidRequest:

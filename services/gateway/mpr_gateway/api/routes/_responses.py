@@ -12,6 +12,7 @@ _TEXT = {
     409: "Conflict with the current state.",
     413: "Request body too large (MAX_BODY_BYTES).",
     422: "Invalid request; the message says what to fix.",
+    429: "Too many requests from this client; retry after Retry-After seconds.",
     503: "A dependency is unavailable; retry after Retry-After seconds.",
 }
 

@@ -7,11 +7,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from mpr_gateway.api.deps import Assets, Cursor, Jobs, Limit, require_client
 from mpr_gateway.api.routes._responses import errors
 from mpr_gateway.api.schemas import AssetDetailOut, AssetOut, AssetPage, JobOut, ScanRequest
-from mpr_gateway.application.jobs import DEFAULT_PAGE
+from mpr_gateway.application.pages import DEFAULT_PAGE
 from mpr_gateway.application.ports import AssetFilter
+from mpr_gateway.deps import Assets, Client, Cursor, Jobs, Limit, require_client
 from mpr_shared.contracts import ProbeStatus, ScanResult
 
 router = APIRouter(
@@ -26,11 +26,13 @@ router = APIRouter(
     "/scan",
     response_model=ScanResult,
     response_model_exclude_none=True,  # `error` only travels between catalog and gateway
-    responses=errors(413, 503),
+    responses=errors(413, 429, 503),
 )
-async def scan(assets: Assets, body: ScanRequest | None = None) -> ScanResult:
-    """Ask the catalog to list the input bucket and register new media (request/reply)."""
-    return await assets.scan(body.prefix if body else "")
+async def scan(assets: Assets, client: Client, body: ScanRequest | None = None) -> ScanResult:
+    """Ask the catalog to list the input bucket and register new media (request/reply).
+
+    Rate-limited per API client (SCAN_RATE_PER_MINUTE): more get 429 with Retry-After."""
+    return await assets.scan(body.prefix if body else "", client)
 
 
 @router.get("", response_model=AssetPage)

@@ -1,38 +1,35 @@
-"""Liveness, readiness and metrics: open endpoints (no API key)."""
+"""Liveness, readiness and metrics (mpr_shared.health's contract): open endpoints, no API key.
+
+Documented routes rather than ``Health.routes()``, so they appear in the OpenAPI document."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from mpr_gateway.api.deps import GatewayDep
-from mpr_gateway.api.schemas import DependencyOut, Health, Readiness
-from mpr_gateway.application.system import readiness
+from mpr_gateway.deps import HealthDep
+from mpr_shared.health import Liveness, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/api/health", response_model=Health)
-async def health() -> Health:
+@router.get("/api/health", response_model=Liveness)
+async def health(checks: HealthDep) -> Liveness:
     """Liveness: the process answers (no I/O)."""
-    return Health()
+    return checks.liveness()
 
 
 @router.get(
     "/api/ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "A dependency is down."}},
+    responses={503: {"model": Readiness, "description": "The database is unreachable."}},
 )
-async def ready(gateway: GatewayDep) -> JSONResponse:
-    """Readiness: RabbitMQ, the database and S3 each answer (503 when one does not)."""
-    statuses = await readiness(gateway.probes)
-    ok = all(s.ok for s in statuses)
-    body = Readiness(
-        status="ready" if ok else "unavailable",
-        dependencies={s.name: DependencyOut(ok=s.ok, detail=s.detail) for s in statuses},
-    )
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+async def ready(checks: HealthDep) -> JSONResponse:
+    """Readiness: the database is critical (503 without it); RabbitMQ and S3 are not (200,
+    "degraded"): jobs wait in the outbox until RabbitMQ is back."""
+    readiness = await checks.readiness()
+    return JSONResponse(readiness.model_dump(), status_code=readiness.http_status)
 
 
 @router.get(
@@ -40,6 +37,6 @@ async def ready(gateway: GatewayDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
 )
-async def metrics(gateway: GatewayDep) -> Response:
+async def metrics(checks: HealthDep) -> Response:
     """Prometheus metrics."""
-    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(checks.metrics(), media_type=CONTENT_TYPE_LATEST)

@@ -7,11 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from mpr_gateway.api.deps import Client, Cursor, GatewayDep, Jobs, Limit, require_client
+from mpr_gateway.adapters.callbacks import callback_event
 from mpr_gateway.api.routes._responses import errors
 from mpr_gateway.api.schemas import CallbackEnvelope, CallbackResult, JobOut, JobPage
-from mpr_gateway.application.jobs import DEFAULT_PAGE, JobRequest, Outcome
+from mpr_gateway.application.job_request import JobRequest
+from mpr_gateway.application.jobs import Outcome
+from mpr_gateway.application.pages import DEFAULT_PAGE
 from mpr_gateway.application.ports import JobFilter
+from mpr_gateway.deps import Callbacks, Client, Cursor, Jobs, Limit, require_client
 from mpr_gateway.domain.errors import NotFound
 from mpr_shared.contracts import JobKind, JobStatus
 
@@ -106,15 +109,15 @@ async def retry_job(job_id: UUID, jobs: Jobs, response: Response) -> JobOut:
     responses=errors(404, 413, 503),
 )
 async def job_callback(
-    job_id: UUID, envelope: CallbackEnvelope, request: Request, gateway: GatewayDep
+    job_id: UUID, envelope: CallbackEnvelope, request: Request, callbacks: Callbacks, jobs: Jobs
 ) -> CallbackResult:
     """Lambda executor events, signed with Standard Webhooks (MPR_CALLBACK_SECRET).
 
     The signature is the credential here, so no API key is needed; the event is then applied
     exactly like the same event from the broker.
     """
-    event = gateway.callbacks.verify(job_id, envelope, await request.body(), request.headers)
-    outcome = await gateway.jobs.apply_event(event)
+    callbacks.verify(await request.body(), request.headers)
+    outcome = await jobs.apply_event(callback_event(job_id, envelope.type, envelope.data))
     if outcome is Outcome.UNKNOWN_JOB:
         raise NotFound(f"no job {job_id}; the callback URL names a job this gateway never created")
     return CallbackResult(outcome="applied" if outcome is Outcome.APPLIED else "ignored")

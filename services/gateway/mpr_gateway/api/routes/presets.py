@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from mpr_gateway.api.deps import require_client
 from mpr_gateway.api.routes._responses import errors
-from mpr_gateway.application.system import list_presets
+from mpr_gateway.application.presets import list_presets
+from mpr_gateway.deps import require_client
 from mpr_shared.contracts import JobKind
 from mpr_shared.presets import Preset
 

@@ -1,4 +1,4 @@
-"""S3 adapters: source existence, presigned download URLs and the readiness probe."""
+"""S3 adapters: source existence, presigned download URLs and the readiness check."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ class CachedPresigner:
         return url
 
 
-class S3Probe:
-    name = "s3"
+class S3Buckets:
+    """The input and output buckets answer (HEAD bucket)."""
 
     def __init__(self, settings: CommonSettings) -> None:
         self._client = get_s3_client(settings)

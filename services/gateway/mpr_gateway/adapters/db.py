@@ -15,8 +15,11 @@ from uuid import UUID
 
 from sqlalchemy import (
     URL,
+    ColumnElement,
     Connection,
     Engine,
+    Row,
+    Select,
     and_,
     bindparam,
     create_engine,
@@ -30,22 +33,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 from sqlalchemy.pool import NullPool
 
 from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, JobFilter
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
-from mpr_shared.contracts import Message
+from mpr_shared.contracts import JobSpec, Message
 from mpr_shared.db import create_engine as create_async_engine
-from mpr_shared.db.models import Asset, GatewayOutbox, Job
+from mpr_shared.db import role_connect_args
+from mpr_shared.db.models import Asset, Base, GatewayOutbox, Job
 from mpr_shared.outbox import outbox_row
 from mpr_shared.settings import normalize_database_url
 
-JOBS = Job.__table__
-ASSETS = Asset.__table__
-OUTBOX = GatewayOutbox.__table__
+JOBS = Base.metadata.tables[Job.__tablename__]
+ASSETS = Base.metadata.tables[Asset.__tablename__]
+OUTBOX = Base.metadata.tables[GatewayOutbox.__tablename__]
 JOB_FIELDS = tuple(c.name for c in JOBS.columns)
 ASSET_FIELDS = ("id", *(f for f in AssetRecord.__slots__ if f != "id"))
 TIME_FIELDS = ("created_at", "updated_at", "started_at", "finished_at", "deleted_at")
@@ -60,6 +64,7 @@ ASSET_BY_ID = ASSET_COLUMNS.where(ASSETS.c.id == bindparam("id"))
 ASSET_BY_KEY = ASSET_COLUMNS.where(
     ASSETS.c.bucket == bindparam("bucket"), ASSETS.c.key == bindparam("key")
 )
+SELECT_ONE = select(text("1"))
 INSERT_JOBS = insert(JOBS)
 INSERT_OUTBOX = insert(OUTBOX)
 
@@ -71,20 +76,39 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def _record(cls: type, row: Any) -> Any:
+def _columns(row: Row[Any]) -> dict[str, Any]:
     data = dict(row._mapping)
     for name in TIME_FIELDS:
         if name in data:
             data[name] = _utc(data[name])
-    return cls(**data)
+    return data
 
 
-def _job(row: Any) -> JobRecord:
-    return _record(JobRecord, row)
+def _job(row: Row[Any]) -> JobRecord:
+    """A ``jobs`` row as a JobRecord: its spec read back as a JobSpec (kind and preset with it)."""
+    data = _columns(row)
+    del data["kind"], data["preset"]
+    data["spec"] = JobSpec.model_validate(data["spec"])
+    return JobRecord(**data)
 
 
-def _asset(row: Any) -> AssetRecord:
-    return _record(AssetRecord, row)
+def _job_row(job: JobRecord) -> dict[str, Any]:
+    """The ``jobs`` columns of a new job; kind and preset are stored for filters and lists."""
+    row = {name: getattr(job, name) for name in JOB_FIELDS}
+    row["kind"], row["spec"] = job.kind.value, job.spec.model_dump(mode="json", exclude_none=True)
+    return row
+
+
+def _asset(row: Row[Any]) -> AssetRecord:
+    return AssetRecord(**_columns(row))
+
+
+def _where_equal(query: Select[Any], equals: dict[ColumnElement[Any], Any]) -> Select[Any]:
+    """``query`` narrowed to rows whose column equals its value, for every value given."""
+    for column, value in equals.items():
+        if value is not None:
+            query = query.where(column == value)
+    return query
 
 
 def _like_escape(value: str) -> str:
@@ -120,7 +144,7 @@ class SqlJobs:
         return _job(rows[0]) if rows else None
 
     def add(self, job: JobRecord) -> None:
-        self._pending.append({name: getattr(job, name) for name in JOB_FIELDS})
+        self._pending.append(_job_row(job))
 
     def take_pending(self) -> list[dict[str, Any]]:
         """New jobs' rows, inserted by the unit of work's commit."""
@@ -149,13 +173,14 @@ class SqlJobs:
     async def page(
         self, filters: JobFilter, after: tuple[datetime, UUID] | None, limit: int
     ) -> list[JobRecord]:
-        query = select(JOBS)
-        if filters.status:
-            query = query.where(JOBS.c.status == filters.status)
-        if filters.kind:
-            query = query.where(JOBS.c.kind == filters.kind)
-        if filters.asset_id:
-            query = query.where(JOBS.c.asset_id == filters.asset_id)
+        query = _where_equal(
+            select(JOBS),
+            {
+                JOBS.c.status: filters.status,
+                JOBS.c.kind: filters.kind,
+                JOBS.c.asset_id: filters.asset_id,
+            },
+        )
         if after:
             created, job_id = after
             query = query.where(
@@ -212,13 +237,14 @@ class SqlAssets:
     async def page(
         self, filters: AssetFilter, after: tuple[str, UUID] | None, limit: int
     ) -> list[AssetRecord]:
-        query = ASSET_COLUMNS
-        if filters.media_type:
-            query = query.where(ASSETS.c.media_type == filters.media_type)
-        if filters.status:
-            query = query.where(ASSETS.c.status == filters.status)
-        if filters.probe_status:
-            query = query.where(ASSETS.c.probe_status == filters.probe_status)
+        query = _where_equal(
+            ASSET_COLUMNS,
+            {
+                ASSETS.c.media_type: filters.media_type,
+                ASSETS.c.status: filters.status,
+                ASSETS.c.probe_status: filters.probe_status,
+            },
+        )
         if filters.prefix:
             query = query.where(ASSETS.c.key.like(_like_escape(filters.prefix) + "%", escape="\\"))
         if filters.q:
@@ -233,17 +259,13 @@ class SqlAssets:
 
 
 class SqlOutbox:
-    """Rows for ``gateway_outbox`` (mpr_shared.outbox.outbox_row), inserted in the unit of
-    work's transaction."""
+    """Rows for ``gateway_outbox`` (``outbox_row``), inserted by the unit of work's commit."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def command(self, message: Message) -> None:
-        self.rows.append(outbox_row(message))
-
-    def event(self, message: Message) -> None:
-        self.rows.append(outbox_row(message))
+    def add(self, *messages: Message) -> None:
+        self.rows.extend(outbox_row(m) for m in messages)
 
 
 class SqlUnitOfWork:
@@ -396,12 +418,12 @@ class SqlDatabase:
     each instead of BEGIN, SELECT, ROLLBACK; writes in a transaction on a pooled connection.
     """
 
-    def __init__(self, database_url: str, pool_size: int = 30) -> None:
+    def __init__(self, database_url: str, pool_size: int, role: str | None) -> None:
         self.sqlite = sqlite_reader(database_url)
         self.engine = (
             create_async_engine(database_url)
             if self.sqlite is not None
-            else _postgres_engine(database_url, pool_size)
+            else _postgres_engine(database_url, pool_size, role)
         )
         self.writer = SqliteWriter(self.sqlite.url) if self.sqlite is not None else None
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -410,6 +432,13 @@ class SqlDatabase:
     def write_lock(self) -> asyncio.Lock | None:
         """Held while this process writes to SQLite (None on PostgreSQL)."""
         return self.writer.lock if self.writer is not None else None
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self)
+
+    async def ping(self) -> None:
+        """SELECT 1: the readiness check."""
+        await self.read(SELECT_ONE)
 
     async def read(self, query: Any, params: dict[str, Any] | None = None) -> list[Any]:
         if self.sqlite is not None:
@@ -432,8 +461,9 @@ class SqlDatabase:
         await self.engine.dispose()
 
 
-def _postgres_engine(database_url: str, pool_size: int) -> AsyncEngine:
-    """mpr_shared.db's engine with a pool sized for the gateway's concurrency, no overflow.
+def _postgres_engine(database_url: str, pool_size: int, role: str | None) -> AsyncEngine:
+    """mpr_shared.db's engine (acting as ``role``) with a pool sized for the gateway's
+    concurrency and no overflow.
 
     A pool opens overflow connections under load and closes each as it is returned: under
     steady load above the pool size that is a connect (a new PostgreSQL backend process) per
@@ -444,7 +474,13 @@ def _postgres_engine(database_url: str, pool_size: int) -> AsyncEngine:
     pool. https://docs.sqlalchemy.org/en/20/core/pooling.html#sqlalchemy.pool.QueuePool
     """
     url = make_url(normalize_database_url(database_url))
-    return sa_create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
+    return sa_create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_recycle=1800,
+        connect_args=role_connect_args(role),
+    )
 
 
 def sqlite_reader(database_url: str) -> Engine | None:
@@ -477,9 +513,3 @@ def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA query_only=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
-
-
-async def ping(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """SELECT 1 — the readiness check."""
-    async with sessions() as session:
-        await session.execute(text("SELECT 1"))

@@ -1,26 +1,43 @@
 """GraphQL schema (graphene). Resolvers are thin: parse arguments, call the same application
 services as REST, map the result. Nested objects load through per-request dataloaders, so a
-page of jobs with their assets costs two queries, not N+1."""
+page of jobs with their assets costs two queries, not N+1.
+
+The Python classes end in ``Type``/``Mutation``, apart from the contracts they are not
+(``mpr_shared.contracts.CreateJob`` is a command, ``CreateJobMutation`` a GraphQL field);
+their GraphQL names (``Meta.name``) stay ``Job``, ``Asset``, ``Preset``... as clients know
+them from fragments and generated code.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import graphene
 from graphene.types.generic import GenericScalar
+from graphql import GraphQLResolveInfo
 
-from mpr_gateway.application.jobs import MAX_PAGE, JobService, parse_job_request
+from mpr_gateway.application.job_request import parse_job_request
+from mpr_gateway.application.jobs import OutputView
+from mpr_gateway.application.pages import DEFAULT_PAGE, MAX_PAGE, Page
 from mpr_gateway.application.ports import AssetFilter, JobFilter
-from mpr_gateway.application.system import list_presets
+from mpr_gateway.application.presets import list_presets
+from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.errors import InvalidRequest
-from mpr_shared.contracts import JobKind, JobStatus
+from mpr_gateway.domain.jobs import JobRecord
+from mpr_shared.contracts import JobKind, JobStatus, ScanResult
+from mpr_shared.presets import Preset
+
+if TYPE_CHECKING:
+    from mpr_gateway.api.graphql.app import GraphQLContext
 
 ASSET_JOBS_DEFAULT = 20
 
 
-def _ctx(info) -> dict[str, Any]:
-    return info.context
+def _ctx(info: GraphQLResolveInfo) -> GraphQLContext:
+    context: GraphQLContext = info.context
+    return context
 
 
 def _uuid(value: str, name: str) -> UUID:
@@ -30,7 +47,7 @@ def _uuid(value: str, name: str) -> UUID:
         raise InvalidRequest(f"{name} must be a UUID, got {value!r}") from None
 
 
-def _choice(value: str | None, enum: type, name: str) -> str | None:
+def _choice(value: str | None, enum: type[StrEnum], name: str) -> str | None:
     if value is None:
         return None
     valid = [m.value for m in enum]
@@ -46,7 +63,10 @@ def _limit(value: int | None, default: int) -> int:
     return limit
 
 
-class JobOutput(graphene.ObjectType):
+class JobOutputType(graphene.ObjectType):
+    class Meta:
+        name = "JobOutput"
+
     key = graphene.String(required=True)
     bucket = graphene.String(required=True)
     size_bytes = graphene.Float(required=True, description="Bytes (Float: may exceed 2^31).")
@@ -54,10 +74,13 @@ class JobOutput(graphene.ObjectType):
     probe = GenericScalar()
 
 
-class Job(graphene.ObjectType):
+class JobType(graphene.ObjectType):
+    class Meta:
+        name = "Job"
+
     id = graphene.ID(required=True)
     asset_id = graphene.ID()
-    asset = graphene.Field(lambda: Asset, description="The source asset (batched).")
+    asset = graphene.Field(lambda: AssetType, description="The source asset (batched).")
     source_bucket = graphene.String(required=True)
     source_key = graphene.String(required=True)
     kind = graphene.String(required=True, description="transcode | trim | audio | thumbnail | hls")
@@ -72,7 +95,7 @@ class Job(graphene.ObjectType):
     worker = graphene.String()
     error = graphene.String()
     error_lines = graphene.List(graphene.NonNull(graphene.String))
-    outputs = graphene.List(graphene.NonNull(JobOutput), required=True)
+    outputs = graphene.List(graphene.NonNull(JobOutputType), required=True)
     webhook_url = graphene.String()
     created_at = graphene.DateTime(required=True)
     updated_at = graphene.DateTime(required=True)
@@ -80,18 +103,25 @@ class Job(graphene.ObjectType):
     finished_at = graphene.DateTime()
 
     @staticmethod
-    def resolve_outputs(job, info):
-        jobs: JobService = _ctx(info)["gateway"].jobs
-        return jobs.outputs(job)
+    def resolve_spec(job: JobRecord, info: GraphQLResolveInfo) -> dict[str, Any]:
+        return job.spec.model_dump(mode="json", exclude_none=True)
 
     @staticmethod
-    async def resolve_asset(job, info):
+    def resolve_outputs(job: JobRecord, info: GraphQLResolveInfo) -> list[OutputView]:
+        return _ctx(info).jobs.outputs(job)
+
+    @staticmethod
+    async def resolve_asset(job: JobRecord, info: GraphQLResolveInfo) -> AssetRecord | None:
         if job.asset_id is None:
             return None
-        return await _ctx(info)["loaders"].asset.load(job.asset_id)
+        asset: AssetRecord | None = await _ctx(info).loaders.asset.load(job.asset_id)
+        return asset
 
 
-class Asset(graphene.ObjectType):
+class AssetType(graphene.ObjectType):
+    class Meta:
+        name = "Asset"
+
     id = graphene.ID(required=True)
     bucket = graphene.String(required=True)
     key = graphene.String(required=True)
@@ -107,36 +137,50 @@ class Asset(graphene.ObjectType):
     updated_at = graphene.DateTime(required=True)
     deleted_at = graphene.DateTime()
     jobs = graphene.List(
-        graphene.NonNull(Job),
+        graphene.NonNull(JobType),
         required=True,
         limit=graphene.Int(description=f"Newest N jobs (default {ASSET_JOBS_DEFAULT})."),
         description="The asset's jobs, newest first (batched).",
     )
 
     @staticmethod
-    async def resolve_jobs(asset, info, limit: int | None = None):
-        jobs = await _ctx(info)["loaders"].asset_jobs.load(asset.id)
+    async def resolve_jobs(
+        asset: AssetRecord, info: GraphQLResolveInfo, limit: int | None = None
+    ) -> list[JobRecord]:
+        jobs: list[JobRecord] = await _ctx(info).loaders.asset_jobs.load(asset.id)
         return jobs[: _limit(limit, ASSET_JOBS_DEFAULT)]
 
 
-class AssetPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(Asset), required=True)
+class AssetPageType(graphene.ObjectType):
+    class Meta:
+        name = "AssetPage"
+
+    items = graphene.List(graphene.NonNull(AssetType), required=True)
     next_cursor = graphene.String()
 
 
-class JobPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(Job), required=True)
+class JobPageType(graphene.ObjectType):
+    class Meta:
+        name = "JobPage"
+
+    items = graphene.List(graphene.NonNull(JobType), required=True)
     next_cursor = graphene.String()
 
 
-class Rendition(graphene.ObjectType):
+class RenditionType(graphene.ObjectType):
+    class Meta:
+        name = "Rendition"
+
     name = graphene.String(required=True)
     height = graphene.Int(required=True)
     video_bitrate = graphene.String(required=True)
     audio_bitrate = graphene.String(required=True)
 
 
-class Preset(graphene.ObjectType):
+class PresetType(graphene.ObjectType):
+    class Meta:
+        name = "Preset"
+
     name = graphene.String(required=True)
     kind = graphene.String(required=True)
     description = graphene.String(required=True)
@@ -148,10 +192,13 @@ class Preset(graphene.ObjectType):
     crf = graphene.Int()
     video_bitrate = graphene.String()
     audio_bitrate = graphene.String()
-    ladder = graphene.List(graphene.NonNull(Rendition), required=True)
+    ladder = graphene.List(graphene.NonNull(RenditionType), required=True)
 
 
-class ScanResult(graphene.ObjectType):
+class ScanResultType(graphene.ObjectType):
+    class Meta:
+        name = "ScanResult"
+
     found = graphene.Int(required=True)
     registered = graphene.Int(required=True)
     skipped = graphene.Int(required=True)
@@ -161,7 +208,7 @@ class ScanResult(graphene.ObjectType):
 
 class Query(graphene.ObjectType):
     assets = graphene.Field(
-        AssetPage,
+        AssetPageType,
         required=True,
         type=graphene.String(description="video | audio"),
         status=graphene.String(description="active | deleted"),
@@ -170,9 +217,9 @@ class Query(graphene.ObjectType):
         limit=graphene.Int(),
         cursor=graphene.String(),
     )
-    asset = graphene.Field(Asset, id=graphene.ID(required=True))
+    asset = graphene.Field(AssetType, id=graphene.ID(required=True))
     jobs = graphene.Field(
-        JobPage,
+        JobPageType,
         required=True,
         status=graphene.String(),
         kind=graphene.String(),
@@ -180,11 +227,17 @@ class Query(graphene.ObjectType):
         limit=graphene.Int(),
         cursor=graphene.String(),
     )
-    job = graphene.Field(Job, id=graphene.ID(required=True))
-    presets = graphene.List(graphene.NonNull(Preset), required=True, kind=graphene.String())
+    job = graphene.Field(JobType, id=graphene.ID(required=True))
+    presets = graphene.List(graphene.NonNull(PresetType), required=True, kind=graphene.String())
 
     @staticmethod
-    async def resolve_assets(root, info, limit=None, cursor=None, **filters):
+    async def resolve_assets(
+        root: None,
+        info: GraphQLResolveInfo,
+        limit: int | None = None,
+        cursor: str | None = None,
+        **filters: str,
+    ) -> Page[AssetRecord]:
         media = filters.get("type")
         if media is not None and media not in ("video", "audio"):
             raise InvalidRequest(f"type must be video or audio; got {media!r}")
@@ -192,28 +245,38 @@ class Query(graphene.ObjectType):
         if status is not None and status not in ("active", "deleted"):
             raise InvalidRequest(f"status must be active or deleted; got {status!r}")
         query = AssetFilter(media, status, None, filters.get("prefix"), filters.get("q"))
-        return await _ctx(info)["gateway"].assets.page(query, cursor, _limit(limit, 50))
+        return await _ctx(info).assets.page(query, cursor, _limit(limit, DEFAULT_PAGE))
 
     @staticmethod
-    async def resolve_asset(root, info, id):
-        return await _ctx(info)["gateway"].assets.get(_uuid(id, "id"))
+    async def resolve_asset(root: None, info: GraphQLResolveInfo, id: str) -> AssetRecord:
+        return await _ctx(info).assets.get(_uuid(id, "id"))
 
     @staticmethod
-    async def resolve_jobs(root, info, limit=None, cursor=None, asset_id=None, **filters):
+    async def resolve_jobs(
+        root: None,
+        info: GraphQLResolveInfo,
+        limit: int | None = None,
+        cursor: str | None = None,
+        asset_id: str | None = None,
+        **filters: str,
+    ) -> Page[JobRecord]:
         query = JobFilter(
             _choice(filters.get("status"), JobStatus, "status"),
             _choice(filters.get("kind"), JobKind, "kind"),
             _uuid(asset_id, "assetId") if asset_id is not None else None,
         )
-        return await _ctx(info)["gateway"].jobs.page(query, cursor, _limit(limit, 50))
+        return await _ctx(info).jobs.page(query, cursor, _limit(limit, DEFAULT_PAGE))
 
     @staticmethod
-    async def resolve_job(root, info, id):
-        return await _ctx(info)["gateway"].jobs.get(_uuid(id, "id"))
+    async def resolve_job(root: None, info: GraphQLResolveInfo, id: str) -> JobRecord:
+        return await _ctx(info).jobs.get(_uuid(id, "id"))
 
     @staticmethod
-    def resolve_presets(root, info, kind=None):
-        return list_presets(JobKind(_choice(kind, JobKind, "kind")) if kind else None)
+    def resolve_presets(
+        root: None, info: GraphQLResolveInfo, kind: str | None = None
+    ) -> list[Preset]:
+        choice = _choice(kind, JobKind, "kind")
+        return list_presets(JobKind(choice) if choice else None)
 
 
 class JobInput(graphene.InputObjectType):
@@ -231,71 +294,77 @@ class JobInput(graphene.InputObjectType):
     webhook_url = graphene.String()
 
 
-class ScanMediaFolder(graphene.Mutation):
+class ScanMediaFolderMutation(graphene.Mutation):
     """Scan the input bucket and register new media (the spec's mutation)."""
 
     class Arguments:
         prefix = graphene.String()
 
-    Output = ScanResult
+    Output = ScanResultType
 
     @staticmethod
-    async def mutate(root, info, prefix=None):
-        return await _ctx(info)["gateway"].assets.scan(prefix or "")
+    async def mutate(root: None, info: GraphQLResolveInfo, prefix: str | None = None) -> ScanResult:
+        context = _ctx(info)
+        return await context.assets.scan(prefix or "", context.client)
 
 
-class CreateJob(graphene.Mutation):
-    """Queue a job (same rules as POST /api/jobs)."""
+class CreateJobMutation(graphene.Mutation):
+    """Queue a job (the same rules as the REST API's)."""
 
     class Arguments:
         input = JobInput(required=True)
         idempotency_key = graphene.String()
 
-    Output = Job
+    Output = JobType
 
     @staticmethod
-    async def mutate(root, info, input, idempotency_key=None):
+    async def mutate(
+        root: None,
+        info: GraphQLResolveInfo,
+        input: dict[str, Any],
+        idempotency_key: str | None = None,
+    ) -> JobRecord:
         request = parse_job_request({k: v for k, v in input.items() if v is not None})
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
             raise InvalidRequest("idempotencyKey must be 1-200 characters")
-        ctx = _ctx(info)
-        created = await ctx["gateway"].jobs.create(
-            request, idempotency_key=idempotency_key, client=ctx["client"]
+        context = _ctx(info)
+        created = await context.jobs.create(
+            request, idempotency_key=idempotency_key, client=context.client
         )
         return created.job
 
 
-class CancelJob(graphene.Mutation):
+class CancelJobMutation(graphene.Mutation):
     """Cancel a queued or running job."""
 
     class Arguments:
         id = graphene.ID(required=True)
 
-    Output = Job
+    Output = JobType
 
     @staticmethod
-    async def mutate(root, info, id):
-        return await _ctx(info)["gateway"].jobs.cancel(_uuid(id, "id"))
+    async def mutate(root: None, info: GraphQLResolveInfo, id: str) -> JobRecord:
+        return await _ctx(info).jobs.cancel(_uuid(id, "id"))
 
 
-class RetryJob(graphene.Mutation):
+class RetryJobMutation(graphene.Mutation):
     """Run a failed or cancelled job again as a new attempt."""
 
     class Arguments:
         id = graphene.ID(required=True)
 
-    Output = Job
+    Output = JobType
 
     @staticmethod
-    async def mutate(root, info, id):
-        return await _ctx(info)["gateway"].jobs.retry(_uuid(id, "id"))
+    async def mutate(root: None, info: GraphQLResolveInfo, id: str) -> JobRecord:
+        return await _ctx(info).jobs.retry(_uuid(id, "id"))
 
 
 class Mutation(graphene.ObjectType):
-    scan_media_folder = ScanMediaFolder.Field()
-    create_job = CreateJob.Field()
-    cancel_job = CancelJob.Field()
-    retry_job = RetryJob.Field()
+    scan_media_folder = ScanMediaFolderMutation.Field()
+    create_job = CreateJobMutation.Field()
+    cancel_job = CancelJobMutation.Field()
+    retry_job = RetryJobMutation.Field()
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation)

@@ -38,7 +38,7 @@ def complexity_limit_validator(max_cost: int) -> type[ValidationRule]:
     costs 1, times the size of every list above it (a list's ``limit`` or its default)."""
 
     class ComplexityLimit(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_args) -> None:
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
             cost = self._cost(node.selection_set, 1, False, set())
             if cost > max_cost:
                 name = node.name.value if node.name else "anonymous"
