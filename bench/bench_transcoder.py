@@ -48,8 +48,8 @@ from mpr_shared.db.migrate import upgrade
 from mpr_shared.messaging import make_broker, send_command
 from mpr_shared.settings import CommonSettings
 from mpr_shared.topology import EVENTS, declare_topology
-from mpr_transcoder.commands import output_suffix
-from mpr_transcoder.media import MediaInfo
+from mpr_transcoder.domain.ffmpeg_args import output_suffix
+from mpr_transcoder.domain.media import MediaInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = re.compile(

@@ -1,128 +1,172 @@
-"""The transcoder's one composition point: the broker with its subscribers and documented
-publishers (``build_broker``), and the resources of a running replica (``lifespan``)."""
+"""The transcoder's composition root.
+
+- ``bootstrap(settings, **overrides)`` builds a replica's adapters and application objects
+  once, without I/O (``make docs`` reads ``bootstrap(settings).broker``); tests pass fakes for
+  ports as keyword arguments.
+- ``running(container)`` connects, declares the topology, opens the work dir, serves health
+  and starts consuming; on exit the running job is drained first, then everything stops in
+  reverse.
+- ``serve(container)`` runs a replica until SIGTERM or SIGINT (``python -m mpr_transcoder``).
+- ``bootstrap_lambda`` builds the same job core for the Lambda executor: no broker, no
+  database, events to the gateway's callback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
+import signal
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvicorn
-from faststream import FastStream
-from faststream.rabbit import RabbitBroker, RabbitRouter
-from faststream.rabbit.annotations import RabbitMessage
-from sqlalchemy import text
+from faststream.rabbit import RabbitBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mpr_shared import storage
-from mpr_shared.contracts import (
-    CancelJob,
-    JobCancelled,
-    JobCompleted,
-    JobFailed,
-    JobProgress,
-    JobStarted,
-    ProcessMedia,
-)
-from mpr_shared.db import create_engine
-from mpr_shared.messaging import make_broker, queue_router
-from mpr_shared.topology import (
-    COMMANDS,
-    DEAD_LETTER,
-    EVENTS,
-    TRANSCODER_JOBS,
-    declare_topology,
-    live_queue,
-)
-from mpr_transcoder.broker import BrokerEventPublisher, BrokerRedelivery, RabbitDelivery
-from mpr_transcoder.commands import Limits
-from mpr_transcoder.core import CoreConfig, JobCore
-from mpr_transcoder.ffmpeg_runner import SubprocessRunner
-from mpr_transcoder.health import Metrics, build_health_app, ffmpeg_check
-from mpr_transcoder.job_state import SqlJobStateReader
-from mpr_transcoder.s3 import S3Storage
+from mpr_shared.db import engine_for
+from mpr_shared.health import Dependency, Health, serving
+from mpr_shared.messaging import make_broker
+from mpr_shared.storage import get_s3_client
+from mpr_shared.topology import declare_topology
+from mpr_transcoder.adapters.broker import BrokerEventPublisher, BrokerRedelivery
+from mpr_transcoder.adapters.db import SqlJobRows
+from mpr_transcoder.adapters.ffmpeg import SubprocessRunner
+from mpr_transcoder.adapters.s3 import S3Storage
+from mpr_transcoder.adapters.workspace import Workspace, new_instance_id
+from mpr_transcoder.application.job_core import CoreConfig, JobCore
+from mpr_transcoder.application.ports import EventPublisher, FFmpegRunner, JobRows, Storage
+from mpr_transcoder.application.worker import JobWorker, WorkerConfig
+from mpr_transcoder.domain.ffmpeg_args import Limits
+from mpr_transcoder.metrics import Metrics
 from mpr_transcoder.settings import TranscoderSettings
-from mpr_transcoder.worker import JobWorker, WorkerConfig
-from mpr_transcoder.workspace import Workspace, new_instance_id
+from mpr_transcoder.subscribers import SERVICE, Consumer, build_router
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
-SERVICE = "transcoder"
 
 
-class Runtime:
-    """What the subscribers need at run time; filled in by ``lifespan`` (or by a test)."""
+@dataclass(frozen=True, slots=True)
+class Container:
+    """Everything one replica is made of, built once by ``bootstrap``."""
 
-    def __init__(self, settings: TranscoderSettings, instance: str | None = None) -> None:
+    settings: TranscoderSettings
+    instance: str
+    broker: RabbitBroker
+    job_consumer: Consumer
+    engine: AsyncEngine
+    workspace: Workspace
+    worker: JobWorker
+    metrics: Metrics
+    health: Health
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaContainer:
+    """The Lambda executor: the job core with S3, FFmpeg and the gateway's callback."""
+
+    settings: TranscoderSettings
+    core: JobCore
+
+
+def bootstrap(
+    settings: TranscoderSettings,
+    *,
+    instance: str | None = None,
+    storage: Storage | None = None,
+    runner: FFmpegRunner | None = None,
+    rows: JobRows | None = None,
+) -> Container:
+    """A replica's objects, wired; the ports default to the real adapters."""
+    instance = instance or settings.instance_id or new_instance_id()
+    broker = _broker(settings)
+    router, job_consumer = build_router(instance)
+    broker.include_router(router)
+    engine = engine_for(settings)
+    workspace = Workspace(settings.work_dir, instance)
+    metrics = Metrics()
+    real = _Adapters(settings, engine)
+    publisher = BrokerEventPublisher(broker)
+    core = JobCore(
+        config=_core_config(settings, workspace.path),
+        storage=storage or real.storage,
+        runner=runner or real.runner,
+        publisher=publisher,
+        metrics=metrics,
+        worker=instance,
+    )
+    worker = JobWorker(
+        core=core,
+        publisher=publisher,
+        rows=rows or real.rows,
+        redelivery=BrokerRedelivery(broker),
+        config=_worker_config(settings),
+    )
+    health = Health(SERVICE, real.dependencies(broker), metrics.registry)
+    container = Container(
+        settings, instance, broker, job_consumer, engine, workspace, worker, metrics, health
+    )
+    broker.context.set_global("container", container)
+    return container
+
+
+def bootstrap_lambda(
+    settings: TranscoderSettings,
+    *,
+    publisher: EventPublisher,
+    executor: str,
+    scratch: Path,
+    storage: Storage | None = None,
+    runner: FFmpegRunner | None = None,
+) -> LambdaContainer:
+    """The Lambda executor's job core, reporting through ``publisher`` as ``executor``."""
+    core = JobCore(
+        config=_core_config(settings, scratch),
+        storage=storage or S3Storage(_s3_client(settings)),
+        runner=runner or SubprocessRunner(settings.ffmpeg_binary, settings.ffprobe_binary),
+        publisher=publisher,
+        metrics=Metrics(),  # not served: a Lambda has no /metrics
+        worker=executor,
+    )
+    return LambdaContainer(settings, core)
+
+
+class _Adapters:
+    """The real adapters a replica's ports default to, and its readiness checks."""
+
+    def __init__(self, settings: TranscoderSettings, engine: AsyncEngine) -> None:
         self.settings = settings
-        self.instance = instance or settings.instance_id or new_instance_id()
-        self.metrics = Metrics()
-        self.worker: JobWorker | None = None
+        self.storage = S3Storage(_s3_client(settings))
+        self.runner = SubprocessRunner(settings.ffmpeg_binary, settings.ffprobe_binary)
+        self.rows = SqlJobRows(engine)
 
-    def require_worker(self) -> JobWorker:
-        if self.worker is None:
-            raise RuntimeError("the transcoder is not started")
-        return self.worker
+    def dependencies(self, broker: RabbitBroker) -> list[Dependency]:
+        """rabbitmq, s3 and ffmpeg are critical; the database is not (the worker fails open)."""
 
+        async def rabbitmq() -> None:
+            if not await broker.ping(timeout=2):
+                raise ConnectionError("no connection to RabbitMQ")
 
-def build_router(runtime: Runtime) -> RabbitRouter:
-    """Subscribers (thin: parse, call the worker, map the outcome) and publishers."""
-    cancel_queue = live_queue(SERVICE, runtime.instance, CancelJob.ROUTING_KEY)
-    jobs, cancels = queue_router(TRANSCODER_JOBS), queue_router(cancel_queue)
-    router = RabbitRouter(routers=(jobs, cancels))
+        async def s3() -> None:
+            await self.storage.check_bucket(self.settings.s3_bucket_out)
 
-    @jobs.subscriber(TRANSCODER_JOBS, COMMANDS, title="transcoder:ProcessMedia")
-    async def on_process_media(job: ProcessMedia, message: RabbitMessage) -> None:
-        """Run one media job (prefetch 1 per replica); acked when its result is confirmed."""
-        worker = runtime.require_worker()
-        started = time.monotonic()
-        runtime.metrics.running.inc()
-        try:
-            outcome = await worker.handle(job, RabbitDelivery(message))
-        except asyncio.CancelledError:
-            # aio-pika cancels in-flight handlers when their channel or connection closes:
-            # the delivery went back to the queue and FFmpeg was killed on the way out.
-            runtime.metrics.jobs.labels("lost").inc()
-            raise
-        finally:
-            runtime.metrics.running.dec()
-        runtime.metrics.jobs.labels(outcome).inc()
-        runtime.metrics.seconds.labels(outcome).observe(time.monotonic() - started)
-
-    @cancels.subscriber(cancel_queue, COMMANDS, title="transcoder:CancelJob")
-    async def on_cancel(command: CancelJob) -> None:
-        """Every replica hears every cancel: skip the job if queued, kill it if running here."""
-        log.info("cancel %s for job %s", command.id, command.job_id)
-        runtime.require_worker().cancel(command)
-
-    for event in (JobStarted, JobProgress, JobCompleted, JobFailed, JobCancelled):
-        router.publisher(
-            exchange=EVENTS,
-            routing_key=event.ROUTING_KEY,
-            schema=event,
-            title=f"transcoder:{event.__name__}",
-            description=event.__doc__,
-        )
-    router.publisher(
-        exchange=COMMANDS,
-        routing_key=ProcessMedia.ROUTING_KEY,
-        schema=ProcessMedia,
-        title="transcoder:ProcessMedia:retry",
-        description="A job republished with its x-mpr-deliveries header raised.",
-    )
-    router.publisher(
-        exchange=DEAD_LETTER,
-        routing_key=TRANSCODER_JOBS.name,
-        schema=ProcessMedia,
-        title="transcoder:ProcessMedia:dead-letter",
-        description="A job that failed MAX_DELIVERIES times, with the reason in x-mpr-error.",
-    )
-    return router
+        return [
+            Dependency("rabbitmq", rabbitmq, critical=True),
+            Dependency("s3", s3, critical=True),
+            Dependency("ffmpeg", self.runner.check, critical=True),
+            Dependency("database", self.rows.ping, critical=False),
+        ]
 
 
-def build_broker(settings: TranscoderSettings, runtime: Runtime | None = None) -> RabbitBroker:
-    """The broker with every subscriber and publisher registered; not connected."""
-    broker = make_broker(
+def _s3_client(settings: TranscoderSettings) -> S3Client:
+    return get_s3_client(settings)
+
+
+def _broker(settings: TranscoderSettings) -> RabbitBroker:
+    return make_broker(
         settings.amqp_url.get_secret_value(),
         service=SERVICE,
         # One job at a time per replica: the others stay in the queue for idle replicas.
@@ -130,11 +174,9 @@ def build_broker(settings: TranscoderSettings, runtime: Runtime | None = None) -
         prefetch=1,
         graceful_timeout=settings.shutdown_grace_seconds + 15,
     )
-    broker.include_router(build_router(runtime or Runtime(settings)))
-    return broker
 
 
-def core_config(settings: TranscoderSettings, scratch) -> CoreConfig:
+def _core_config(settings: TranscoderSettings, scratch: Path) -> CoreConfig:
     return CoreConfig(
         scratch=scratch,
         limits=Limits(
@@ -150,97 +192,40 @@ def core_config(settings: TranscoderSettings, scratch) -> CoreConfig:
     )
 
 
+def _worker_config(settings: TranscoderSettings) -> WorkerConfig:
+    return WorkerConfig(
+        max_deliveries=settings.max_deliveries,
+        max_job_seconds=settings.max_job_seconds,
+        retry_backoff_seconds=settings.retry_backoff_seconds,
+    )
+
+
 @contextlib.asynccontextmanager
-async def lifespan(runtime: Runtime, broker: RabbitBroker) -> AsyncIterator[None]:
-    """Build the replica's resources after the broker connects; release them at the end."""
-    settings = runtime.settings
-    await broker.connect()
-    await declare_topology(broker, settings)
-    workspace = Workspace(settings.work_dir, runtime.instance).open()
-    engine = create_engine(settings.database_url.get_secret_value())
-    s3_client = storage.get_s3_client(settings)
-    publisher = BrokerEventPublisher(broker)
-    core = JobCore(
-        config=core_config(settings, workspace.path),
-        storage=S3Storage(s3_client),
-        runner=SubprocessRunner(settings.ffprobe_binary),
-        publisher=publisher,
-        worker=runtime.instance,
-    )
-    runtime.worker = JobWorker(
-        core=core,
-        publisher=publisher,
-        state=SqlJobStateReader(engine),
-        redelivery=BrokerRedelivery(broker),
-        config=WorkerConfig(
-            max_deliveries=settings.max_deliveries,
-            max_job_seconds=settings.max_job_seconds,
-            retry_backoff_seconds=settings.retry_backoff_seconds,
-        ),
-    )
-    health = None
-    if settings.health_port:
-
-        async def database() -> None:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-
-        async def s3() -> None:
-            await asyncio.to_thread(s3_client.head_bucket, Bucket=settings.s3_bucket_out)
-
-        async def rabbitmq() -> None:
-            if not await broker.ping(timeout=2):
-                raise RuntimeError("no connection")
-
-        checks = {
-            "rabbitmq": rabbitmq,
-            "database": database,
-            "s3": s3,
-            "ffmpeg": ffmpeg_check(settings.ffmpeg_binary, settings.ffprobe_binary),
-        }
-        health = await _serve(build_health_app(runtime.metrics, checks), settings)
-    log.info("transcoder %s ready (work dir %s)", runtime.instance, workspace.path)
-    try:
-        yield
-    finally:
-        if health is not None:
-            server, task = health
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 5)
-        await engine.dispose()
-        workspace.close()
+async def running(container: Container) -> AsyncIterator[Container]:
+    """The replica at work while the block runs; its job drained and everything stopped after."""
+    settings = container.settings
+    async with contextlib.AsyncExitStack() as stack:
+        container.workspace.open()
+        stack.callback(container.workspace.close)
+        stack.push_async_callback(container.engine.dispose)
+        await container.broker.connect()
+        stack.push_async_callback(container.broker.stop)
+        await declare_topology(container.broker, settings)
+        if settings.health_port:
+            health = serving(container.health.app(), settings.health_host, settings.health_port)
+            await stack.enter_async_context(health)
+        await container.broker.start()
+        stack.push_async_callback(container.worker.drain, settings.shutdown_grace_seconds)
+        log.info("transcoder %s ready (work dir %s)", container.instance, container.workspace.path)
+        yield container
 
 
-async def _serve(app, settings: TranscoderSettings):
-    config = uvicorn.Config(
-        app,
-        host=settings.health_host,
-        port=settings.health_port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn has no event)
-        await asyncio.sleep(0.05)
-    if task.done():
-        task.result()  # raises the bind error
-    return server, task
-
-
-def build_app(settings: TranscoderSettings) -> FastStream:
-    """The runnable replica: SIGTERM/SIGINT drain the running job, then the broker stops."""
-    runtime = Runtime(settings)
-    broker = build_broker(settings, runtime)
-
-    @contextlib.asynccontextmanager
-    async def app_lifespan() -> AsyncIterator[None]:
-        async with lifespan(runtime, broker):
-            yield
-
-    async def drain() -> None:
-        if runtime.worker is not None:
-            await runtime.worker.drain(settings.shutdown_grace_seconds)
-
-    return FastStream(broker, lifespan=app_lifespan, on_shutdown=[drain])
+async def serve(container: Container) -> None:
+    """Run the replica until SIGTERM or SIGINT, then drain and stop (exit status 0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(container):
+        await stop.wait()
+        log.info("transcoder %s: shutting down", container.instance)

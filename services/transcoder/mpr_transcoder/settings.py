@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import tempfile
-from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from mpr_shared.settings import CommonSettings
-
-
-class InputMode(StrEnum):
-    DOWNLOAD = "download"
-    URL = "url"
+from mpr_transcoder.domain.ffmpeg_args import InputMode
 
 
 class TranscoderSettings(CommonSettings):
     """Settings of one transcoder replica (and of the Lambda executor)."""
+
+    database_role: str | None = Field(
+        "mpr_transcoder",
+        validation_alias="DATABASE_ROLE",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL role the transcoder acts as (reads the jobs table only); "
+        "empty: the login user's.",
+    )
 
     work_dir: Path = Field(
         Path("var/transcoder"),
@@ -128,6 +130,14 @@ class TranscoderSettings(CommonSettings):
         return values
 
 
-@lru_cache
-def get_settings() -> TranscoderSettings:
-    return TranscoderSettings()
+def load_settings() -> TranscoderSettings:
+    """The settings from the environment; invalid ones end the process with what is wrong."""
+    try:
+        return TranscoderSettings()
+    except ValidationError as exc:
+        # Without input values: pydantic would otherwise echo secrets such as AMQP_URL.
+        problems = (
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SystemExit("invalid transcoder settings:\n" + "\n".join(problems)) from None

@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mpr_shared.contracts import JobCompleted, JobFailed, JobSpec, ProcessMedia
-from mpr_transcoder.callback import CallbackFailed
+from mpr_transcoder.adapters.callback import CallbackFailed
 from mpr_transcoder.lambda_handler import handler
 from tests.integration.transcoder.conftest import probe_json
 from tests.support.media import make_video

@@ -8,19 +8,36 @@ from faststream.rabbit import RabbitQueue, TestRabbitBroker
 
 from mpr_shared.contracts import CancelJob, ProcessMedia
 from mpr_shared.topology import COMMANDS, DEAD_LETTER, EVENTS, TRANSCODER_JOBS
-from mpr_transcoder.app import Runtime, build_broker
-from mpr_transcoder.broker import BrokerEventPublisher, BrokerRedelivery
-from mpr_transcoder.commands import Limits
-from mpr_transcoder.core import CoreConfig, JobCore
+from mpr_transcoder.bootstrap import Container, bootstrap
 from mpr_transcoder.settings import TranscoderSettings
-from mpr_transcoder.worker import JobWorker, WorkerConfig
-from tests.unit.transcoder.fakes import FakeJobState, FakeRunner, FakeStorage, make_job
+from tests.unit.transcoder.fakes import FakeJobRows, FakeRunner, FakeStorage, make_job
+
+
+def settings_for(tmp_path: Path, **env: str) -> TranscoderSettings:
+    return TranscoderSettings(
+        _env_file=None,
+        AMQP_URL="amqp://guest:guest@127.0.0.1:5672/",
+        TRANSCODER_WORK_DIR=str(tmp_path / "work"),
+        **env,
+    )
+
+
+def jobs_total(container: Container, outcome: str) -> float | None:
+    registry = container.metrics.registry
+    return registry.get_sample_value("mpr_transcoder_jobs_total", {"outcome": outcome})
 
 
 def wire(tmp_path: Path):
-    settings = TranscoderSettings(AMQP_URL="amqp://guest:guest@127.0.0.1:5672/")
-    runtime = Runtime(settings, instance="replica-test")
-    broker = build_broker(settings, runtime)
+    settings = settings_for(tmp_path, MAX_DELIVERIES="2", RETRY_BACKOFF_SECONDS="0")
+    storage = FakeStorage()
+    container = bootstrap(
+        settings,
+        instance="replica-test",
+        storage=storage,
+        runner=FakeRunner(),
+        rows=FakeJobRows(),
+    )
+    broker = container.broker
     events: list[dict] = []
     dead: list[dict] = []
 
@@ -32,26 +49,11 @@ def wire(tmp_path: Path):
     async def collect_dead(body: dict) -> None:
         dead.append(body)
 
-    storage = FakeStorage()
-    publisher = BrokerEventPublisher(broker)
-    runtime.worker = JobWorker(
-        core=JobCore(
-            config=CoreConfig(scratch=tmp_path, limits=Limits()),
-            storage=storage,
-            runner=FakeRunner(),
-            publisher=publisher,
-            worker=runtime.instance,
-        ),
-        publisher=publisher,
-        state=FakeJobState(),
-        redelivery=BrokerRedelivery(broker),
-        config=WorkerConfig(max_deliveries=2, retry_backoff_seconds=0),
-    )
-    return broker, runtime, events, dead, storage
+    return broker, container, events, dead, storage
 
 
 async def test_a_job_command_runs_and_its_events_are_published(tmp_path):
-    broker, runtime, events, dead, storage = wire(tmp_path)
+    broker, container, events, dead, storage = wire(tmp_path)
     job = make_job(preset="h264-480p")
     async with TestRabbitBroker(broker) as br:
         await br.publish(job.model_dump(mode="json"), exchange=COMMANDS, routing_key="job.run")
@@ -74,12 +76,12 @@ async def test_a_job_command_runs_and_its_events_are_published(tmp_path):
     assert set(skipped) >= {"job_id", "reason"} and "worker" not in skipped
     assert skipped["reason"] == "cancelled by user"
     assert len(dead) == 1 and dead[0] == {"job_id": "not-a-uuid"}  # malformed → DLQ
-    assert runtime.metrics.jobs.labels("completed")._value.get() == 1
-    assert runtime.metrics.jobs.labels("skipped")._value.get() == 1
+    assert jobs_total(container, "completed") == 1
+    assert jobs_total(container, "skipped") == 1
 
 
 async def test_transient_failures_are_republished_then_dead_lettered(tmp_path):
-    broker, runtime, events, dead, storage = wire(tmp_path)
+    broker, container, events, dead, storage = wire(tmp_path)
     storage.fail.add("download")
     job = make_job()
     async with TestRabbitBroker(broker) as br:
@@ -87,15 +89,15 @@ async def test_transient_failures_are_republished_then_dead_lettered(tmp_path):
     assert len(dead) == 1 and ProcessMedia.model_validate(dead[0]).job_id == job.job_id
     assert events[-1]["reason"].startswith("gave up after 2 deliveries: S3 download failed")
     assert events[-1]["retryable"] is True
-    assert runtime.metrics.jobs.labels("retried")._value.get() == 1
+    assert jobs_total(container, "retried") == 1
 
 
-def test_asyncapi_documents_every_message_the_transcoder_sends_and_takes():
+def test_asyncapi_documents_every_message_the_transcoder_sends_and_takes(tmp_path):
     import json
 
     from faststream.specification import AsyncAPI
 
-    broker = build_broker(TranscoderSettings(AMQP_URL="amqp://guest:guest@127.0.0.1:5672/"))
+    broker = bootstrap(settings_for(tmp_path)).broker
     spec = json.loads(AsyncAPI(broker, title="transcoder").to_specification().to_json())
     channels = set(spec["channels"])
     for name in ("JobStarted", "JobProgress", "JobCompleted", "JobFailed", "JobCancelled"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpr_transcoder.errors import extract_error_lines
+from mpr_transcoder.domain.diagnostics import extract_error_lines
 
 
 def test_keeps_the_lines_that_explain_the_failure():

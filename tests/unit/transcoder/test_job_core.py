@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from mpr_shared.contracts import JobCancelled, JobCompleted, JobFailed, JobProgress, JobStarted
-from mpr_transcoder.commands import SOURCE_FORMATS, Limits
-from mpr_transcoder.core import CoreConfig, JobCore, StopSignal, hls_owned_keys
-from mpr_transcoder.errors import Interrupted, StopReason, TransientError
-from mpr_transcoder.ports import SourceMissing
-from mpr_transcoder.settings import InputMode
+from mpr_transcoder.application.job_core import CoreConfig, JobCore, StopSignal
+from mpr_transcoder.application.ports import SourceMissing
+from mpr_transcoder.domain.errors import Interrupted, StopReason, TransientError
+from mpr_transcoder.domain.ffmpeg_args import SOURCE_FORMATS, InputMode, Limits
+from mpr_transcoder.domain.verification import hls_owned_keys
 from tests.unit.transcoder.fakes import (
+    FakeMetrics,
     FakePublisher,
     FakeRunner,
     FakeStorage,
@@ -29,6 +30,7 @@ def core_with(tmp_path: Path, runner=None, storage=None, **config) -> tuple[JobC
         storage=storage or FakeStorage(),
         runner=runner or FakeRunner(),
         publisher=publisher,
+        metrics=FakeMetrics(),
         worker="replica-1",
     )
     return core, publisher

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from mpr_shared.contracts import CancelJob, JobCancelled, JobCompleted, JobFailed, JobStatus
-from mpr_transcoder.commands import Limits
-from mpr_transcoder.core import CoreConfig, JobCore
-from mpr_transcoder.ports import JobState
-from mpr_transcoder.worker import JobWorker, WorkerConfig
+from mpr_transcoder.application.job_core import CoreConfig, JobCore
+from mpr_transcoder.application.ports import JobRow
+from mpr_transcoder.application.worker import JobWorker, WorkerConfig
+from mpr_transcoder.domain.ffmpeg_args import Limits
 from tests.unit.transcoder.fakes import (
     FakeDelivery,
-    FakeJobState,
+    FakeJobRows,
+    FakeMetrics,
     FakePublisher,
     FakeRedelivery,
     FakeRunner,
@@ -28,19 +29,20 @@ class Harness:
         self.publisher = FakePublisher()
         self.runner = runner or FakeRunner()
         self.storage = storage or FakeStorage()
-        self.state = FakeJobState()
+        self.rows = FakeJobRows()
         self.redelivery = FakeRedelivery()
         core = JobCore(
             config=CoreConfig(scratch=tmp_path, limits=Limits()),
             storage=self.storage,
             runner=self.runner,
             publisher=self.publisher,
+            metrics=FakeMetrics(),
             worker="replica-1",
         )
         self.worker = JobWorker(
             core=core,
             publisher=self.publisher,
-            state=self.state,
+            rows=self.rows,
             redelivery=self.redelivery,
             config=WorkerConfig(
                 max_deliveries=3, retry_backoff_seconds=0, lost_check_seconds=0.01, **config
@@ -51,7 +53,7 @@ class Harness:
 async def test_a_job_runs_and_its_final_event_is_published_before_the_ack(tmp_path):
     h = Harness(tmp_path)
     job = make_job()
-    h.state.rows[job.job_id] = JobState(JobStatus.QUEUED, 1)
+    h.rows.rows[job.job_id] = JobRow(JobStatus.QUEUED, 1)
     outcome = await h.worker.handle(job, FakeDelivery())
     assert outcome == "completed"
     assert h.publisher.types() == ["JobStarted", "JobProgress", "JobProgress", "JobCompleted"]
@@ -61,15 +63,15 @@ async def test_a_job_runs_and_its_final_event_is_published_before_the_ack(tmp_pa
 @pytest.mark.parametrize(
     ("state", "attempt"),
     [
-        (JobState(JobStatus.CANCELLED, 1), 1),
-        (JobState(JobStatus.COMPLETED, 1), 1),
-        (JobState(JobStatus.RUNNING, 2), 1),  # a newer attempt superseded this command
+        (JobRow(JobStatus.CANCELLED, 1), 1),
+        (JobRow(JobStatus.COMPLETED, 1), 1),
+        (JobRow(JobStatus.RUNNING, 2), 1),  # a newer attempt superseded this command
     ],
 )
 async def test_cancelled_finished_or_stale_jobs_are_skipped_silently(tmp_path, state, attempt):
     h = Harness(tmp_path)
     job = make_job().model_copy(update={"attempt": attempt})
-    h.state.rows[job.job_id] = state
+    h.rows.rows[job.job_id] = state
     assert await h.worker.handle(job, FakeDelivery()) == "skipped"
     assert h.publisher.events == [] and h.runner.runs == []
 
@@ -79,7 +81,7 @@ async def test_a_recently_cancelled_id_never_runs_and_is_reported_cancelled(tmp_
     job = make_job()
     # After a crash or hand-back the gateway still shows the job running: only a
     # JobCancelled from here ends it.
-    h.state.rows[job.job_id] = JobState(JobStatus.RUNNING, 1)
+    h.rows.rows[job.job_id] = JobRow(JobStatus.RUNNING, 1)
     assert h.worker.cancel(CancelJob(job_id=job.job_id, reason="changed my mind")) is False
     assert await h.worker.handle(job, FakeDelivery()) == "skipped"
     assert h.runner.runs == []
@@ -91,13 +93,13 @@ async def test_a_recently_cancelled_id_never_runs_and_is_reported_cancelled(tmp_
 async def test_a_cancel_arriving_while_the_jobs_row_is_read_still_stops_the_job(tmp_path):
     h = Harness(tmp_path)
     job = make_job()
-    read = h.state.get
+    read = h.rows.get
 
     async def cancel_during_read(job_id):
         h.worker.cancel(CancelJob(job_id=job_id))
         return await read(job_id)
 
-    h.state.get = cancel_during_read
+    h.rows.get = cancel_during_read
     assert await h.worker.handle(job, FakeDelivery()) == "skipped"
     assert h.runner.runs == [] and h.worker.running == {}
     assert h.publisher.types() == ["JobCancelled"]
@@ -106,7 +108,7 @@ async def test_a_cancel_arriving_while_the_jobs_row_is_read_still_stops_the_job(
 async def test_a_missing_row_or_unreadable_table_still_runs_the_job(tmp_path):
     h = Harness(tmp_path)
     assert await h.worker.handle(make_job(), FakeDelivery()) == "completed"
-    h.state.broken = True
+    h.rows.broken = True
     assert await h.worker.handle(make_job(), FakeDelivery()) == "completed"
 
 

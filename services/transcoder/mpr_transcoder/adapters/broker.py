@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aio_pika.exceptions import ChannelInvalidStateError
 from faststream.rabbit import RabbitBroker, RabbitExchange
@@ -86,7 +87,11 @@ class BrokerRedelivery:
         await self._send(job, DEAD_LETTER, TRANSCODER_JOBS.name, headers)
 
     async def _send(
-        self, job: ProcessMedia, exchange: RabbitExchange, routing_key: str, headers: dict
+        self,
+        job: ProcessMedia,
+        exchange: RabbitExchange,
+        routing_key: str,
+        headers: dict[str, Any],
     ) -> None:
         await self.broker.publish(
             job.model_dump(mode="json"),

@@ -13,11 +13,12 @@ import shutil
 import signal
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from mpr_transcoder.errors import extract_error_lines
-from mpr_transcoder.ports import ProbeFailed, ProgressCallback, RunResult
-from mpr_transcoder.progress import ProgressParser
+from mpr_transcoder.application.ports import FFprobeFailed, ProgressCallback, RunResult
+from mpr_transcoder.domain.diagnostics import extract_error_lines
+from mpr_transcoder.domain.progress import ProgressParser
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,15 @@ PROBE_TIMEOUT_SECONDS = 120.0
 _PR_SET_PDEATHSIG = 1
 
 
-def _load_prctl():
+def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
         return None
+    prctl: Callable[..., int] | None = getattr(libc, "prctl", None)
+    return prctl
 
 
 _PRCTL = _load_prctl()  # resolved before any fork: the child only makes one syscall
@@ -54,8 +57,15 @@ def _die_with_parent() -> None:
 class SubprocessRunner:
     """The real FFmpegRunner."""
 
-    def __init__(self, ffprobe_binary: str = "ffprobe") -> None:
+    def __init__(self, ffmpeg_binary: str = "ffmpeg", ffprobe_binary: str = "ffprobe") -> None:
+        self.ffmpeg_binary = ffmpeg_binary
         self.ffprobe_binary = ffprobe_binary
+
+    async def check(self) -> None:
+        """Readiness: both binaries can be found."""
+        missing = [b for b in (self.ffmpeg_binary, self.ffprobe_binary) if not shutil.which(b)]
+        if missing:
+            raise FileNotFoundError(f"not found: {', '.join(missing)}")
 
     async def run(
         self, args: list[str], *, on_progress: ProgressCallback, stop: asyncio.Event
@@ -71,43 +81,14 @@ class SubprocessRunner:
         )
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         readers = asyncio.gather(
-            self._read_progress(proc.stdout, on_progress), self._read_lines(proc.stderr, tail)
+            _read_progress(proc.stdout, on_progress), _read_lines(proc.stderr, tail)
         )
-        waiter = asyncio.ensure_future(proc.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        stopped = False
         try:
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if not waiter.done():
-                stopped = True
-                _kill(proc)
-            await waiter
+            stopped = await _wait_or_kill(proc, stop)
             await readers
         finally:
-            stopper.cancel()
-            if proc.returncode is None:  # we were cancelled ourselves
-                _kill(proc)
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(proc.wait())
-            if not readers.done():
-                readers.cancel()
-                with contextlib.suppress(BaseException):
-                    await readers
+            await _reap(proc, readers)
         return RunResult(proc.returncode, extract_error_lines(tail), stopped)
-
-    async def _read_progress(self, stream: asyncio.StreamReader, on_progress) -> None:
-        parser = ProgressParser()
-        async for raw in stream:
-            sample = parser.feed(raw.decode("utf-8", "replace"))
-            if sample is not None:
-                try:
-                    await on_progress(sample)
-                except Exception:  # a lost progress event must not kill the transcode
-                    log.warning("could not publish progress", exc_info=True)
-
-    async def _read_lines(self, stream: asyncio.StreamReader, tail: deque[str]) -> None:
-        async for raw in stream:
-            tail.append(raw.decode("utf-8", "replace").rstrip())
 
     async def probe(
         self, target: str, *, protocols: str, formats: str | None = None
@@ -117,31 +98,86 @@ class SubprocessRunner:
         if formats:
             args += ["-format_whitelist", formats]
         args += ["-print_format", "json", "-show_format", "-show_streams", target]
-        proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_SECONDS)
-        except TimeoutError:
-            _kill(proc)
-            await proc.wait()
-            raise ProbeFailed("ffprobe timed out", ["ffprobe timed out"]) from None
-        finally:
-            if proc.returncode is None:
-                _kill(proc)
+        out, err, returncode = await _communicate(args)
         lines = extract_error_lines(err.decode("utf-8", "replace").splitlines())
-        if proc.returncode != 0:
-            raise ProbeFailed(f"ffprobe exited with {proc.returncode}", lines)
+        if returncode != 0:
+            raise FFprobeFailed(f"ffprobe exited with {returncode}", lines)
         try:
-            data = json.loads(out or b"{}")
+            data: dict[str, Any] = json.loads(out or b"{}")
         except json.JSONDecodeError:
-            raise ProbeFailed("ffprobe printed no JSON", lines) from None
+            raise FFprobeFailed("ffprobe printed no JSON", lines) from None
         if not data.get("streams"):
-            raise ProbeFailed("no audio or video streams", lines or ["no streams found"])
+            raise FFprobeFailed("no audio or video streams", lines or ["no streams found"])
         return data
+
+
+async def _wait_or_kill(proc: asyncio.subprocess.Process, stop: asyncio.Event) -> bool:
+    """Wait for FFmpeg to exit; kill it when ``stop`` fires first (returns True then)."""
+    waiter = asyncio.ensure_future(proc.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopped = not waiter.done()
+        if stopped:
+            _kill(proc)
+        await waiter
+        return stopped
+    finally:
+        stopper.cancel()
+
+
+async def _reap(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
+    """Leave no process or reader behind, also when the caller was cancelled."""
+    if proc.returncode is None:
+        _kill(proc)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(proc.wait())
+    if not readers.done():
+        readers.cancel()
+        with contextlib.suppress(BaseException):
+            await readers
+
+
+async def _read_progress(
+    stream: asyncio.StreamReader | None, on_progress: ProgressCallback
+) -> None:
+    if stream is None:
+        return
+    parser = ProgressParser()
+    async for raw in stream:
+        sample = parser.feed(raw.decode("utf-8", "replace"))
+        if sample is not None:
+            try:
+                await on_progress(sample)
+            except Exception:  # a lost progress event must not kill the transcode
+                log.warning("could not publish progress", exc_info=True)
+
+
+async def _read_lines(stream: asyncio.StreamReader | None, tail: deque[str]) -> None:
+    if stream is None:
+        return
+    async for raw in stream:
+        tail.append(raw.decode("utf-8", "replace").rstrip())
+
+
+async def _communicate(args: list[str]) -> tuple[bytes, bytes, int | None]:
+    """Run ffprobe to its end (or its timeout): stdout, stderr, exit code."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        _kill(proc)
+        await proc.wait()
+        raise FFprobeFailed("ffprobe timed out", ["ffprobe timed out"]) from None
+    finally:
+        if proc.returncode is None:
+            _kill(proc)
+    return out, err, proc.returncode
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

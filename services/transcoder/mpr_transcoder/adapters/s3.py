@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import (
@@ -20,24 +20,31 @@ from tenacity import (
 )
 
 from mpr_shared import storage
-from mpr_transcoder.errors import TransientError
-from mpr_transcoder.ports import SourceMissing
+from mpr_transcoder.application.ports import SourceMissing
+from mpr_transcoder.domain.errors import TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") not in _NOT_FOUND
+        return _code(exc) not in _NOT_FOUND
     return isinstance(exc, BotoCoreError | OSError)
 
 
 class S3Storage:
     """The real Storage port."""
 
-    def __init__(self, client: Any, *, attempts: int = 4, max_wait: float = 8.0) -> None:
+    def __init__(self, client: S3Client, *, attempts: int = 4, max_wait: float = 8.0) -> None:
         self.client = client
         self.attempts = attempts
         self.max_wait = max_wait
@@ -51,16 +58,18 @@ class S3Storage:
             reraise=True,
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await asyncio.to_thread(fn, *args, **kwargs)
+            result: T = await retrying(asyncio.to_thread, fn, *args, **kwargs)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            if _code(exc) in _NOT_FOUND:
                 raise SourceMissing(what) from exc
             raise TransientError(f"S3 {what} failed: {exc}") from exc
         except (BotoCoreError, OSError) as exc:
             raise TransientError(f"S3 {what} failed: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        return result
+
+    async def check_bucket(self, bucket: str) -> None:
+        """Readiness: ``bucket`` exists and these credentials reach it (no retries)."""
+        await asyncio.to_thread(self.client.head_bucket, Bucket=bucket)
 
     async def size(self, bucket: str, key: str) -> int:
         head = await self._call("head", self.client.head_object, Bucket=bucket, Key=key)
@@ -72,12 +81,7 @@ class S3Storage:
     async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
         # Signed for the internal endpoint (this client), not the public one: FFmpeg runs here.
         return await self._call(
-            "presign",
-            storage.get_presigned_url,
-            key,
-            bucket,
-            expires_in,
-            client=self.client,
+            "presign", storage.get_presigned_url, key, bucket, expires_in, client=self.client
         )
 
     async def upload(self, path: Path, bucket: str, key: str) -> int:
@@ -94,7 +98,7 @@ class S3Storage:
 
     async def delete(self, bucket: str, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            batch: Any = [{"Key": k} for k in keys[start : start + 1000]]
             await self._call(
                 "delete",
                 self.client.delete_objects,

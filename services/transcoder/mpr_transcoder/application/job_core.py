@@ -1,9 +1,14 @@
 """The job core: one media job from source object to verified, uploaded outputs.
 
 It knows nothing of RabbitMQ or Lambda: the consumer (``worker.py``) and the Lambda handler
-(``lambda_handler.py``) both call :meth:`JobCore.run` with their own ports. It returns the
-job's final event (JobCompleted, JobFailed or JobCancelled) and raises ``TransientError``
-(retry later) or ``Interrupted`` (shutdown or lost delivery: hand the job back).
+both call :meth:`JobCore.run` with their own ports. It returns the job's final event
+(JobCompleted, JobFailed or JobCancelled) and raises ``TransientError`` (retry later) or
+``Interrupted`` (shutdown or lost delivery: hand the job back).
+
+A job runs in phases, each a method that takes what the earlier ones produced: open the
+source, probe it, plan the FFmpeg command, encode, verify and upload. ``_phases`` only
+sequences them and times each one (the replica logs the timings), so phases can be
+reordered or overlapped without touching what each does.
 
 Input: the source is downloaded to local disk by default (``INPUT_MODE=download``); FFmpeg
 can instead read a presigned URL (``INPUT_MODE=url``). bench/bench_transcoder.py measures both
@@ -22,8 +27,9 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mpr_shared.contracts import (
     Event,
@@ -37,24 +43,37 @@ from mpr_shared.contracts import (
     ProcessMedia,
     TrimMode,
 )
-from mpr_transcoder.commands import (
+from mpr_transcoder.application.ports import (
+    EventPublisher,
+    FFmpegRunner,
+    FFprobeFailed,
+    JobMetrics,
+    SourceMissing,
+    Storage,
+)
+from mpr_transcoder.domain.errors import BadInput, Interrupted, StopReason, TransientError
+from mpr_transcoder.domain.ffmpeg_args import (
     HLS_MASTER,
     HLS_PLAYLIST,
     LOCAL_PROTOCOLS,
     SOURCE_FORMATS,
     URL_PROTOCOLS,
     Expectation,
+    HlsLayout,
+    InputMode,
     Limits,
     Plan,
     PlannedOutput,
     build_plan,
     source_extension,
 )
-from mpr_transcoder.errors import BadInput, Interrupted, StopReason, TransientError
-from mpr_transcoder.media import MediaInfo
-from mpr_transcoder.ports import EventPublisher, FFmpegRunner, ProbeFailed, SourceMissing, Storage
-from mpr_transcoder.progress import ProgressSample, ProgressThrottle
-from mpr_transcoder.settings import InputMode
+from mpr_transcoder.domain.media import MediaInfo
+from mpr_transcoder.domain.progress import ProgressSample, ProgressThrottle
+from mpr_transcoder.domain.verification import (
+    hls_owned_keys,
+    master_playlist_problem,
+    verification_problems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +121,33 @@ class StopSignal:
             raise Interrupted(self.reason, self.detail)
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where FFmpeg reads the source from, and through which protocols."""
+
+    target: str
+    protocols: str
+
+
 @dataclass(slots=True)
 class _Uploaded:
     key: str
     size: int
-    probe: dict | None = None
+    probe: dict[str, Any] | None = None
+
+
+class _PhaseTimer:
+    """Milliseconds spent in each phase of one job, for the replica's log."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.mark = clock()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = self.clock()
+        self.phases[name] = round((now - self.mark) * 1000)
+        self.mark = now
 
 
 class JobCore:
@@ -119,6 +160,7 @@ class JobCore:
         storage: Storage,
         runner: FFmpegRunner,
         publisher: EventPublisher,
+        metrics: JobMetrics,
         worker: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -126,6 +168,7 @@ class JobCore:
         self.storage = storage
         self.runner = runner
         self.publisher = publisher
+        self.metrics = metrics
         self.worker = worker
         self.clock = clock
 
@@ -136,78 +179,58 @@ class JobCore:
         workdir = self.config.scratch / f"job-{secrets.token_hex(8)}"
         workdir.mkdir(parents=True, exist_ok=False)
         try:
-            await self.publisher.publish(JobStarted(**self._envelope(job), worker=self.worker))
-            outputs = await self._run(job, workdir, stop)
-            return JobCompleted(
-                **self._envelope(job),
-                outputs=outputs,
-                elapsed_seconds=round(self.clock() - started, 3),
-            )
+            await self.publisher.publish(JobStarted(**_envelope(job), worker=self.worker))
+            outputs = await self._phases(job, workdir, stop)
+            elapsed = round(self.clock() - started, 3)
+            return JobCompleted(**_envelope(job), outputs=outputs, elapsed_seconds=elapsed)
         except BadInput as exc:
             log.warning("job %s failed: %s %s", job.job_id, exc.reason, exc.error_lines)
             await self._remove_outputs(job)
-            return JobFailed(**self._envelope(job), reason=exc.reason, error_lines=exc.error_lines)
+            return JobFailed(**_envelope(job), reason=exc.reason, error_lines=exc.error_lines)
         except Interrupted as exc:
-            if exc.reason is StopReason.CANCEL:
-                await self._remove_outputs(job)
-                return JobCancelled(**self._envelope(job), reason=exc.detail or "cancelled")
-            if exc.reason is StopReason.TIMEOUT:
-                await self._remove_outputs(job)
-                return JobFailed(**self._envelope(job), reason=exc.detail or "job timed out")
-            raise  # shutdown or lost delivery: the job goes back to the queue as it was
+            return await self._interrupted(job, exc)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    def _envelope(self, job: ProcessMedia) -> dict:
-        return job.caused(job_id=job.job_id, attempt=job.attempt)
+    async def _interrupted(self, job: ProcessMedia, exc: Interrupted) -> Event:
+        """Cancel and timeout end the job here; shutdown and a lost delivery hand it back."""
+        if exc.reason is StopReason.CANCEL:
+            await self._remove_outputs(job)
+            return JobCancelled(**_envelope(job), reason=exc.detail or "cancelled")
+        if exc.reason is StopReason.TIMEOUT:
+            await self._remove_outputs(job)
+            return JobFailed(**_envelope(job), reason=exc.detail or "job timed out")
+        raise exc  # the job goes back to the queue as it was
 
-    async def _run(self, job: ProcessMedia, workdir: Path, stop: StopSignal) -> list[OutputFile]:
-        phases: dict[str, float] = {}
-        mark = self.clock()
-
-        def lap(name: str) -> None:
-            nonlocal mark
-            now = self.clock()
-            phases[name] = round((now - mark) * 1000)
-            mark = now
-
-        preset = job.spec.output_preset
-        target, protocols = await self._open_source(job, workdir)
-        lap("source")
+    async def _phases(self, job: ProcessMedia, workdir: Path, stop: StopSignal) -> list[OutputFile]:
+        timer = _PhaseTimer(self.clock)
+        source = await self.open_source(job, workdir)
+        timer.lap("source")
         stop.check()
-        source = await self._probe_source(job, target, protocols)
-        lap("probe")
+        info = await self.probe_source(job, source)
+        timer.lap("probe")
         stop.check()
-        plan = build_plan(
-            job,
-            preset,
-            source,
-            target=target,
-            protocols=protocols,
-            workdir=workdir,
-            limits=self.config.limits,
-            binary=self.config.ffmpeg_binary,
-        )
-        log.debug("job %s: ffmpeg %s", job.job_id, plan.args)
-        await self._ffmpeg(job, plan, stop)
-        lap("ffmpeg")
+        plan = self.plan(job, info, source, workdir)
+        await self.encode(job, plan, stop)
+        timer.lap("ffmpeg")
         stop.check()
-        uploaded = await self._verify_and_upload(job, plan)
-        lap("verify_upload")
+        uploaded = await self.verify_and_upload(job, plan)
+        timer.lap("verify_upload")
         stop.check()
-        log.info("job %s: outputs ready %s; phases (ms) %s", job.job_id, plan.notes, phases)
+        log.info("job %s: outputs ready %s; phases (ms) %s", job.job_id, plan.notes, timer.phases)
         return [
             OutputFile(key=u.key, bucket=job.output_bucket, size_bytes=u.size, probe=u.probe)
             for u in uploaded
         ]
 
-    async def _open_source(self, job: ProcessMedia, workdir: Path) -> tuple[str, str]:
+    # ---------------------------------------------------------------- source
+
+    async def open_source(self, job: ProcessMedia, workdir: Path) -> Source:
+        """Check the source's size, then download it (or presign a URL for FFmpeg)."""
         try:
             size = await self.storage.size(job.source_bucket, job.source_key)
         except SourceMissing:
-            raise BadInput(
-                f"source s3://{job.source_bucket}/{job.source_key} does not exist"
-            ) from None
+            raise _missing(job) from None
         if size > self.config.max_input_bytes:
             raise BadInput(
                 f"source is {size} bytes; the limit (MAX_INPUT_BYTES) is "
@@ -217,66 +240,79 @@ class JobCore:
             url = await self.storage.presigned_url(
                 job.source_bucket, job.source_key, self.config.url_expiry_seconds
             )
-            return url, URL_PROTOCOLS
+            return Source(url, URL_PROTOCOLS)
         # A generated name: keys never become local paths.
         local = workdir / f"source{source_extension(job)}"
         try:
             await self.storage.download(job.source_bucket, job.source_key, local)
         except SourceMissing:  # deleted between the HEAD above and this GET
-            raise BadInput(
-                f"source s3://{job.source_bucket}/{job.source_key} does not exist"
-            ) from None
-        return str(local), LOCAL_PROTOCOLS
+            raise _missing(job) from None
+        return Source(str(local), LOCAL_PROTOCOLS)
 
-    async def _probe_source(self, job: ProcessMedia, target: str, protocols: str) -> MediaInfo:
-        spec = job.spec
-        if (
-            spec.kind is JobKind.TRIM
-            and (spec.mode or TrimMode.COPY) is TrimMode.COPY
-            and job.source_duration
-        ):
+    async def probe_source(self, job: ProcessMedia, source: Source) -> MediaInfo:
+        """What the plan needs to know of the source, within the configured limits."""
+        if _copy_trim(job) and job.source_duration:
             # A stream copy needs only the duration, which the catalog already probed;
             # skipping a second ffprobe keeps short trims fast. The output is still verified.
-            source = MediaInfo(duration=job.source_duration, format_name=None)
+            info = MediaInfo(duration=job.source_duration, format_name=None)
         else:
-            try:
-                data = await self.runner.probe(target, protocols=protocols, formats=SOURCE_FORMATS)
-                source = MediaInfo.from_ffprobe(data)
-            except ProbeFailed as exc:
-                if protocols == URL_PROTOCOLS and _NETWORK_ERROR.search(" ".join(exc.error_lines)):
-                    raise TransientError(f"could not read the source URL: {exc}") from None
-                last = f": {exc.error_lines[-1]}" if exc.error_lines else ""
-                raise BadInput(
-                    f"the source is not a decodable media file{last}", exc.error_lines
-                ) from None
-        if source.duration is not None and source.duration > self.config.max_duration_seconds:
+            info = await self._ffprobe_source(source)
+        if info.duration is not None and info.duration > self.config.max_duration_seconds:
             raise BadInput(
-                f"source lasts {source.duration:.0f}s; the limit (MAX_DURATION_SECONDS) is "
+                f"source lasts {info.duration:.0f}s; the limit (MAX_DURATION_SECONDS) is "
                 f"{self.config.max_duration_seconds:.0f}s"
             )
-        return source
+        return info
 
-    async def _ffmpeg(self, job: ProcessMedia, plan: Plan, stop: StopSignal) -> None:
+    async def _ffprobe_source(self, source: Source) -> MediaInfo:
+        try:
+            data = await self.runner.probe(
+                source.target, protocols=source.protocols, formats=SOURCE_FORMATS
+            )
+        except FFprobeFailed as exc:
+            if source.protocols == URL_PROTOCOLS and _NETWORK_ERROR.search(
+                " ".join(exc.error_lines)
+            ):
+                raise TransientError(f"could not read the source URL: {exc}") from None
+            last = f": {exc.error_lines[-1]}" if exc.error_lines else ""
+            raise BadInput(
+                f"the source is not a decodable media file{last}", exc.error_lines
+            ) from None
+        return MediaInfo.from_ffprobe(data)
+
+    # ---------------------------------------------------------------- FFmpeg
+
+    def plan(self, job: ProcessMedia, info: MediaInfo, source: Source, workdir: Path) -> Plan:
+        plan = build_plan(
+            job,
+            job.spec.output_preset,
+            info,
+            target=source.target,
+            protocols=source.protocols,
+            workdir=workdir,
+            limits=self.config.limits,
+            binary=self.config.ffmpeg_binary,
+        )
+        log.debug("job %s: ffmpeg %s", job.job_id, plan.args)
+        return plan
+
+    async def encode(self, job: ProcessMedia, plan: Plan, stop: StopSignal) -> None:
+        """Run FFmpeg, publishing throttled progress; BadInput with its lines on failure."""
         throttle = ProgressThrottle(plan.expected_seconds, self.clock)
+        speeds: list[float] = []
 
         async def on_progress(sample: ProgressSample) -> None:
+            if sample.speed is not None:
+                speeds.append(sample.speed)
             update = throttle.update(sample)
-            if update is None:
-                return
-            await self.publisher.publish(
-                JobProgress(
-                    **self._envelope(job),
-                    percent=update.percent,
-                    out_time_seconds=update.out_time_seconds,
-                    fps=update.fps,
-                    speed=update.speed,
-                    eta_seconds=update.eta_seconds,
-                )
-            )
+            if update is not None:
+                await self.publisher.publish(JobProgress(**_envelope(job), **asdict(update)))
 
         result = await self.runner.run(plan.args, on_progress=on_progress, stop=stop.event)
         stop.check()
         if result.ok:
+            if speeds:
+                self.metrics.ffmpeg_speed(job.spec.kind, job.spec.preset or "none", speeds[-1])
             return
         lines = result.error_lines
         if self.config.input_mode is InputMode.URL and _NETWORK_ERROR.search(" ".join(lines)):
@@ -284,68 +320,43 @@ class JobCore:
         last = lines[-1] if lines else "no error output"
         raise BadInput(f"FFmpeg failed (exit code {result.returncode}): {last}", lines)
 
-    async def _verify_and_upload(self, job: ProcessMedia, plan: Plan) -> list[_Uploaded]:
+    # ---------------------------------------------------------------- outputs
+
+    async def verify_and_upload(self, job: ProcessMedia, plan: Plan) -> list[_Uploaded]:
         """Verify and upload side by side (verification is read-only); a failed check
         removes what was uploaded before the job is reported failed."""
-        outputs = self._hls_outputs(plan) if plan.hls else list(plan.outputs)
+        outputs = _hls_outputs(plan.hls) if plan.hls else list(plan.outputs)
         missing = [o.path.name for o in outputs if not o.path.is_file()]
         if missing or not outputs:
             raise BadInput(f"FFmpeg wrote no output ({', '.join(missing) or 'nothing'})")
-        checks = [self._verify(o.path, o.expect) for o in outputs if o.verify]
-        if plan.hls:
-            checks.append(self._verify_master(plan))
-        results = await asyncio.gather(
-            asyncio.gather(*checks), self._upload_all(job, outputs), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        probes, uploaded = results
         verified = [o for o in outputs if o.verify]
-        # probes ends with the master check for HLS, which has no output of its own.
-        by_key = {
-            o.key: info.summary() for o, info in zip(verified, probes[: len(verified)], strict=True)
-        }
+        verifying = asyncio.ensure_future(self._verify_all(verified, plan.hls))
+        uploading = asyncio.ensure_future(self._upload_all(job, outputs))
+        await asyncio.wait({verifying, uploading})  # both end before either error is raised
+        probes, uploaded = verifying.result(), uploading.result()
+        by_key = {o.key: info.summary() for o, info in zip(verified, probes, strict=True)}
         for item in uploaded:
             item.probe = by_key.get(item.key)
         if plan.hls:
             await self._delete_stale(job, {u.key for u in uploaded})
         return uploaded
 
-    def _hls_outputs(self, plan: Plan) -> list[PlannedOutput]:
-        layout = plan.hls
-        files = sorted(p for p in layout.directory.rglob("*") if p.is_file())
-        return [
-            PlannedOutput(
-                path=p,
-                key=layout.prefix + p.relative_to(layout.directory).as_posix(),
-                expect=layout.expect,
-                verify=p.name == HLS_PLAYLIST,
-            )
-            for p in files
-        ]
+    async def _verify_all(
+        self, outputs: list[PlannedOutput], hls: HlsLayout | None
+    ) -> list[MediaInfo]:
+        if hls:
+            _check_master(hls)
+        return list(await asyncio.gather(*(self._verify(o.path, o.expect) for o in outputs)))
 
     async def _verify(self, path: Path, expect: Expectation) -> MediaInfo:
         try:
             info = MediaInfo.from_ffprobe(await self.runner.probe(str(path), protocols="file"))
-        except ProbeFailed as exc:
+        except FFprobeFailed as exc:
             raise BadInput(f"output {path.name} does not decode", exc.error_lines) from None
         problems = verification_problems(info, expect)
         if problems:
             raise BadInput(f"output {path.name} failed verification: " + "; ".join(problems))
         return info
-
-    async def _verify_master(self, plan: Plan) -> MediaInfo:
-        layout = plan.hls
-        master = layout.directory / HLS_MASTER
-        if not master.is_file():
-            raise BadInput("FFmpeg wrote no HLS master playlist")
-        text = master.read_text(encoding="utf-8", errors="replace")
-        listed = [line.strip() for line in text.splitlines() if line and not line.startswith("#")]
-        expected = [f"{r.name}/{HLS_PLAYLIST}" for r in layout.renditions]
-        if sorted(listed) != sorted(expected):
-            raise BadInput(f"HLS master lists {listed}, expected {expected}")
-        return MediaInfo(duration=None, format_name="hls")
 
     async def _upload_all(self, job: ProcessMedia, outputs: list[PlannedOutput]) -> list[_Uploaded]:
         # Segments first and the master last, so a reader never sees a playlist before its media.
@@ -378,36 +389,38 @@ class JobCore:
             log.warning("job %s: could not remove partial outputs: %s", job.job_id, exc)
 
 
-# The names an HLS job writes under its prefix; only these are ever deleted there, so a
-# user-chosen prefix that holds other objects keeps them.
-_HLS_NAME = re.compile(
-    rf"^(?:{re.escape(HLS_MASTER)}|[0-9A-Za-z_-]+/(?:{re.escape(HLS_PLAYLIST)}|segment_\d+\.ts))$"
-)
+def _envelope(job: ProcessMedia) -> dict[str, Any]:
+    return job.caused(job_id=job.job_id, attempt=job.attempt)
 
 
-def hls_owned_keys(prefix: str, keys: list[str]) -> list[str]:
-    """The keys under ``prefix`` that an HLS job of ours would have written."""
-    return [k for k in keys if k.startswith(prefix) and _HLS_NAME.match(k[len(prefix) :])]
+def _missing(job: ProcessMedia) -> BadInput:
+    return BadInput(f"source s3://{job.source_bucket}/{job.source_key} does not exist")
 
 
-def verification_problems(info: MediaInfo, expect: Expectation) -> list[str]:
-    """What makes ``info`` differ from ``expect`` (empty when it passes)."""
-    problems = []
-    if expect.needs_video and not info.has_video:
-        problems.append("no video stream")
-    if expect.needs_audio and not info.has_audio:
-        problems.append("no audio stream")
-    if expect.video_codec and info.video_codec != expect.video_codec:
-        problems.append(f"video codec {info.video_codec}, expected {expect.video_codec}")
-    if expect.audio_codec and info.audio_codec != expect.audio_codec:
-        problems.append(f"audio codec {info.audio_codec}, expected {expect.audio_codec}")
-    if expect.height and info.height != expect.height:
-        problems.append(f"height {info.height}, expected {expect.height}")
-    if expect.min_duration is not None or expect.max_duration is not None:
-        low = max(0.0, expect.min_duration or 0.0)
-        high = expect.max_duration if expect.max_duration is not None else float("inf")
-        if info.duration is None:
-            problems.append("no duration")
-        elif not low <= info.duration <= high:
-            problems.append(f"duration {info.duration:.3f}s, expected {low:.3f}s to {high:.3f}s")
-    return problems
+def _copy_trim(job: ProcessMedia) -> bool:
+    spec = job.spec
+    return spec.kind is JobKind.TRIM and (spec.mode or TrimMode.COPY) is TrimMode.COPY
+
+
+def _hls_outputs(layout: HlsLayout) -> list[PlannedOutput]:
+    """Every file FFmpeg wrote under the HLS directory; only the playlists are probed."""
+    files = sorted(p for p in layout.directory.rglob("*") if p.is_file())
+    return [
+        PlannedOutput(
+            path=p,
+            key=layout.prefix + p.relative_to(layout.directory).as_posix(),
+            expect=layout.expect,
+            verify=p.name == HLS_PLAYLIST,
+        )
+        for p in files
+    ]
+
+
+def _check_master(layout: HlsLayout) -> None:
+    master = layout.directory / HLS_MASTER
+    if not master.is_file():
+        raise BadInput("FFmpeg wrote no HLS master playlist")
+    text = master.read_text(encoding="utf-8", errors="replace")
+    problem = master_playlist_problem(text, layout.renditions)
+    if problem:
+        raise BadInput(problem)

@@ -1,4 +1,5 @@
-"""The job core's ports. Adapters implement them for real; tests pass fakes (tests/unit)."""
+"""The application's ports. Adapters implement them; unit tests pass the fakes in
+tests/unit/transcoder/fakes.py, which mypy checks against these Protocols."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
-from mpr_shared.contracts import Event, JobStatus
-from mpr_transcoder.progress import ProgressSample
+from mpr_shared.contracts import Event, JobStatus, ProcessMedia
+from mpr_transcoder.domain.progress import ProgressSample
 
 
 class SourceMissing(Exception):
     """The source object does not exist (a bad input, not a transient failure)."""
 
 
-class ProbeFailed(Exception):
-    """ffprobe could not read the file."""
+class FFprobeFailed(Exception):
+    """ffprobe could not read the file (the catalog's probe failures are its own)."""
 
     def __init__(self, message: str, error_lines: list[str]) -> None:
         super().__init__(message)
@@ -77,15 +78,61 @@ class EventPublisher(Protocol):
     async def publish(self, event: Event) -> None: ...
 
 
+class JobMetrics(Protocol):
+    """What the job core reports about its runs."""
+
+    def ffmpeg_speed(self, kind: str, preset: str, speed: float) -> None:
+        """FFmpeg's reported speed for a finished run (media seconds per wall second)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
-class JobState:
-    """The gateway's view of a job (read-only here)."""
+class JobRow:
+    """The gateway's record of a job, as the transcoder reads it (never writes)."""
 
     status: JobStatus
     attempt: int
 
 
-class JobStateReader(Protocol):
-    """Reads the ``jobs`` table; None when the job has no row."""
+class JobRows(Protocol):
+    """Reads the ``jobs`` table; raises TransientError when it cannot."""
 
-    async def get(self, job_id: UUID) -> JobState | None: ...
+    async def get(self, job_id: UUID) -> JobRow | None:
+        """The job's row, or None when it has none."""
+        ...
+
+
+class Delivery(Protocol):
+    """One broker delivery of a ProcessMedia command."""
+
+    @property
+    def deliveries(self) -> int:
+        """How many deliveries this job had, this one included (1 for the first)."""
+        ...
+
+    @property
+    def redelivered(self) -> bool:
+        """The broker delivered it before and the consumer vanished without an ack."""
+        ...
+
+    def lost(self) -> bool:
+        """True once the broker has taken the delivery back (its channel closed)."""
+        ...
+
+    async def requeue(self) -> None:
+        """Hand the delivery back to the queue unchanged."""
+        ...
+
+
+class Redelivery(Protocol):
+    """Puts a job back with a delivery count, or dead-letters it."""
+
+    async def retry(self, job: ProcessMedia, deliveries: int) -> None:
+        """Publish ``job`` again (confirmed), carrying ``deliveries`` as its count."""
+        ...
+
+    async def dead_letter(
+        self, job: ProcessMedia, reason: str, deliveries: int, cause: BaseException
+    ) -> None:
+        """Dead-letter ``job``; ``cause`` names the error type in its headers."""
+        ...

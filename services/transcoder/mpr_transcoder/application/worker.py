@@ -1,6 +1,6 @@
 """The consumer side of the job core: which deliveries run, when they are acked, retried,
 dead-lettered or handed back. Transport-free: the FastStream subscriber adapts a RabbitMQ
-delivery to the ``Delivery`` port below.
+delivery to the ``Delivery`` port (application/ports.py).
 
 Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
 
@@ -44,49 +44,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 from uuid import UUID
 
 from mpr_shared.contracts import CancelJob, JobCancelled, JobFailed, ProcessMedia
-from mpr_transcoder.core import JobCore, StopSignal
-from mpr_transcoder.errors import Interrupted, ReplicaDied, StopReason, TransientError
-from mpr_transcoder.ports import EventPublisher, JobStateReader
+from mpr_transcoder.application.job_core import JobCore, StopSignal
+from mpr_transcoder.application.ports import Delivery, EventPublisher, JobRows, Redelivery
+from mpr_transcoder.domain.errors import Interrupted, ReplicaDied, StopReason, TransientError
 
 log = logging.getLogger(__name__)
-
-
-class Delivery(Protocol):
-    """One broker delivery of a ProcessMedia command."""
-
-    @property
-    def deliveries(self) -> int:
-        """How many deliveries this job had, this one included (1 for the first)."""
-        ...
-
-    @property
-    def redelivered(self) -> bool:
-        """The broker delivered it before and the consumer vanished without an ack."""
-        ...
-
-    def lost(self) -> bool:
-        """True once the broker has taken the delivery back (its channel closed)."""
-        ...
-
-    async def requeue(self) -> None:
-        """Hand the delivery back to the queue unchanged."""
-        ...
-
-
-class Redelivery(Protocol):
-    """Puts a job back with a raised delivery count, or dead-letters it."""
-
-    async def retry(self, job: ProcessMedia, deliveries: int) -> None: ...
-
-    async def dead_letter(
-        self, job: ProcessMedia, reason: str, deliveries: int, cause: BaseException
-    ) -> None:
-        """Dead-letter ``job``; ``cause`` names the error type in its headers."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +91,14 @@ class JobWorker:
         *,
         core: JobCore,
         publisher: EventPublisher,
-        state: JobStateReader,
+        rows: JobRows,
         redelivery: Redelivery,
         config: WorkerConfig,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
         self.publisher = publisher
-        self.state = state
+        self.rows = rows
         self.redelivery = redelivery
         self.config = config
         self.clock = clock
@@ -200,19 +165,19 @@ class JobWorker:
     async def _skip(self, job: ProcessMedia) -> bool:
         """True when the jobs row says the job is finished or superseded (nothing to report)."""
         try:
-            state = await self.state.get(job.job_id)
+            row = await self.rows.get(job.job_id)
         except TransientError as exc:
             # Fail open: a cancel that arrives while the job runs still stops it, and the
             # gateway ignores events of a job it already finished.
             log.warning("job %s: cannot read its state (%s); running it", job.job_id, exc)
             return False
-        if state is None:
+        if row is None:
             log.warning("job %s has no jobs row; running it anyway", job.job_id)
             return False
-        if state.status.terminal:
-            log.info("job %s is already %s; skipping it", job.job_id, state.status)
+        if row.status.terminal:
+            log.info("job %s is already %s; skipping it", job.job_id, row.status)
             return True
-        if state.attempt > job.attempt:
+        if row.attempt > job.attempt:
             log.info("job %s attempt %d is superseded", job.job_id, job.attempt)
             return True
         return False

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from enum import StrEnum
 
 
 class BadInput(Exception):
-    """The job can never succeed (undecodable source, unknown preset, impossible trim):
-    it fails at once with JobFailed and is not retried."""
+    """The job can never succeed (undecodable source, impossible trim): JobFailed, no retry."""
 
     def __init__(self, reason: str, error_lines: Iterable[str] = ()) -> None:
         super().__init__(reason)
@@ -39,36 +37,3 @@ class Interrupted(Exception):
         super().__init__(f"{reason}: {detail}" if detail else str(reason))
         self.reason = reason
         self.detail = detail
-
-
-# FFmpeg prints these on the lines that explain a failure.
-_MEANINGFUL = re.compile(
-    r"error|invalid|no such|not found|failed|unknown|unsupported|could not|cannot|unable|"
-    r"denied|refused|timed out|corrupt|missing|impossible|incorrect|does not|not allowed|"
-    r"protocol|moov atom|whitelist",
-    re.IGNORECASE,
-)
-# Lines that say nothing about the cause.
-_NOISE = re.compile(r"^(Conversion failed!|Exiting normally.*|\s*Last message repeated.*)$")
-# A URL's query string: with INPUT_MODE=url it holds the presigned signature, and error lines
-# travel on to the database, SSE and webhooks.
-_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#]+)[?#][^\s]*?(?=:?\s|:?$|['\"])", re.I)
-
-
-def scrub_urls(line: str) -> str:
-    """``line`` with every URL's query string (presigned credentials) cut off."""
-    return _URL_QUERY.sub(r"\1", line)
-
-
-def extract_error_lines(stderr_lines: Iterable[str], limit: int = 5) -> list[str]:
-    """FFmpeg's last meaningful error lines (deduplicated, newest last, URLs unsigned)."""
-    lines = [scrub_urls(line.strip()) for line in stderr_lines if line.strip()]
-    lines = [line for line in lines if not _NOISE.match(line)] or lines
-    meaningful = [line for line in lines if _MEANINGFUL.search(line)] or lines
-    picked: list[str] = []
-    for line in reversed(meaningful):
-        if line not in picked:
-            picked.append(line)
-        if len(picked) == limit:
-            break
-    return [line[:500] for line in reversed(picked)]

@@ -7,16 +7,27 @@ validated, or a name from the preset registry; S3 keys never become paths or fil
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import ffmpeg
 
 from mpr_shared.contracts import JobKind, ProcessMedia, TrimMode
 from mpr_shared.media import MEDIA_EXTENSIONS, extension
 from mpr_shared.presets import Preset, Rendition
-from mpr_transcoder.errors import BadInput
-from mpr_transcoder.media import MediaInfo
+from mpr_transcoder.domain.errors import BadInput
+from mpr_transcoder.domain.media import MediaInfo
+
+
+class InputMode(StrEnum):
+    """How FFmpeg reads the source: a downloaded local file, or a presigned URL."""
+
+    DOWNLOAD = "download"
+    URL = "url"
+
 
 # Only local files may be opened, or the presigned URL and what HTTPS needs.
 # https://ffmpeg.org/ffmpeg-protocols.html#Protocol-Options (protocol_whitelist)
@@ -41,6 +52,28 @@ _SUFFIX_MUXER = {
     ".aac": "adts",
     ".mkv": "matroska",
 }
+# The codec ffprobe reports for an encoder.
+_CODEC_OF_ENCODER = {
+    "libx264": "h264",
+    "libx265": "hevc",
+    "libvpx-vp9": "vp9",
+    "libopus": "opus",
+    "libmp3lame": "mp3",
+    "aac": "aac",
+    "mjpeg": "mjpeg",
+}
+# Codecs that re-encode an accurate trim, by output extension.
+_TRIM_VIDEO = {".webm": ("libvpx-vp9", "libopus")}
+_TRIM_AUDIO = {
+    ".mp3": "libmp3lame",
+    ".m4a": "aac",
+    ".aac": "aac",
+    ".ogg": "libvorbis",
+    ".flac": "flac",
+    ".wav": "pcm_s16le",
+}
+
+Options = dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +127,48 @@ class Plan:
     notes: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """Everything one plan is built from."""
+
+    job: ProcessMedia
+    source: MediaInfo
+    duration: float
+    target: str
+    protocols: str
+    workdir: Path
+    limits: Limits
+    binary: str
+
+    def input(self, **options: object) -> Any:
+        """The source as an FFmpeg input, read only through the whitelisted protocols."""
+        return ffmpeg.input(
+            self.target,
+            protocol_whitelist=self.protocols,
+            format_whitelist=SOURCE_FORMATS,
+            **options,
+        )
+
+    def compile(self, *streams: Any, path: Path | str, **options: object) -> list[str]:
+        stream = ffmpeg.output(*streams, str(path), **options).global_args(
+            "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1"
+        )
+        args: list[str] = stream.compile(cmd=self.binary, overwrite_output=True)
+        return args
+
+    def tolerance(self, expected: float) -> float:
+        # 2 % covers AAC priming and frame rounding on long files; the floor covers short ones.
+        return max(self.limits.duration_tolerance, expected * 0.02)
+
+    def spans(self, expected: float) -> tuple[float, float]:
+        """The duration range an output of ``expected`` seconds may have."""
+        tolerance = self.tolerance(expected)
+        return expected - tolerance, expected + tolerance
+
+    def single(self, path: Path, expect: Expectation) -> tuple[PlannedOutput, ...]:
+        return (PlannedOutput(path, self.job.output_key, expect),)
+
+
 def even_height(*candidates: int | None) -> int:
     """The smallest given height, rounded down to even (yuv420p needs even sizes)."""
     known = [c for c in candidates if c and c > 0]
@@ -117,21 +192,13 @@ def hls_ladder(
     return tuple((r, even_height(r.height)) for r in sorted(rungs, key=lambda r: -r.height))
 
 
-def _base(target: str, protocols: str, **input_options: object) -> ffmpeg.nodes.FilterableStream:
-    return ffmpeg.input(
-        target, protocol_whitelist=protocols, format_whitelist=SOURCE_FORMATS, **input_options
-    )
+def codec_name(encoder: str | None) -> str | None:
+    """The codec ffprobe reports for an encoder."""
+    return _CODEC_OF_ENCODER.get(encoder or "", encoder)
 
 
-def _compile(stream: ffmpeg.nodes.OutputStream, binary: str) -> list[str]:
-    stream = stream.global_args(
-        "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1"
-    )
-    return stream.compile(cmd=binary, overwrite_output=True)
-
-
-def _container_options(muxer: str | None, limits: Limits) -> dict[str, object]:
-    options: dict[str, object] = {}
+def _container_options(muxer: str | None, limits: Limits) -> Options:
+    options: Options = {}
     if muxer:
         options["f"] = muxer
     if muxer in MP4_MUXERS:
@@ -143,9 +210,9 @@ def _container_options(muxer: str | None, limits: Limits) -> dict[str, object]:
     return options
 
 
-def video_options(preset: Preset) -> dict[str, object]:
+def video_options(preset: Preset) -> Options:
     """Encoder options of a video preset (codec, CRF, speed, pixel format)."""
-    options: dict[str, object] = {"c:v": preset.video_codec}
+    options: Options = {"c:v": preset.video_codec}
     if preset.crf is not None:
         options["crf"] = preset.crf
     if preset.video_bitrate:
@@ -164,8 +231,8 @@ def video_options(preset: Preset) -> dict[str, object]:
     return options
 
 
-def audio_options(preset: Preset) -> dict[str, object]:
-    options: dict[str, object] = {"c:a": preset.audio_codec}
+def audio_options(preset: Preset) -> Options:
+    options: Options = {"c:a": preset.audio_codec}
     if preset.audio_bitrate:
         options["b:a"] = preset.audio_bitrate
     if preset.audio_channels:
@@ -173,18 +240,6 @@ def audio_options(preset: Preset) -> dict[str, object]:
     if preset.sample_rate:
         options["ar"] = preset.sample_rate
     return options
-
-
-# Codecs that re-encode an accurate trim when no preset is named, by output extension.
-_TRIM_VIDEO = {".webm": ("libvpx-vp9", "libopus")}
-_TRIM_AUDIO = {
-    ".mp3": "libmp3lame",
-    ".m4a": "aac",
-    ".aac": "aac",
-    ".ogg": "libvorbis",
-    ".flac": "flac",
-    ".wav": "pcm_s16le",
-}
 
 
 def output_suffix(job: ProcessMedia) -> str:
@@ -209,8 +264,7 @@ def _check_key(job: ProcessMedia) -> None:
         raise BadInput("an HLS job's output_key must be a prefix ending in '/'")
     if job.spec.kind is not JobKind.HLS and (is_prefix or not job.output_key.strip()):
         raise BadInput("output_key must name an object, not a prefix")
-    parts = PurePosixPath(job.output_key).parts
-    if ".." in parts:
+    if ".." in PurePosixPath(job.output_key).parts:
         raise BadInput("output_key must not contain '..'")
 
 
@@ -230,94 +284,85 @@ def build_plan(
     duration = source.duration
     if duration is None or duration <= 0:
         raise BadInput("the source has no duration; it is not a playable media file")
-    builder = {
-        JobKind.TRANSCODE: _transcode,
-        JobKind.TRIM: _trim,
-        JobKind.AUDIO: _audio,
-        JobKind.THUMBNAIL: _thumbnail,
-        JobKind.HLS: _hls,
-    }[job.spec.kind]
-    return builder(job, preset, source, duration, target, protocols, workdir, limits, binary)
+    request = _Request(job, source, duration, target, protocols, workdir, limits, binary)
+    if job.spec.kind is JobKind.TRIM:
+        return _trim(request)  # a trim keeps the source's codecs: it has no preset (JobSpec)
+    if preset is None:
+        raise BadInput(f"a {job.spec.kind} job needs a preset")
+    return _BUILDERS[job.spec.kind](request, preset)
 
 
-def _tolerance(limits: Limits, expected: float) -> float:
-    # 2 % covers AAC priming and frame rounding on long files; the floor covers short ones.
-    return max(limits.duration_tolerance, expected * 0.02)
-
-
-def _transcode(job, preset, source, duration, target, protocols, workdir, limits, binary) -> Plan:
+def _transcode(request: _Request, preset: Preset) -> Plan:
+    source, limits = request.source, request.limits
     if not source.has_video:
         raise BadInput(f"preset {preset.name!r} needs a video stream; the source has none")
     height = even_height(source.height, preset.height, limits.max_output_height)
-    inp = _base(target, protocols)
+    inp = request.input()
     streams = [inp["v:0"].filter("scale", -2, height)]
     options = video_options(preset)
     if source.has_audio:
         streams.append(inp["a:0"])
         options.update(audio_options(preset))
-    path = workdir / f"output{preset.extension}"
+    path = request.workdir / f"output{preset.extension}"
     options.update(_container_options(preset.container, limits))
-    tol = _tolerance(limits, duration)
+    low, high = request.spans(request.duration)
     expect = Expectation(
-        min_duration=duration - tol,
-        max_duration=duration + tol,
-        video_codec=_codec_name(preset.video_codec),
-        audio_codec=_codec_name(preset.audio_codec) if source.has_audio else None,
+        min_duration=low,
+        max_duration=high,
+        video_codec=codec_name(preset.video_codec),
+        audio_codec=codec_name(preset.audio_codec) if source.has_audio else None,
         height=height,
         needs_video=True,
         needs_audio=source.has_audio,
     )
-    args = _compile(ffmpeg.output(*streams, str(path), **options), binary)
-    return Plan(args, duration, (PlannedOutput(path, job.output_key, expect),))
+    args = request.compile(*streams, path=path, **options)
+    return Plan(args, request.duration, request.single(path, expect))
 
 
-def _trim(job, preset, source, duration, target, protocols, workdir, limits, binary) -> Plan:
-    spec = job.spec
-    start, end = float(spec.start), float(spec.end)
-    if start >= duration:
-        raise BadInput(f"trim start {start:g}s is at or past the source's end ({duration:.3f}s)")
-    end = min(end, duration)
-    length = end - start
-    mode = spec.mode or TrimMode.COPY  # a trim has no preset (JobSpec): copy unless told
-    suffix = output_suffix(job)
-    path = workdir / f"output{suffix}"
-    inp = _base(target, protocols, ss=f"{start:.6f}", t=f"{length:.6f}")
-    streams, options = [], {}
-    copy_video = source.has_video and mode is TrimMode.COPY
-    if source.has_video:
-        streams.append(inp["v:0"])
-    if source.has_audio:
-        streams.append(inp["a:0"])
+def _trim(request: _Request) -> Plan:
+    spec, source = request.job.spec, request.source
+    start, end = float(spec.start or 0.0), float(spec.end or request.duration)
+    if start >= request.duration:
+        raise BadInput(
+            f"trim start {start:g}s is at or past the source's end ({request.duration:.3f}s)"
+        )
+    length = min(end, request.duration) - start
+    mode = spec.mode or TrimMode.COPY
+    suffix = output_suffix(request.job)
+    path = request.workdir / f"output{suffix}"
+    inp = request.input(ss=f"{start:.6f}", t=f"{length:.6f}")
+    streams = [inp[name] for name, present in _present(source) if present]
     if not streams:  # only known when the source was not probed: take what exists
         streams = [inp["v:0?"], inp["a:0?"]]
-    tol = _tolerance(limits, length)
+    low, high = request.spans(length)
     if mode is TrimMode.COPY:
-        options.update({"c": "copy", "avoid_negative_ts": "make_zero"})
-        expect = Expectation(
-            min_duration=length - tol,
-            max_duration=length + tol + COPY_TRIM_SLACK_SECONDS,
-            needs_video=copy_video,
-            needs_audio=source.has_audio,
-        )
+        options: Options = {"c": "copy", "avoid_negative_ts": "make_zero"}
+        # A copy cut starts at the keyframe at or before `start`: it may run longer.
+        high += COPY_TRIM_SLACK_SECONDS
     else:
-        options.update(_accurate_codecs(suffix, source))
-        expect = Expectation(
-            min_duration=length - tol,
-            max_duration=length + tol,
-            needs_video=source.has_video,
-            needs_audio=source.has_audio,
-        )
-    options.update(_container_options(_SUFFIX_MUXER.get(path.suffix), limits))
-    args = _compile(ffmpeg.output(*streams, str(path), **options), binary)
-    notes = {"mode": str(mode), "start": start, "end": end}
-    return Plan(args, length, (PlannedOutput(path, job.output_key, expect),), notes=notes)
+        options = _accurate_codecs(suffix, source)
+    expect = Expectation(
+        min_duration=low,
+        max_duration=high,
+        needs_video=source.has_video,
+        needs_audio=source.has_audio,
+    )
+    options.update(_container_options(_SUFFIX_MUXER.get(path.suffix), request.limits))
+    args = request.compile(*streams, path=path, **options)
+    notes = {"mode": str(mode), "start": start, "end": start + length}
+    return Plan(args, length, request.single(path, expect), notes=notes)
 
 
-def _accurate_codecs(suffix: str, source: MediaInfo) -> dict[str, object]:
+def _present(source: MediaInfo) -> tuple[tuple[str, bool], ...]:
+    """The source's first video and audio stream specifiers, and whether each exists."""
+    return (("v:0", source.has_video), ("a:0", source.has_audio))
+
+
+def _accurate_codecs(suffix: str, source: MediaInfo) -> Options:
     if not source.has_video:
         return {"c:a": _TRIM_AUDIO.get(suffix, "aac")}
     video, audio = _TRIM_VIDEO.get(suffix, ("libx264", "aac"))
-    options: dict[str, object] = {"c:v": video, "pix_fmt": "yuv420p"}
+    options: Options = {"c:v": video, "pix_fmt": "yuv420p"}
     if video == "libx264":
         options.update({"crf": 18, "preset": "veryfast"})
     else:
@@ -327,73 +372,113 @@ def _accurate_codecs(suffix: str, source: MediaInfo) -> dict[str, object]:
     return options
 
 
-def _audio(job, preset, source, duration, target, protocols, workdir, limits, binary) -> Plan:
-    if not source.has_audio:
+def _audio(request: _Request, preset: Preset) -> Plan:
+    if not request.source.has_audio:
         raise BadInput("the source has no audio stream to extract")
-    path = workdir / f"output{preset.extension}"
-    options = {**audio_options(preset), **_container_options(preset.container, limits)}
-    tol = _tolerance(limits, duration)
+    path = request.workdir / f"output{preset.extension}"
+    options = {**audio_options(preset), **_container_options(preset.container, request.limits)}
+    low, high = request.spans(request.duration)
     expect = Expectation(
-        min_duration=duration - tol,
-        max_duration=duration + tol,
-        audio_codec=_codec_name(preset.audio_codec),
+        min_duration=low,
+        max_duration=high,
+        audio_codec=codec_name(preset.audio_codec),
         needs_audio=True,
     )
-    inp = _base(target, protocols)
-    args = _compile(ffmpeg.output(inp["a:0"], str(path), vn=None, **options), binary)
-    return Plan(args, duration, (PlannedOutput(path, job.output_key, expect),))
+    args = request.compile(request.input()["a:0"], path=path, vn=None, **options)
+    return Plan(args, request.duration, request.single(path, expect))
 
 
-def _thumbnail(job, preset, source, duration, target, protocols, workdir, limits, binary) -> Plan:
-    if not source.has_video:
+def _thumbnail(request: _Request, preset: Preset) -> Plan:
+    if not request.source.has_video:
         raise BadInput("a thumbnail needs a video stream; the source has none")
-    spec = job.spec
-    path = workdir / f"output{preset.extension}"
-    options: dict[str, object] = {"frames:v": 1, "f": preset.container, "update": 1}
+    path = request.workdir / f"output{preset.extension}"
+    options: Options = {"frames:v": 1, "f": preset.container, "update": 1}
     if preset.quality is not None:
         options["q:v"] = preset.quality
     if preset.pixel_format:
         options["pix_fmt"] = preset.pixel_format
-    if spec.count:
-        count = int(spec.count)
-        cols = math.ceil(math.sqrt(count))
-        rows = math.ceil(count / cols)
-        height = even_height(source.height, SPRITE_TILE_HEIGHT, limits.max_output_height)
-        video = (
-            _base(target, protocols)["v:0"]
-            .filter("fps", fps=f"{count / duration:.6f}")
-            .filter("scale", -2, height)
-            .filter("tile", f"{cols}x{rows}")
-        )
-        expected = duration
-        expect = Expectation(video_codec="mjpeg", height=height * rows, needs_video=True)
-        notes = {"tiles": f"{cols}x{rows}", "count": count}
+    if request.limits.threads:
+        options["threads"] = request.limits.threads
+    if request.job.spec.count:
+        video, expected, expect, notes = _sprite(request, int(request.job.spec.count))
     else:
-        at = float(spec.at) if spec.at is not None else round(duration * 0.1, 3)
-        if at >= duration:
-            raise BadInput(
-                f"thumbnail time {at:g}s is at or past the source's end ({duration:.3f}s)"
-            )
-        height = even_height(source.height, preset.height, limits.max_output_height)
-        video = _base(target, protocols, ss=f"{at:.6f}")["v:0"].filter("scale", -2, height)
-        expected = None
-        expect = Expectation(video_codec="mjpeg", height=height, needs_video=True)
-        notes = {"at": at}
-    if limits.threads:
-        options["threads"] = limits.threads
-    args = _compile(ffmpeg.output(video, str(path), **options), binary)
-    return Plan(args, expected, (PlannedOutput(path, job.output_key, expect),), notes=notes)
+        video, expected, expect, notes = _still(request, preset)
+    args = request.compile(video, path=path, **options)
+    return Plan(args, expected, request.single(path, expect), notes=notes)
 
 
-def _hls(job, preset, source, duration, target, protocols, workdir, limits, binary) -> Plan:
+_Frames = tuple[Any, float | None, Expectation, dict[str, object]]
+
+
+def _sprite(request: _Request, count: int) -> _Frames:
+    """``count`` frames spread over the source, tiled into one sheet."""
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    limits = request.limits
+    height = even_height(request.source.height, SPRITE_TILE_HEIGHT, limits.max_output_height)
+    video = (
+        request.input()["v:0"]
+        .filter("fps", fps=f"{count / request.duration:.6f}")
+        .filter("scale", -2, height)
+        .filter("tile", f"{cols}x{rows}")
+    )
+    expect = Expectation(video_codec="mjpeg", height=height * rows, needs_video=True)
+    return video, request.duration, expect, {"tiles": f"{cols}x{rows}", "count": count}
+
+
+def _still(request: _Request, preset: Preset) -> _Frames:
+    """One frame at ``at`` (10 % into the source when not given)."""
+    spec, duration = request.job.spec, request.duration
+    at = float(spec.at) if spec.at is not None else round(duration * 0.1, 3)
+    if at >= duration:
+        raise BadInput(f"thumbnail time {at:g}s is at or past the source's end ({duration:.3f}s)")
+    height = even_height(request.source.height, preset.height, request.limits.max_output_height)
+    video = request.input(ss=f"{at:.6f}")["v:0"].filter("scale", -2, height)
+    expect = Expectation(video_codec="mjpeg", height=height, needs_video=True)
+    return video, None, expect, {"at": at}
+
+
+def _hls(request: _Request, preset: Preset) -> Plan:
+    source = request.source
     if not source.has_video:
         raise BadInput("HLS needs a video stream; the source has none")
-    ladder = hls_ladder(preset, source.height or 0, limits.max_output_height)
-    directory = workdir / "hls"
-    inp = _base(target, protocols)
+    ladder = hls_ladder(preset, source.height or 0, request.limits.max_output_height)
+    directory = request.workdir / "hls"
+    streams, options = _hls_streams(request, preset, ladder)
+    options.update(
+        {
+            "f": "hls",
+            "hls_time": int(preset.segment_seconds or 6),
+            "hls_playlist_type": "vod",
+            "hls_segment_filename": str(directory / "%v" / "segment_%05d.ts"),
+            "master_pl_name": HLS_MASTER,
+        }
+    )
+    if request.limits.threads:
+        options["threads"] = request.limits.threads
+    args = request.compile(*streams, path=directory / "%v" / HLS_PLAYLIST, **options)
+    low, high = request.spans(request.duration)
+    expect = Expectation(
+        min_duration=low,
+        max_duration=high,
+        video_codec="h264",
+        audio_codec="aac" if source.has_audio else None,
+        needs_video=True,
+        needs_audio=source.has_audio,
+    )
+    layout = HlsLayout(directory, request.job.output_key, tuple(r for r, _ in ladder), expect)
+    notes: dict[str, object] = {"renditions": [f"{r.name}@{h}" for r, h in ladder]}
+    return Plan(args, request.duration, hls=layout, notes=notes)
+
+
+def _hls_streams(
+    request: _Request, preset: Preset, ladder: tuple[tuple[Rendition, int], ...]
+) -> tuple[list[Any], Options]:
+    """One scaled video (and the audio) per rung, with its bitrates and its name in the map."""
+    inp = request.input()
     split = inp["v:0"].filter_multi_output("split", len(ladder))
-    streams: list = []
-    options: dict[str, object] = {
+    has_audio = request.source.has_audio
+    options: Options = {
         "c:v": preset.video_codec,
         "preset": preset.encoder_preset or "veryfast",
         "pix_fmt": preset.pixel_format or "yuv420p",
@@ -402,60 +487,26 @@ def _hls(job, preset, source, duration, target, protocols, workdir, limits, bina
         "force_key_frames": f"expr:gte(t,n_forced*{int(preset.segment_seconds or 6)})",
         "sc_threshold": 0,
     }
+    streams: list[Any] = []
     stream_map = []
     for i, (rung, height) in enumerate(ladder):
         streams.append(split[i].filter("scale", -2, height))
-        options.update(
-            {
-                f"b:v:{i}": rung.video_bitrate,
-                f"maxrate:v:{i}": rung.max_rate,
-                f"bufsize:v:{i}": rung.buffer_size,
-            }
-        )
-        entry = f"v:{i}"
-        if source.has_audio:
+        options[f"b:v:{i}"] = rung.video_bitrate
+        options[f"maxrate:v:{i}"] = rung.max_rate
+        options[f"bufsize:v:{i}"] = rung.buffer_size
+        if has_audio:
             streams.append(inp["a:0"])
             options[f"b:a:{i}"] = rung.audio_bitrate
-            entry += f",a:{i}"
-        stream_map.append(f"{entry},name:{rung.name}")
-    if source.has_audio:
+        stream_map.append(f"v:{i}" + (f",a:{i}" if has_audio else "") + f",name:{rung.name}")
+    if has_audio:
         options["c:a"] = preset.audio_codec
-    options.update(
-        {
-            "f": "hls",
-            "hls_time": int(preset.segment_seconds or 6),
-            "hls_playlist_type": "vod",
-            "hls_segment_filename": str(directory / "%v" / "segment_%05d.ts"),
-            "master_pl_name": HLS_MASTER,
-            "var_stream_map": " ".join(stream_map),
-        }
-    )
-    if limits.threads:
-        options["threads"] = limits.threads
-    playlist = str(directory / "%v" / HLS_PLAYLIST)
-    args = _compile(ffmpeg.output(*streams, playlist, **options), binary)
-    tol = _tolerance(limits, duration)
-    expect = Expectation(
-        min_duration=duration - tol,
-        max_duration=duration + tol,
-        video_codec="h264",
-        audio_codec="aac" if source.has_audio else None,
-        needs_video=True,
-        needs_audio=source.has_audio,
-    )
-    layout = HlsLayout(directory, job.output_key, tuple(r for r, _ in ladder), expect)
-    notes = {"renditions": [f"{r.name}@{h}" for r, h in ladder]}
-    return Plan(args, duration, hls=layout, notes=notes)
+    options["var_stream_map"] = " ".join(stream_map)
+    return streams, options
 
 
-def _codec_name(encoder: str | None) -> str | None:
-    """The codec ffprobe reports for an encoder."""
-    return {
-        "libx264": "h264",
-        "libx265": "hevc",
-        "libvpx-vp9": "vp9",
-        "libopus": "opus",
-        "libmp3lame": "mp3",
-        "aac": "aac",
-        "mjpeg": "mjpeg",
-    }.get(encoder or "", encoder)
+_BUILDERS: dict[JobKind, Callable[[_Request, Preset], Plan]] = {
+    JobKind.TRANSCODE: _transcode,
+    JobKind.AUDIO: _audio,
+    JobKind.THUMBNAIL: _thumbnail,
+    JobKind.HLS: _hls,
+}
