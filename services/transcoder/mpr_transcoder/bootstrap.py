@@ -6,7 +6,8 @@
 - ``running(container)`` connects, declares the topology, opens the work dir, serves health
   and starts consuming; on exit the running job is drained first, then everything stops in
   reverse.
-- ``serve(container)`` runs a replica until SIGTERM or SIGINT (``python -m mpr_transcoder``).
+- ``serve(container)`` runs a replica until SIGTERM or SIGINT, or until it has been idle for
+  TRANSCODER_IDLE_EXIT_SECONDS (``python -m mpr_transcoder``).
 - ``bootstrap_lambda`` builds the same job core for the Lambda executor: no broker, no
   database, events to the gateway's callback.
 """
@@ -221,11 +222,25 @@ async def running(container: Container) -> AsyncIterator[Container]:
 
 
 async def serve(container: Container) -> None:
-    """Run the replica until SIGTERM or SIGINT, then drain and stop (exit status 0)."""
+    """Run the replica until SIGTERM, SIGINT or the idle limit, then drain and stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running(container):
-        await stop.wait()
-        log.info("transcoder %s: shutting down", container.instance)
+        reason = await _until_stopped(container, stop)
+        log.info("transcoder %s: shutting down (%s)", container.instance, reason)
+
+
+async def _until_stopped(container: Container, stop: asyncio.Event) -> str:
+    """Why the replica stops: a signal, or TRANSCODER_IDLE_EXIT_SECONDS without a job."""
+    limit = container.settings.idle_exit_seconds
+    while True:
+        left = limit - container.worker.idle_seconds() if limit else None
+        try:
+            await asyncio.wait_for(stop.wait(), None if left is None else max(left, 0.1))
+        except TimeoutError:
+            if container.worker.idle_seconds() >= limit:
+                return f"no job for {limit:g}s"
+        else:
+            return "signal"

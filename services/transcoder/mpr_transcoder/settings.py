@@ -90,6 +90,13 @@ class TranscoderSettings(CommonSettings):
         validation_alias="DURATION_TOLERANCE_SECONDS",
         description="How far an output's duration may differ from the expected one.",
     )
+    idle_exit_seconds: float = Field(
+        0.0,
+        ge=0,
+        validation_alias="TRANSCODER_IDLE_EXIT_SECONDS",
+        description="Exit (status 0) after this long without a job, so that a KEDA ScaledJob's "
+        "pod completes its Job; 0: run until stopped.",
+    )
     health_host: str = Field("127.0.0.1", validation_alias="HEALTH_HOST")
     health_port: int | None = Field(
         None, validation_alias="HEALTH_PORT", description="Serve health/ready/metrics when set."

@@ -215,3 +215,27 @@ async def test_drain_lets_a_job_that_ends_within_the_grace_finish(tmp_path):
     await h.worker.drain(grace=5)
     assert await task == "completed"
     assert isinstance(h.publisher.events[-1], JobCompleted)
+
+
+async def test_idle_time_counts_from_the_last_delivery_and_is_zero_during_one(tmp_path):
+    now = [100.0]
+    h = Harness(tmp_path, runner=FakeRunner(block=True))
+    worker = JobWorker(
+        core=h.worker.core,
+        publisher=h.publisher,
+        rows=h.rows,
+        redelivery=h.redelivery,
+        config=h.worker.config,
+        clock=lambda: now[0],
+    )
+    now[0] = 130.0
+    assert worker.idle_seconds() == 30.0
+    job = make_job()
+    task = asyncio.create_task(worker.handle(job, FakeDelivery()))
+    await h.runner.started.wait()
+    now[0] = 500.0
+    assert worker.idle_seconds() == 0.0  # a long job is not idleness
+    worker.cancel(CancelJob(job_id=job.job_id))
+    assert await task == "cancelled"
+    now[0] = 502.5
+    assert worker.idle_seconds() == 2.5

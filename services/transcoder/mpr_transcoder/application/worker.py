@@ -107,10 +107,24 @@ class JobWorker:
         self.accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
+        self._handling = 0
+        self._last_handled = clock()
+
+    def idle_seconds(self) -> float:
+        """How long this replica has had no delivery to handle (0 while it handles one)."""
+        return 0.0 if self._handling else self.clock() - self._last_handled
 
     async def handle(self, job: ProcessMedia, delivery: Delivery) -> str:
         """Run one delivery to its end; returning means 'ack' unless it was requeued.
         Returns the outcome (completed, failed, cancelled, skipped, requeued, retried, lost)."""
+        self._handling += 1
+        try:
+            return await self._handle(job, delivery)
+        finally:
+            self._handling -= 1
+            self._last_handled = self.clock()
+
+    async def _handle(self, job: ProcessMedia, delivery: Delivery) -> str:
         log.info(
             "job %s attempt %d (message %s, delivery %d%s)",
             job.job_id,
