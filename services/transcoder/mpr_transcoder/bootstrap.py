@@ -173,7 +173,8 @@ def _broker(settings: TranscoderSettings) -> RabbitBroker:
         # One job at a time per replica: the others stay in the queue for idle replicas.
         # https://www.rabbitmq.com/docs/consumer-prefetch
         prefetch=1,
-        graceful_timeout=settings.shutdown_grace_seconds + 15,
+        # Stopping a subscriber must cancel its consumer at once: `_drain` does the waiting.
+        graceful_timeout=None,
     )
 
 
@@ -216,9 +217,15 @@ async def running(container: Container) -> AsyncIterator[Container]:
             health = serving(container.health.app(), settings.health_host, settings.health_port)
             await stack.enter_async_context(health)
         await container.broker.start()
-        stack.push_async_callback(container.worker.drain, settings.shutdown_grace_seconds)
+        stack.push_async_callback(_drain, container)
         log.info("transcoder %s ready (work dir %s)", container.instance, container.workspace.path)
         yield container
+
+
+async def _drain(container: Container) -> None:
+    """Stop consuming jobs (basic.cancel), then finish or hand back the running one."""
+    await container.job_consumer.stop()
+    await container.worker.drain(container.settings.shutdown_grace_seconds)
 
 
 async def serve(container: Container) -> None:

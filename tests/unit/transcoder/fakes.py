@@ -261,7 +261,6 @@ class FakeDelivery:
         self._deliveries = deliveries
         self._redelivered = redelivered
         self.is_lost = False
-        self.requeued = False
 
     @property
     def deliveries(self) -> int:
@@ -274,9 +273,6 @@ class FakeDelivery:
     def lost(self) -> bool:
         return self.is_lost
 
-    async def requeue(self) -> None:
-        self.requeued = True
-
 
 class FakeRedelivery:
     def __init__(self) -> None:
@@ -284,7 +280,7 @@ class FakeRedelivery:
         self.dead: list[tuple[UUID, str, int]] = []
         self.causes: list[str] = []
 
-    async def retry(self, job: ProcessMedia, deliveries: int) -> None:
+    async def republish(self, job: ProcessMedia, deliveries: int) -> None:
         self.retried.append((job.job_id, deliveries))
 
     async def dead_letter(

@@ -45,7 +45,12 @@ class Harness:
             rows=self.rows,
             redelivery=self.redelivery,
             config=WorkerConfig(
-                max_deliveries=3, retry_backoff_seconds=0, lost_check_seconds=0.01, **config
+                **{
+                    "max_deliveries": 3,
+                    "retry_backoff_seconds": 0,
+                    "lost_check_seconds": 0.01,
+                    **config,
+                }
             ),
         )
 
@@ -197,15 +202,18 @@ async def test_a_lost_delivery_stops_the_job_without_events(tmp_path):
 
 async def test_drain_hands_the_running_job_back_after_the_grace(tmp_path):
     h = Harness(tmp_path, runner=FakeRunner(block=True))
-    delivery = FakeDelivery()
-    task = asyncio.create_task(h.worker.handle(make_job(), delivery))
+    job = make_job()
+    task = asyncio.create_task(h.worker.handle(job, FakeDelivery(deliveries=2)))
     await h.runner.started.wait()
     await h.worker.drain(grace=0.05)
-    assert await task == "requeued"
-    assert delivery.requeued and h.runner.killed
+    assert await task == "handed-back"
+    # Republished at the same count (then acked): a hand-back spends no delivery.
+    assert h.redelivery.retried == [(job.job_id, 2)] and h.runner.killed
+    assert h.publisher.types() == ["JobStarted"]
     assert list(tmp_path.iterdir()) == []
-    later = FakeDelivery()
-    assert await h.worker.handle(make_job(), later) == "requeued" and later.requeued
+    later = make_job()
+    assert await h.worker.handle(later, FakeDelivery()) == "handed-back"
+    assert h.redelivery.retried[-1] == (later.job_id, 1)
 
 
 async def test_drain_lets_a_job_that_ends_within_the_grace_finish(tmp_path):
@@ -239,3 +247,38 @@ async def test_idle_time_counts_from_the_last_delivery_and_is_zero_during_one(tm
     assert await task == "cancelled"
     now[0] = 502.5
     assert worker.idle_seconds() == 2.5
+
+
+@pytest.mark.parametrize("returncode", [255, -9])  # SIGTERM (FFmpeg exits 255), SIGKILL
+async def test_ffmpeg_stopped_by_a_signal_we_did_not_send_is_retried_not_failed(
+    tmp_path, returncode
+):
+    h = Harness(tmp_path, runner=FakeRunner(returncode=returncode), signal_settle_seconds=0.01)
+    job = make_job()
+    assert await h.worker.handle(job, FakeDelivery()) == "retried"
+    assert h.redelivery.retried == [(job.job_id, 2)]
+    assert "JobFailed" not in h.publisher.types()
+
+
+async def test_ffmpeg_stopped_as_its_replica_shuts_down_is_handed_back_at_its_count(tmp_path):
+    # systemd's KillMode=control-group signals FFmpeg and the replica at the same moment.
+    h = Harness(tmp_path, runner=FakeRunner(returncode=255), signal_settle_seconds=5)
+    job = make_job()
+    task = asyncio.create_task(h.worker.handle(job, FakeDelivery(deliveries=3)))
+    await h.runner.started.wait()
+    await asyncio.sleep(0.05)  # FFmpeg's exit is seen first, then the replica's own signal
+    await h.worker.drain(grace=1)
+    assert await task == "handed-back"
+    assert h.redelivery.retried == [(job.job_id, 3)] and h.redelivery.dead == []
+    assert "JobFailed" not in h.publisher.types()
+
+
+async def test_a_shutdown_during_a_retry_backoff_hands_the_job_back(tmp_path):
+    h = Harness(tmp_path, storage=FakeStorage(), retry_backoff_seconds=30)
+    h.storage.fail.add("download")
+    job = make_job()
+    task = asyncio.create_task(h.worker.handle(job, FakeDelivery()))
+    await asyncio.sleep(0.05)
+    await h.worker.drain(grace=5)
+    assert await task == "handed-back"
+    assert h.redelivery.retried == [(job.job_id, 1)]

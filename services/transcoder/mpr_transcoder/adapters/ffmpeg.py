@@ -18,6 +18,7 @@ from typing import Any
 
 from mpr_transcoder.application.ports import FFprobeFailed, ProgressCallback, RunResult
 from mpr_transcoder.domain.diagnostics import extract_error_lines
+from mpr_transcoder.domain.errors import FFmpegStopped
 from mpr_transcoder.domain.progress import ProgressParser
 
 log = logging.getLogger(__name__)
@@ -71,14 +72,7 @@ class SubprocessRunner:
         self, args: list[str], *, on_progress: ProgressCallback, stop: asyncio.Event
     ) -> RunResult:
         """Run FFmpeg; kill it at once when ``stop`` is set."""
-        proc = await asyncio.create_subprocess_exec(
-            *_SETPRIV_PREFIX,
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent if _PRCTL and not _SETPRIV else None,
-        )
+        proc = await _spawn([*_SETPRIV_PREFIX, *args])
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         readers = asyncio.gather(
             _read_progress(proc.stdout, on_progress), _read_lines(proc.stderr, tail)
@@ -100,6 +94,8 @@ class SubprocessRunner:
         args += ["-print_format", "json", "-show_format", "-show_streams", target]
         out, err, returncode = await _communicate(args)
         lines = extract_error_lines(err.decode("utf-8", "replace").splitlines())
+        if returncode is not None and returncode < 0:
+            raise FFmpegStopped(f"a signal from outside the replica stopped ffprobe ({returncode})")
         if returncode != 0:
             raise FFprobeFailed(f"ffprobe exited with {returncode}", lines)
         try:
@@ -109,6 +105,22 @@ class SubprocessRunner:
         if not data.get("streams"):
             raise FFprobeFailed("no audio or video streams", lines or ["no streams found"])
         return data
+
+
+async def _spawn(args: list[str]) -> asyncio.subprocess.Process:
+    """Start FFmpeg or ffprobe in a session of its own, dying with the replica."""
+    return await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        # Out of the replica's process group: SIGTERM to the group (honcho, systemd's
+        # KillMode=mixed, `kill -TERM -PGID`) is the replica's to handle, which hands the job
+        # back; FFmpeg would exit 255 and fail the job. It still dies with the replica (the
+        # death signal), and the replica kills it when a job is stopped.
+        start_new_session=True,
+        preexec_fn=_die_with_parent if _PRCTL and not _SETPRIV else None,
+    )
 
 
 async def _wait_or_kill(proc: asyncio.subprocess.Process, stop: asyncio.Event) -> bool:
@@ -162,12 +174,7 @@ async def _read_lines(stream: asyncio.StreamReader | None, tail: deque[str]) -> 
 
 async def _communicate(args: list[str]) -> tuple[bytes, bytes, int | None]:
     """Run ffprobe to its end (or its timeout): stdout, stderr, exit code."""
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await _spawn([*_SETPRIV_PREFIX, *args])
     try:
         out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_SECONDS)
     except TimeoutError:

@@ -51,7 +51,13 @@ from mpr_transcoder.application.ports import (
     SourceMissing,
     Storage,
 )
-from mpr_transcoder.domain.errors import BadInput, Interrupted, StopReason, TransientError
+from mpr_transcoder.domain.errors import (
+    BadInput,
+    FFmpegStopped,
+    Interrupted,
+    StopReason,
+    TransientError,
+)
 from mpr_transcoder.domain.ffmpeg_args import (
     HLS_MASTER,
     HLS_PLAYLIST,
@@ -314,6 +320,10 @@ class JobCore:
             if speeds:
                 self.metrics.ffmpeg_speed(job.spec.kind, job.spec.preset or "none", speeds[-1])
             return
+        if result.signalled:
+            raise FFmpegStopped(
+                f"a signal from outside the replica stopped FFmpeg (exit code {result.returncode})"
+            )
         lines = result.error_lines
         if self.config.input_mode is InputMode.URL and _NETWORK_ERROR.search(" ".join(lines)):
             raise TransientError("FFmpeg lost the source URL: " + "; ".join(lines[-2:]))

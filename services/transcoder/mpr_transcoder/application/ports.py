@@ -38,6 +38,13 @@ class RunResult:
     def ok(self) -> bool:
         return self.returncode == 0 and not self.stopped
 
+    @property
+    def signalled(self) -> bool:
+        """A signal ended the run: a negative code is death by a signal, and FFmpeg exits 255
+        when SIGTERM or SIGINT stops it (``received_nb_signals`` in fftools/ffmpeg.c)."""
+        code = self.returncode
+        return not self.stopped and code is not None and (code < 0 or code == 255)
+
 
 class Storage(Protocol):
     """S3 as the job core needs it. Methods raise TransientError for network trouble."""
@@ -119,15 +126,11 @@ class Delivery(Protocol):
         """True once the broker has taken the delivery back (its channel closed)."""
         ...
 
-    async def requeue(self) -> None:
-        """Hand the delivery back to the queue unchanged."""
-        ...
-
 
 class Redelivery(Protocol):
     """Puts a job back with a delivery count, or dead-letters it."""
 
-    async def retry(self, job: ProcessMedia, deliveries: int) -> None:
+    async def republish(self, job: ProcessMedia, deliveries: int) -> None:
         """Publish ``job`` again (confirmed), carrying ``deliveries`` as its count."""
         ...
 

@@ -26,8 +26,20 @@ Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
   new delivery's run reports: aio-pika cancels the handler when the connection drops, and a
   watchdog catches a closed channel within a second.
   https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout
-- SIGTERM: ``drain`` stops taking work, lets the running job finish for
-  SHUTDOWN_GRACE_SECONDS, then kills FFmpeg, removes temp files and nacks with requeue.
+- SIGTERM: the replica first stops consuming (basic.cancel, so nothing new arrives), then
+  ``drain`` lets the running job finish for SHUTDOWN_GRACE_SECONDS, kills FFmpeg, removes temp
+  files and hands the job back. A hand-back republishes the job with the same
+  ``x-mpr-deliveries`` (confirmed) and then acks the delivery: it spends no delivery. A nack
+  with requeue would not do: RabbitMQ flags a requeued message *redelivered*, which is how a
+  crash looks, so every scale-in would count against the job's MAX_DELIVERIES. A delivery that
+  reaches a replica already shutting down, and a job waiting out a retry backoff, are handed
+  back the same way. The one window left: a delivery RabbitMQ sent in the instant before it
+  processed the basic.cancel is requeued when the channel closes, and counts once.
+- Signals sent to more than the replica (systemd's default KillMode=control-group signals
+  every process of the unit; ``kill -TERM -PGID`` the process group): FFmpeg runs in a session
+  of its own, so a signal to the replica's group never reaches it. One that reaches it anyway
+  (a whole cgroup, the OOM killer) stops the job as an interruption (``FFmpegStopped``), never
+  as bad input: handed back when the replica is shutting down within a second, else retried.
 - Cancel: CancelJob reaches every replica (a per-replica live queue). A queued job whose id
   was cancelled recently is skipped and reported JobCancelled (the gateway may still show it
   ``running`` after a crash or hand-back, and a repeated JobCancelled is a no-op there); one
@@ -49,7 +61,13 @@ from uuid import UUID
 from mpr_shared.contracts import CancelJob, JobCancelled, JobFailed, ProcessMedia
 from mpr_transcoder.application.job_core import JobCore, StopSignal
 from mpr_transcoder.application.ports import Delivery, EventPublisher, JobRows, Redelivery
-from mpr_transcoder.domain.errors import Interrupted, ReplicaDied, StopReason, TransientError
+from mpr_transcoder.domain.errors import (
+    FFmpegStopped,
+    Interrupted,
+    ReplicaDied,
+    StopReason,
+    TransientError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +79,9 @@ class WorkerConfig:
     retry_backoff_seconds: float = 2.0
     lost_check_seconds: float = 1.0
     handback_timeout_seconds: float = 10.0
+    # A signal to a whole cgroup stops FFmpeg and reaches the replica together; FFmpeg's exit
+    # may be seen first, so its job waits this long to see whether the replica shuts down.
+    signal_settle_seconds: float = 1.0
 
 
 class RecentIds:
@@ -104,7 +125,7 @@ class JobWorker:
         self.clock = clock
         self.running: dict[UUID, StopSignal] = {}
         self.cancelled = RecentIds()
-        self.accepting = True
+        self._draining = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._handling = 0
@@ -115,8 +136,8 @@ class JobWorker:
         return 0.0 if self._handling else self.clock() - self._last_handled
 
     async def handle(self, job: ProcessMedia, delivery: Delivery) -> str:
-        """Run one delivery to its end; returning means 'ack' unless it was requeued.
-        Returns the outcome (completed, failed, cancelled, skipped, requeued, retried, lost)."""
+        """Run one delivery to its end; returning means 'ack'. Returns the outcome
+        (completed, failed, cancelled, skipped, retried, handed-back, dead-lettered, lost)."""
         self._handling += 1
         try:
             return await self._handle(job, delivery)
@@ -133,9 +154,8 @@ class JobWorker:
             delivery.deliveries,
             ", redelivered" if delivery.redelivered else "",
         )
-        if not self.accepting:
-            await delivery.requeue()
-            return "requeued"
+        if self._draining.is_set():
+            return await self._hand_back(job, delivery, "the replica is shutting down")
         if job.job_id in self.cancelled:
             log.info("job %s was cancelled; skipping it", job.job_id)
             await self._report_cancelled(job)
@@ -157,10 +177,10 @@ class JobWorker:
         return True
 
     async def drain(self, grace: float) -> None:
-        """Stop taking work; give the running job ``grace`` seconds, then hand it back."""
-        self.accepting = False
+        """Take no more work; give the running job ``grace`` seconds, then hand it back."""
+        self._draining.set()
         if self.running:
-            log.info("shutting down: waiting up to %.0fs for %d job(s)", grace, len(self.running))
+            log.info("shutting down: waiting up to %gs for %d job(s)", grace, len(self.running))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace)
         for job_id, stop in list(self.running.items()):
@@ -202,19 +222,12 @@ class JobWorker:
         if count > self.config.max_deliveries:
             return await self._give_up(job, ReplicaDied(reason), delivery.deliveries)
         log.warning("job %s: %s; requeueing as delivery %d", job.job_id, reason, count)
-        await self.redelivery.retry(job, count)
+        await self.redelivery.republish(job, count)
         return "retried"
 
     async def _run(self, job: ProcessMedia, delivery: Delivery) -> str:
-        stop = StopSignal()
-        self.running[job.job_id] = stop
-        self._idle.clear()
-        if job.job_id in self.cancelled:
-            # The cancel arrived while _skip awaited the jobs table, before the job was
-            # registered as running: from here on cancel() finds it in self.running.
-            self.running.pop(job.job_id, None)
-            if not self.running:
-                self._idle.set()
+        stop = self._start(job)
+        if stop is None:
             log.info("job %s was cancelled while being checked; skipping it", job.job_id)
             await self._report_cancelled(job)
             return "skipped"
@@ -222,11 +235,7 @@ class JobWorker:
         try:
             event = await self.core.run(job, stop)
         except Interrupted as exc:
-            if exc.reason is StopReason.SHUTDOWN:
-                await delivery.requeue()
-                return "requeued"
-            log.warning("job %s: delivery lost; another replica runs it", job.job_id)
-            return "lost"
+            return await self._interrupted(job, delivery, exc)
         except TransientError as exc:
             return await self._retry(job, delivery, exc)
         except asyncio.CancelledError:
@@ -239,13 +248,26 @@ class JobWorker:
             return await self._fail_internal(job, delivery, exc)
         finally:
             watchdog.cancel()
-            self.running.pop(job.job_id, None)
-            if not self.running:
-                self._idle.set()
+            self._finish(job)
         await self.publisher.publish(event)  # confirmed by the broker before the ack
         outcome = type(event).__name__.removeprefix("Job").lower()
         log.info("job %s: %s", job.job_id, outcome)
         return outcome
+
+    def _start(self, job: ProcessMedia) -> StopSignal | None:
+        """Register ``job`` as running (cancel() finds it from now on); None when a cancel
+        arrived while the jobs row was read, before it was registered."""
+        if job.job_id in self.cancelled:
+            return None
+        stop = StopSignal()
+        self.running[job.job_id] = stop
+        self._idle.clear()
+        return stop
+
+    def _finish(self, job: ProcessMedia) -> None:
+        self.running.pop(job.job_id, None)
+        if not self.running:
+            self._idle.set()
 
     async def _watch(self, job: ProcessMedia, stop: StopSignal, delivery: Delivery) -> None:
         deadline = self.clock() + self.config.max_job_seconds
@@ -263,36 +285,53 @@ class JobWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.event.wait(), min(left, self.config.lost_check_seconds))
 
+    async def _interrupted(self, job: ProcessMedia, delivery: Delivery, exc: Interrupted) -> str:
+        if exc.reason is StopReason.SHUTDOWN:
+            return await self._hand_back(job, delivery, "the replica is shutting down")
+        log.warning("job %s: delivery lost; another replica runs it", job.job_id)
+        return "lost"
+
     async def _retry(self, job: ProcessMedia, delivery: Delivery, exc: TransientError) -> str:
+        """Republish with the count raised after a backoff, or dead-letter at the limit; a
+        shutdown during the wait hands the job back instead (the failure may be the shutdown)."""
+        settle = self.config.signal_settle_seconds
+        if isinstance(exc, FFmpegStopped) and await self._shutting_down_within(settle):
+            return await self._hand_back(job, delivery, f"{exc}, and the replica is shutting down")
         if delivery.deliveries >= self.config.max_deliveries:
             return await self._give_up(job, exc, delivery.deliveries)
-        delay = self.config.retry_backoff_seconds * 2 ** (delivery.deliveries - 1)
+        delay = min(self.config.retry_backoff_seconds * 2 ** (delivery.deliveries - 1), 300.0)
         log.warning("job %s: %s; retrying in %.1fs", job.job_id, exc, delay)
-        await asyncio.sleep(min(delay, 300.0))
-        await self.redelivery.retry(job, delivery.deliveries + 1)
+        if await self._shutting_down_within(delay):
+            return await self._hand_back(job, delivery, "the replica is shutting down")
+        await self.redelivery.republish(job, delivery.deliveries + 1)
         return "retried"
+
+    async def _shutting_down_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._draining.wait(), seconds)
+        return self._draining.is_set()
+
+    async def _hand_back(self, job: ProcessMedia, delivery: Delivery, why: str) -> str:
+        """Back to the queue at the same delivery count: a hand-back is not a failure."""
+        log.warning(
+            "job %s: %s; handing it back as delivery %d", job.job_id, why, delivery.deliveries
+        )
+        await self.redelivery.republish(job, delivery.deliveries)
+        return "handed-back"
 
     async def _fail_internal(self, job: ProcessMedia, delivery: Delivery, exc: Exception) -> str:
         reason = f"internal error: {type(exc).__name__}: {exc}"[:1000]
         await self.redelivery.dead_letter(job, reason, delivery.deliveries, exc)
-        await self.publisher.publish(
-            JobFailed(
-                **job.caused(job_id=job.job_id, attempt=job.attempt),
-                reason=reason,
-                retryable=False,
-            )
-        )
+        await self._publish_failed(job, reason, retryable=False)
         return "dead-lettered"
 
     async def _give_up(self, job: ProcessMedia, cause: Exception, deliveries: int) -> str:
         final = f"gave up after {deliveries} deliveries: {cause}"
         log.error("job %s: %s; dead-lettering it", job.job_id, final)
         await self.redelivery.dead_letter(job, final, deliveries, cause)
-        await self.publisher.publish(
-            JobFailed(
-                **job.caused(job_id=job.job_id, attempt=job.attempt),
-                reason=final,
-                retryable=True,
-            )
-        )
+        await self._publish_failed(job, final, retryable=True)
         return "dead-lettered"
+
+    async def _publish_failed(self, job: ProcessMedia, reason: str, *, retryable: bool) -> None:
+        envelope = job.caused(job_id=job.job_id, attempt=job.attempt)
+        await self.publisher.publish(JobFailed(**envelope, reason=reason, retryable=retryable))

@@ -19,6 +19,11 @@ class TransientError(Exception):
     """S3, network or database trouble that a later delivery may not meet: retried."""
 
 
+class FFmpegStopped(TransientError):
+    """A signal the replica did not send stopped FFmpeg or ffprobe (a shutdown of its whole
+    cgroup, the OOM killer): the job was interrupted, the input is not to blame."""
+
+
 class ReplicaDied(Exception):
     """The replica running a job vanished without an ack (killed, out of memory)."""
 
