@@ -126,6 +126,10 @@ async def test_a_corrupt_source_fails_with_ffmpeg_lines_and_no_retry(
     assert not failed.retryable
     assert failed.error_lines
     assert any("Invalid data" in line or "moov atom" in line for line in failed.error_lines)
+    # The replica's scratch paths stay inside it: the lines say "the source".
+    told = failed.reason + "\n" + "\n".join(failed.error_lines)
+    assert "the source: Invalid data found when processing input" in told
+    assert jobs.env["TRANSCODER_WORK_DIR"] not in told and "source.mp4" not in told
     await wait_until(lambda: queues_empty(amqp_url))
     assert len(tap.of(job.job_id, JobStarted)) == 1
     assert output_keys(s3_client, job.output_bucket, job.output_key) == []

@@ -122,6 +122,7 @@ def test_a_bad_input_is_reported_as_job_failed(lambda_env, receiver, s3_client):
     failed = JobFailed.model_validate(receiver.received[-1][1]["data"])
     assert failed.reason.startswith("the source is not a decodable media file")
     assert failed.error_lines
+    assert lambda_env["LAMBDA_WORK_DIR"] not in failed.reason + "".join(failed.error_lines)
 
 
 def test_a_step_functions_catch_reports_the_crash(lambda_env, receiver):

@@ -169,7 +169,6 @@ class FakeRunner:
         self.probe_formats: list[str | None] = []
         self.started = asyncio.Event()
         self.killed = False
-        self.source_probe_fails: list[str] | None = None
         self.probe_hook: Callable[[str], dict[str, Any]] | None = None
 
     async def run(
@@ -217,8 +216,6 @@ class FakeRunner:
         if self.probe_hook:
             return self.probe_hook(target)
         if "/source" in target or target.startswith("http"):
-            if self.source_probe_fails is not None:
-                raise FFprobeFailed("ffprobe exited with 1", self.source_probe_fails)
             return self.source
         return self.output
 

@@ -51,6 +51,7 @@ from mpr_transcoder.application.ports import (
     SourceMissing,
     Storage,
 )
+from mpr_transcoder.domain.diagnostics import name_scratch_paths
 from mpr_transcoder.domain.errors import (
     BadInput,
     FFmpegStopped,
@@ -64,7 +65,6 @@ from mpr_transcoder.domain.ffmpeg_args import (
     LOCAL_PROTOCOLS,
     SOURCE_FORMATS,
     URL_PROTOCOLS,
-    Expectation,
     HlsLayout,
     InputMode,
     Limits,
@@ -129,10 +129,16 @@ class StopSignal:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where FFmpeg reads the source from, and through which protocols."""
+    """Where FFmpeg reads the source from, through which protocols, and the job's scratch
+    directory (where a downloaded source and the outputs are)."""
 
     target: str
     protocols: str
+    scratch: Path
+
+    def named(self, lines: list[str]) -> list[str]:
+        """``lines`` with "the source" and "the output" for the paths a user must not see."""
+        return name_scratch_paths(lines, source=self.target, scratch=str(self.scratch))
 
 
 @dataclass(slots=True)
@@ -216,11 +222,11 @@ class JobCore:
         info = await self.probe_source(job, source)
         timer.lap("probe")
         stop.check()
-        plan = self.plan(job, info, source, workdir)
-        await self.encode(job, plan, stop)
+        plan = self.plan(job, info, source)
+        await self.encode(job, plan, source, stop)
         timer.lap("ffmpeg")
         stop.check()
-        uploaded = await self.verify_and_upload(job, plan)
+        uploaded = await self.verify_and_upload(job, plan, source)
         timer.lap("verify_upload")
         stop.check()
         log.info("job %s: outputs ready %s; phases (ms) %s", job.job_id, plan.notes, timer.phases)
@@ -246,14 +252,14 @@ class JobCore:
             url = await self.storage.presigned_url(
                 job.source_bucket, job.source_key, self.config.url_expiry_seconds
             )
-            return Source(url, URL_PROTOCOLS)
+            return Source(url, URL_PROTOCOLS, workdir)
         # A generated name: keys never become local paths.
         local = workdir / f"source{source_extension(job)}"
         try:
             await self.storage.download(job.source_bucket, job.source_key, local)
         except SourceMissing:  # deleted between the HEAD above and this GET
             raise _missing(job) from None
-        return Source(str(local), LOCAL_PROTOCOLS)
+        return Source(str(local), LOCAL_PROTOCOLS, workdir)
 
     async def probe_source(self, job: ProcessMedia, source: Source) -> MediaInfo:
         """What the plan needs to know of the source, within the configured limits."""
@@ -276,33 +282,30 @@ class JobCore:
                 source.target, protocols=source.protocols, formats=SOURCE_FORMATS
             )
         except FFprobeFailed as exc:
-            if source.protocols == URL_PROTOCOLS and _NETWORK_ERROR.search(
-                " ".join(exc.error_lines)
-            ):
+            lines = source.named(exc.error_lines)
+            if source.protocols == URL_PROTOCOLS and _NETWORK_ERROR.search(" ".join(lines)):
                 raise TransientError(f"could not read the source URL: {exc}") from None
-            last = f": {exc.error_lines[-1]}" if exc.error_lines else ""
-            raise BadInput(
-                f"the source is not a decodable media file{last}", exc.error_lines
-            ) from None
+            last = f": {lines[-1]}" if lines else ""
+            raise BadInput(f"the source is not a decodable media file{last}", lines) from None
         return MediaInfo.from_ffprobe(data)
 
     # ---------------------------------------------------------------- FFmpeg
 
-    def plan(self, job: ProcessMedia, info: MediaInfo, source: Source, workdir: Path) -> Plan:
+    def plan(self, job: ProcessMedia, info: MediaInfo, source: Source) -> Plan:
         plan = build_plan(
             job,
             job.spec.output_preset,
             info,
             target=source.target,
             protocols=source.protocols,
-            workdir=workdir,
+            workdir=source.scratch,
             limits=self.config.limits,
             binary=self.config.ffmpeg_binary,
         )
         log.debug("job %s: ffmpeg %s", job.job_id, plan.args)
         return plan
 
-    async def encode(self, job: ProcessMedia, plan: Plan, stop: StopSignal) -> None:
+    async def encode(self, job: ProcessMedia, plan: Plan, source: Source, stop: StopSignal) -> None:
         """Run FFmpeg, publishing throttled progress; BadInput with its lines on failure."""
         throttle = ProgressThrottle(plan.expected_seconds, self.clock)
         speeds: list[float] = []
@@ -324,7 +327,7 @@ class JobCore:
             raise FFmpegStopped(
                 f"a signal from outside the replica stopped FFmpeg (exit code {result.returncode})"
             )
-        lines = result.error_lines
+        lines = source.named(result.error_lines)
         if self.config.input_mode is InputMode.URL and _NETWORK_ERROR.search(" ".join(lines)):
             raise TransientError("FFmpeg lost the source URL: " + "; ".join(lines[-2:]))
         last = lines[-1] if lines else "no error output"
@@ -332,15 +335,16 @@ class JobCore:
 
     # ---------------------------------------------------------------- outputs
 
-    async def verify_and_upload(self, job: ProcessMedia, plan: Plan) -> list[_Uploaded]:
+    async def verify_and_upload(
+        self, job: ProcessMedia, plan: Plan, source: Source
+    ) -> list[_Uploaded]:
         """Verify and upload side by side (verification is read-only); a failed check
         removes what was uploaded before the job is reported failed."""
         outputs = _hls_outputs(plan.hls) if plan.hls else list(plan.outputs)
-        missing = [o.path.name for o in outputs if not o.path.is_file()]
-        if missing or not outputs:
-            raise BadInput(f"FFmpeg wrote no output ({', '.join(missing) or 'nothing'})")
+        if not outputs or not all(o.path.is_file() for o in outputs):
+            raise BadInput("FFmpeg wrote no output")
         verified = [o for o in outputs if o.verify]
-        verifying = asyncio.ensure_future(self._verify_all(verified, plan.hls))
+        verifying = asyncio.ensure_future(self._verify_all(verified, plan.hls, source))
         uploading = asyncio.ensure_future(self._upload_all(job, outputs))
         await asyncio.wait({verifying, uploading})  # both end before either error is raised
         probes, uploaded = verifying.result(), uploading.result()
@@ -352,20 +356,22 @@ class JobCore:
         return uploaded
 
     async def _verify_all(
-        self, outputs: list[PlannedOutput], hls: HlsLayout | None
+        self, outputs: list[PlannedOutput], hls: HlsLayout | None, source: Source
     ) -> list[MediaInfo]:
         if hls:
             _check_master(hls)
-        return list(await asyncio.gather(*(self._verify(o.path, o.expect) for o in outputs)))
+        checks = (self._verify(o, _output_name(o, hls), source) for o in outputs)
+        return list(await asyncio.gather(*checks))
 
-    async def _verify(self, path: Path, expect: Expectation) -> MediaInfo:
+    async def _verify(self, output: PlannedOutput, name: str, source: Source) -> MediaInfo:
         try:
-            info = MediaInfo.from_ffprobe(await self.runner.probe(str(path), protocols="file"))
+            data = await self.runner.probe(str(output.path), protocols=LOCAL_PROTOCOLS)
         except FFprobeFailed as exc:
-            raise BadInput(f"output {path.name} does not decode", exc.error_lines) from None
-        problems = verification_problems(info, expect)
+            raise BadInput(f"{name} does not decode", source.named(exc.error_lines)) from None
+        info = MediaInfo.from_ffprobe(data)
+        problems = verification_problems(info, output.expect)
         if problems:
-            raise BadInput(f"output {path.name} failed verification: " + "; ".join(problems))
+            raise BadInput(f"{name} failed verification: " + "; ".join(problems))
         return info
 
     async def _upload_all(self, job: ProcessMedia, outputs: list[PlannedOutput]) -> list[_Uploaded]:
@@ -424,6 +430,11 @@ def _hls_outputs(layout: HlsLayout) -> list[PlannedOutput]:
         )
         for p in files
     ]
+
+
+def _output_name(output: PlannedOutput, hls: HlsLayout | None) -> str:
+    """How a reason names an output: "the output", or one file of an HLS output."""
+    return f"the output's {output.key.removeprefix(hls.prefix)}" if hls else "the output"
 
 
 def _check_master(layout: HlsLayout) -> None:

@@ -1,9 +1,13 @@
-"""FFmpeg's stderr reduced to the lines that explain a failure, presigned URLs unsigned."""
+"""FFmpeg's stderr reduced to the lines that explain a failure, fit to show a user: presigned
+URLs unsigned, and the replica's scratch paths named for what they are ("the source")."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+SOURCE_NAME = "the source"
+OUTPUT_NAME = "the output"
 
 # FFmpeg prints these on the lines that explain a failure.
 _MEANINGFUL = re.compile(
@@ -36,3 +40,18 @@ def extract_error_lines(stderr_lines: Iterable[str], limit: int = 5) -> list[str
         if len(picked) == limit:
             break
     return [line[:500] for line in reversed(picked)]
+
+
+def name_scratch_paths(lines: Iterable[str], *, source: str, scratch: str) -> list[str]:
+    """``lines`` with the source (a local path or URL) called "the source" and any other path
+    under the job's ``scratch`` directory "the output": users never see where a replica works."""
+    # Scratch names are generated (no spaces, quotes, colons or brackets): a path ends there,
+    # and never with the full stop of the sentence around it.
+    path_char, last_char = r"[^\s'\":()\[\],]", r"[^\s'\":()\[\],.]"
+    scratch_path = rf"{re.escape(scratch.rstrip('/'))}/(?:{path_char}*{last_char})?"
+    pattern = re.compile(rf"{re.escape(scrub_urls(source))}|{scratch_path}")
+
+    def name(match: re.Match[str]) -> str:
+        return SOURCE_NAME if match.group(0) == scrub_urls(source) else OUTPUT_NAME
+
+    return [pattern.sub(name, line) for line in lines]
