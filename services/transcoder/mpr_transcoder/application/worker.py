@@ -40,6 +40,12 @@ Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
   of its own, so a signal to the replica's group never reaches it. One that reaches it anyway
   (a whole cgroup, the OOM killer) stops the job as an interruption (``FFmpegStopped``), never
   as bad input: handed back when the replica is shutting down within a second, else retried.
+- The jobs row: the gateway's outbox commits a job's row before its ProcessMedia is
+  published, so a ProcessMedia whose job has no row is forged, or stale (its job was
+  deleted): dead-lettered as ``UnknownJob`` with the reason, FFmpeg never started. When the
+  table cannot be read (the database is down) the job runs anyway and the log says so: a
+  database outage must not stop transcoding, a cancel still reaches a running job, and the
+  gateway ignores events of a job it already finished.
 - Cancel: CancelJob reaches every replica (a per-replica live queue). A queued job whose id
   was cancelled recently is skipped and reported JobCancelled (the gateway may still show it
   ``running`` after a crash or hand-back, and a repeated JobCancelled is a no-op there); one
@@ -67,6 +73,7 @@ from mpr_transcoder.domain.errors import (
     ReplicaDied,
     StopReason,
     TransientError,
+    UnknownJob,
 )
 
 log = logging.getLogger(__name__)
@@ -160,8 +167,8 @@ class JobWorker:
             log.info("job %s was cancelled; skipping it", job.job_id)
             await self._report_cancelled(job)
             return "skipped"
-        if await self._skip(job):
-            return "skipped"
+        if (outcome := await self._screen(job, delivery)) is not None:
+            return outcome
         if delivery.redelivered:
             return await self._count_crash(job, delivery)
         return await self._run(job, delivery)
@@ -196,25 +203,30 @@ class JobWorker:
             JobCancelled(**job.caused(job_id=job.job_id, attempt=job.attempt), reason=reason)
         )
 
-    async def _skip(self, job: ProcessMedia) -> bool:
-        """True when the jobs row says the job is finished or superseded (nothing to report)."""
+    async def _screen(self, job: ProcessMedia, delivery: Delivery) -> str | None:
+        """The outcome of a job its jobs row says not to run (finished, superseded, or no
+        row at all); None to run it."""
         try:
             row = await self.rows.get(job.job_id)
         except TransientError as exc:
-            # Fail open: a cancel that arrives while the job runs still stops it, and the
-            # gateway ignores events of a job it already finished.
-            log.warning("job %s: cannot read its state (%s); running it", job.job_id, exc)
-            return False
+            log.warning(
+                "job %s: the jobs table is unreachable (%s); running the job unchecked",
+                job.job_id,
+                exc,
+            )
+            return None
         if row is None:
-            log.warning("job %s has no jobs row; running it anyway", job.job_id)
-            return False
+            reason = f"job {job.job_id} has no jobs row: a forged or stale command, not run"
+            log.error("%s; dead-lettering it", reason)
+            await self.redelivery.dead_letter(job, reason, delivery.deliveries, UnknownJob(reason))
+            return "dead-lettered"
         if row.status.terminal:
             log.info("job %s is already %s; skipping it", job.job_id, row.status)
-            return True
+            return "skipped"
         if row.attempt > job.attempt:
             log.info("job %s attempt %d is superseded", job.job_id, job.attempt)
-            return True
-        return False
+            return "skipped"
+        return None
 
     async def _count_crash(self, job: ProcessMedia, delivery: Delivery) -> str:
         count = delivery.deliveries + 1

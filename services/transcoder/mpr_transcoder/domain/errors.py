@@ -28,6 +28,10 @@ class ReplicaDied(Exception):
     """The replica running a job vanished without an ack (killed, out of memory)."""
 
 
+class UnknownJob(Exception):
+    """A ProcessMedia whose job has no jobs row: forged, or stale (its job was deleted)."""
+
+
 class StopReason(StrEnum):
     CANCEL = "cancel"  # a CancelJob arrived: clean up and report JobCancelled
     TIMEOUT = "timeout"  # MAX_JOB_SECONDS passed: clean up and report JobFailed
