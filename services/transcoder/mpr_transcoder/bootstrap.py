@@ -3,9 +3,9 @@
 - ``bootstrap(settings, **overrides)`` builds a replica's adapters and application objects
   once, without I/O (``make docs`` reads ``bootstrap(settings).broker``); tests pass fakes for
   ports as keyword arguments.
-- ``running(container)`` connects, declares the topology, opens the work dir, serves health
-  and starts consuming; on exit the running job is drained first, then everything stops in
-  reverse.
+- ``running(container)`` connects, declares the topology, opens the work dir, serves health,
+  starts consuming and sweeps old incomplete uploads; on exit the running job is drained
+  first, then everything stops in reverse.
 - ``serve(container)`` runs a replica until SIGTERM or SIGINT, or until it has been idle for
   TRANSCODER_IDLE_EXIT_SECONDS (``python -m mpr_transcoder``).
 - ``bootstrap_lambda`` builds the same job core for the Lambda executor: no broker, no
@@ -20,6 +20,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ from mpr_shared.topology import declare_topology
 from mpr_transcoder.adapters.broker import BrokerEventPublisher, BrokerRedelivery
 from mpr_transcoder.adapters.db import SqlJobRows
 from mpr_transcoder.adapters.ffmpeg import SubprocessRunner
-from mpr_transcoder.adapters.s3 import S3Storage
+from mpr_transcoder.adapters.s3 import S3Storage, UploadSweeper
 from mpr_transcoder.adapters.workspace import Workspace, new_instance_id
 from mpr_transcoder.application.job_core import CoreConfig, JobCore
 from mpr_transcoder.application.ports import EventPublisher, FFmpegRunner, JobRows, Storage
@@ -63,6 +64,7 @@ class Container:
     worker: JobWorker
     metrics: Metrics
     health: Health
+    upload_sweeper: UploadSweeper
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,16 @@ def bootstrap(
     )
     health = Health(SERVICE, real.dependencies(broker), metrics.registry)
     container = Container(
-        settings, instance, broker, job_consumer, engine, workspace, worker, metrics, health
+        settings,
+        instance,
+        broker,
+        job_consumer,
+        engine,
+        workspace,
+        worker,
+        metrics,
+        health,
+        real.upload_sweeper(),
     )
     broker.context.set_global("container", container)
     return container
@@ -143,6 +154,10 @@ class _Adapters:
         self.storage = S3Storage(_s3_client(settings))
         self.runner = SubprocessRunner(settings.ffmpeg_binary, settings.ffprobe_binary)
         self.rows = SqlJobRows(engine)
+
+    def upload_sweeper(self) -> UploadSweeper:
+        ttl = timedelta(seconds=self.settings.multipart_upload_ttl_seconds)
+        return UploadSweeper(self.storage.client, self.settings.s3_bucket_out, ttl)
 
     def dependencies(self, broker: RabbitBroker) -> list[Dependency]:
         """rabbitmq, s3 and ffmpeg are critical; the database is not (the worker fails open)."""
@@ -218,8 +233,21 @@ async def running(container: Container) -> AsyncIterator[Container]:
             await stack.enter_async_context(health)
         await container.broker.start()
         stack.push_async_callback(_drain, container)
+        sweeping = asyncio.create_task(_sweep_uploads(container), name="upload-sweeper")
+        stack.callback(sweeping.cancel)
         log.info("transcoder %s ready (work dir %s)", container.instance, container.workspace.path)
         yield container
+
+
+async def _sweep_uploads(container: Container) -> None:
+    """The output bucket's lifecycle rule once, then a sweep now and every interval."""
+    await container.upload_sweeper.expire_by_rule()
+    interval = container.settings.multipart_sweep_interval_seconds
+    while True:
+        await container.upload_sweeper.sweep()
+        if not interval:
+            return
+        await asyncio.sleep(interval)
 
 
 async def _drain(container: Container) -> None:

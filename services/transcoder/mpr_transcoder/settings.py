@@ -90,6 +90,19 @@ class TranscoderSettings(CommonSettings):
         validation_alias="DURATION_TOLERANCE_SECONDS",
         description="How far an output's duration may differ from the expected one.",
     )
+    multipart_upload_ttl_seconds: float = Field(
+        24 * 3600.0,
+        gt=0,
+        validation_alias="MULTIPART_UPLOAD_TTL_SECONDS",
+        description="Incomplete multipart uploads in the output bucket older than this are "
+        "aborted; keep it above the longest upload.",
+    )
+    multipart_sweep_interval_seconds: float = Field(
+        3600.0,
+        ge=0,
+        validation_alias="MULTIPART_SWEEP_INTERVAL_SECONDS",
+        description="How often a replica sweeps old incomplete uploads; 0: at start-up only.",
+    )
     idle_exit_seconds: float = Field(
         0.0,
         ge=0,
