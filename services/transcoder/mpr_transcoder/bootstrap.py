@@ -88,10 +88,9 @@ def bootstrap(
     broker = _broker(settings)
     router, job_consumer = build_router(instance)
     broker.include_router(router)
-    engine = engine_for(settings)
+    real = _Adapters(settings, engine_for(settings))
     workspace = Workspace(settings.work_dir, instance)
     metrics = Metrics()
-    real = _Adapters(settings, engine)
     publisher = BrokerEventPublisher(broker)
     core = JobCore(
         config=_core_config(settings, workspace.path),
@@ -108,18 +107,17 @@ def bootstrap(
         redelivery=BrokerRedelivery(broker),
         config=_worker_config(settings),
     )
-    health = Health(SERVICE, real.dependencies(broker), metrics.registry)
     container = Container(
-        settings,
-        instance,
-        broker,
-        job_consumer,
-        engine,
-        workspace,
-        worker,
-        metrics,
-        health,
-        real.upload_sweeper(),
+        settings=settings,
+        instance=instance,
+        broker=broker,
+        job_consumer=job_consumer,
+        engine=real.engine,
+        workspace=workspace,
+        worker=worker,
+        metrics=metrics,
+        health=Health(SERVICE, real.dependencies(broker), metrics.registry),
+        upload_sweeper=real.upload_sweeper(),
     )
     broker.context.set_global("container", container)
     return container
@@ -151,6 +149,7 @@ class _Adapters:
 
     def __init__(self, settings: TranscoderSettings, engine: AsyncEngine) -> None:
         self.settings = settings
+        self.engine = engine
         self.storage = S3Storage(_s3_client(settings))
         self.runner = SubprocessRunner(settings.ffmpeg_binary, settings.ffprobe_binary)
         self.rows = SqlJobRows(engine)

@@ -68,7 +68,7 @@ async def _run_job(
         settings, publisher=publisher, executor=f"lambda:{request_id}", scratch=scratch
     )
     stop = StopSignal()
-    budget = _time_left(context, settings)
+    budget = _time_left(context, container.settings)
     timer = asyncio.get_running_loop().call_later(
         budget, stop.stop, StopReason.TIMEOUT, f"job exceeded the time left ({budget:.0f}s)"
     )
