@@ -1,7 +1,7 @@
 """Fakes for the transcoder's ports (storage, FFmpeg runner, publisher, jobs table, delivery).
 
 Each fake is checked against its Protocol by mypy (the assignments at the end of this file;
-test_ports.py runs mypy on it) and acts on every argument it is given, as the real adapter
+`make lint` checks this file) and acts on every argument it is given, as the real adapter
 would: a URL it was not allowed to open, a missing object, a stop signal.
 """
 
@@ -287,7 +287,7 @@ class FakeRedelivery:
         self.causes.append(type(cause).__name__)
 
 
-if TYPE_CHECKING:  # mypy checks each fake against its port (test_ports.py runs it)
+if TYPE_CHECKING:  # mypy checks each fake against its port (`make lint`)
     _storage: Storage = FakeStorage()
     _runner: FFmpegRunner = FakeRunner()
     _publisher: EventPublisher = FakePublisher()
