@@ -94,7 +94,8 @@ def _document_publishers(router: RabbitRouter) -> None:
         routing_key=ProcessMedia.ROUTING_KEY,
         schema=ProcessMedia,
         title="transcoder:ProcessMedia:retry",
-        description="A job republished with its x-mpr-deliveries header raised.",
+        description="A job republished with its x-mpr-deliveries header: raised for a retry, "
+        "the same for a hand-back (a replica shutting down).",
     )
     router.publisher(
         exchange=DEAD_LETTER,
