@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from mpr_shared.contracts import JobKind, ProcessMedia, TrimMode
-from mpr_transcoder.commands import LOCAL_PROTOCOLS, Limits, Plan, build_plan
-from mpr_transcoder.media import MediaInfo
+from mpr_transcoder.domain.ffmpeg_args import LOCAL_PROTOCOLS, Limits, Plan, build_plan
+from mpr_transcoder.domain.media import MediaInfo
 
 
 def ffmpeg(*args: str) -> None:
@@ -53,7 +53,8 @@ def source_info(job: ProcessMedia, local: Path) -> MediaInfo:
     """What the replica knows of the source when it plans ``job``.
 
     A copy trim that carries the catalog's duration is planned from that alone
-    (mpr_transcoder.core, ``_probe_source``); every other job from an ffprobe of the source.
+    (mpr_transcoder.application.job_core, ``JobCore.probe_source``); every other job from an
+    ffprobe of the source.
     """
     spec = job.spec
     copy_trim = spec.kind is JobKind.TRIM and (spec.mode or TrimMode.COPY) is TrimMode.COPY

@@ -20,15 +20,15 @@ from typing import Any
 
 # (module, class, method, step); "publish" is named after the event it publishes.
 STEPS = (
-    ("mpr_transcoder.worker", "JobWorker", "handle", "handler"),
-    ("mpr_transcoder.job_state", "SqlJobStateReader", "get", "jobs row read"),
-    ("mpr_transcoder.broker", "BrokerEventPublisher", "publish", "publish"),
-    ("mpr_transcoder.core", "JobCore", "run", "job core"),
-    ("mpr_transcoder.s3", "S3Storage", "size", "S3 HEAD (size check)"),
-    ("mpr_transcoder.s3", "S3Storage", "download", "S3 download"),
-    ("mpr_transcoder.s3", "S3Storage", "upload", "S3 upload"),
-    ("mpr_transcoder.ffmpeg_runner", "SubprocessRunner", "run", "FFmpeg"),
-    ("mpr_transcoder.ffmpeg_runner", "SubprocessRunner", "probe", "ffprobe"),
+    ("mpr_transcoder.application.worker", "JobWorker", "handle", "handler"),
+    ("mpr_transcoder.adapters.db", "SqlJobRows", "get", "jobs row read"),
+    ("mpr_transcoder.adapters.broker", "BrokerEventPublisher", "publish", "publish"),
+    ("mpr_transcoder.application.job_core", "JobCore", "run", "job core"),
+    ("mpr_transcoder.adapters.s3", "S3Storage", "size", "S3 HEAD (size check)"),
+    ("mpr_transcoder.adapters.s3", "S3Storage", "download", "S3 download"),
+    ("mpr_transcoder.adapters.s3", "S3Storage", "upload", "S3 upload"),
+    ("mpr_transcoder.adapters.ffmpeg", "SubprocessRunner", "run", "FFmpeg"),
+    ("mpr_transcoder.adapters.ffmpeg", "SubprocessRunner", "probe", "ffprobe"),
 )
 _JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("job", default=None)
 

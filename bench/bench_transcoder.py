@@ -44,12 +44,14 @@ from mpr_shared.contracts import (
     JobSpec,
     ProcessMedia,
 )
+from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.migrate import upgrade
+from mpr_shared.db.models import Job
 from mpr_shared.messaging import make_broker, send_command
 from mpr_shared.settings import CommonSettings
 from mpr_shared.topology import EVENTS, declare_topology
-from mpr_transcoder.commands import output_suffix
-from mpr_transcoder.media import MediaInfo
+from mpr_transcoder.domain.ffmpeg_args import output_suffix
+from mpr_transcoder.domain.media import MediaInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = re.compile(
@@ -112,6 +114,7 @@ class Bench:
         }
         self.replicas: list[subprocess.Popen] = []
         self.done: dict[uuid.UUID, asyncio.Future] = {}
+        self.recorded: set[uuid.UUID] = set()
 
     # ------------------------------------------------------------------ setup
 
@@ -119,6 +122,7 @@ class Bench:
         for bucket in (self.bucket_in, self.bucket_out):
             self.s3.create_bucket(Bucket=bucket)
         await asyncio.to_thread(upgrade, self.db)  # alembic runs its own event loop
+        self.engine = create_engine(self.db)
         self.broker = make_broker(self.amqp_url, service="bench")
         await self.broker.connect()
         await declare_topology(self.broker, CommonSettings(**self.env))
@@ -136,6 +140,7 @@ class Bench:
         self.stop_replicas()
         await self.connection.close()
         await self.broker.stop()
+        await self.engine.dispose()
         for bucket in (self.bucket_in, self.bucket_out):
             paginator = self.s3.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket):
@@ -210,12 +215,37 @@ class Bench:
         suffix = output_suffix(job.model_copy(update={"output_key": key}))
         return job.model_copy(update={"output_key": job.output_key + suffix})
 
+    async def record(self, job: ProcessMedia) -> None:
+        """Write the job's row, the gateway's part: its outbox commits the row before the
+        ProcessMedia goes out, and a replica dead-letters a command without one."""
+        if job.job_id in self.recorded:
+            return
+        async with session_factory(self.engine).begin() as session:
+            session.add(
+                Job(
+                    id=job.job_id,
+                    source_bucket=job.source_bucket,
+                    source_key=job.source_key,
+                    kind=str(job.spec.kind),
+                    preset=job.spec.preset,
+                    spec=job.spec.model_dump(mode="json"),
+                    output_bucket=job.output_bucket,
+                    output_key=job.output_key,
+                    priority=job.priority,
+                    attempt=job.attempt,
+                )
+            )
+        self.recorded.add(job.job_id)
+
     async def submit(self, job: ProcessMedia) -> asyncio.Future:
+        """Publish ``job`` (recorded first); the future resolves with its final event."""
+        await self.record(job)
         self.done[job.job_id] = asyncio.get_running_loop().create_future()
         await send_command(self.broker, job, priority=job.priority)
         return self.done[job.job_id]
 
     async def end_to_end(self, job: ProcessMedia) -> float:
+        await self.record(job)  # outside the timing: the gateway's insert is not the replica's
         started = time.perf_counter()
         finished, event = await asyncio.wait_for(await self.submit(job), 900)
         if not isinstance(event, JobCompleted):
@@ -236,6 +266,8 @@ class Bench:
         commands = [
             self.command(key, duration, kind="transcode", preset="h264-480p") for _ in range(jobs)
         ]
+        for command in commands:
+            await self.record(command)
         started = time.perf_counter()
         futures = [await self.submit(c) for c in commands]
         results = await asyncio.wait_for(asyncio.gather(*futures), 900)

@@ -28,8 +28,8 @@ from celery import Celery
 
 from bench._media import plan_for
 from mpr_shared.contracts import ProcessMedia
-from mpr_transcoder.commands import source_extension
-from mpr_transcoder.media import MediaInfo
+from mpr_transcoder.domain.ffmpeg_args import source_extension
+from mpr_transcoder.domain.media import MediaInfo
 
 QUEUE = os.environ.get("BENCH_CELERY_QUEUE", "mpr-bench-celery")
 

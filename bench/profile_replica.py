@@ -46,6 +46,7 @@ async def traced_jobs(bench: Bench, spec: dict, clip, jobs: int) -> dict[str, tu
     times = {}
     for _ in range(jobs):
         job = bench.command(key, seconds, **spec)
+        await bench.record(job)
         sent = time.perf_counter()
         times[str(job.job_id)] = (sent, sent + await bench.end_to_end(job))
     return times

@@ -11,22 +11,25 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from mpr_shared.media import MEDIA_EXTENSIONS, extension
 from mpr_shared.settings import CommonSettings, common_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import LifecycleRuleTypeDef
 else:
     S3Client = Any
+    LifecycleRuleTypeDef = dict
 
 # Read from settings on first use (module __getattr__ below), never at import time.
 BUCKET_IN: str
@@ -35,11 +38,16 @@ BUCKET_OUT: str
 __all__ = [
     "BUCKET_IN",
     "BUCKET_OUT",
+    "MultipartUpload",
     "S3Object",
+    "abort_multipart_uploads",
+    "abort_stale_multipart_uploads",
     "download_file",
     "download_to_temp",
+    "expire_incomplete_multipart_uploads",
     "get_presigned_url",
     "get_s3_client",
+    "list_multipart_uploads",
     "list_objects",
     "upload_file",
 ]
@@ -214,6 +222,111 @@ def get_presigned_url(
         Params={"Bucket": bucket or common_settings().s3_bucket_out, "Key": key},
         ExpiresIn=expires_in,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
+
+
+# The lifecycle rule MPR owns in a bucket; other rules of the bucket are left as they are.
+ABORT_RULE_ID = "mpr-abort-incomplete-multipart-uploads"
+# What a server without lifecycle support answers (SeaweedFS versions, some gateways).
+_NO_LIFECYCLE = frozenset({"NotImplemented", "MethodNotAllowed", "UnsupportedOperation"})
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def list_multipart_uploads(
+    bucket: str, prefix: str = "", *, client: S3Client | None = None
+) -> Iterator[MultipartUpload]:
+    """Every incomplete multipart upload under ``prefix``, page by page."""
+    pages = (client or get_s3_client()).get_paginator("list_multipart_uploads")
+    for page in pages.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Uploads", ()):
+            if "Key" in item and "UploadId" in item:
+                yield MultipartUpload(item["Key"], item["UploadId"], item.get("Initiated"))
+
+
+def abort_multipart_uploads(
+    bucket: str, uploads: Iterable[MultipartUpload], *, client: S3Client | None = None
+) -> int:
+    """Abort each upload (one already gone counts as aborted); returns how many."""
+    s3 = client or get_s3_client()
+    aborted = 0
+    for upload in uploads:
+        try:
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload.key, UploadId=upload.upload_id)
+        except ClientError as exc:
+            if _error_code(exc) != "NoSuchUpload":
+                raise
+        aborted += 1
+    return aborted
+
+
+def abort_stale_multipart_uploads(
+    bucket: str,
+    older_than: timedelta,
+    *,
+    prefix: str = "",
+    client: S3Client | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Abort the incomplete uploads under ``prefix`` started more than ``older_than`` ago:
+    the sweep for servers without lifecycle rules (SeaweedFS). Returns how many."""
+    cutoff = (now or datetime.now(UTC)) - older_than
+    stale = [
+        upload
+        for upload in list_multipart_uploads(bucket, prefix, client=client)
+        if upload.initiated is not None and upload.initiated < cutoff
+    ]
+    return abort_multipart_uploads(bucket, stale, client=client)
+
+
+def expire_incomplete_multipart_uploads(
+    bucket: str, days: int, *, client: S3Client | None = None
+) -> bool:
+    """Have the server abort incomplete uploads ``days`` after they start (a lifecycle rule,
+    merged with the bucket's others); False when the server has no lifecycle support.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
+    """
+    s3 = client or get_s3_client()
+    ours: LifecycleRuleTypeDef = {
+        "ID": ABORT_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": max(1, days)},
+    }
+    try:
+        rules = _lifecycle_rules(s3, bucket)
+        if ours in rules:
+            return True
+        others = [rule for rule in rules if rule.get("ID") != ABORT_RULE_ID]
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [*others, ours]}
+        )
+    except ClientError as exc:
+        if _error_code(exc) in _NO_LIFECYCLE:
+            return False
+        raise
+    return True
+
+
+def _lifecycle_rules(s3: S3Client, bucket: str) -> list[LifecycleRuleTypeDef]:
+    try:
+        found = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if _error_code(exc) == "NoSuchLifecycleConfiguration":
+            return []
+        raise
+    # The rules as read are the rules to write back (the same shape on the wire).
+    return cast("list[LifecycleRuleTypeDef]", found.get("Rules", []))
 
 
 def _extra_types(suffix: str) -> str | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from mpr_shared.logs import configure_logging
-from mpr_transcoder.app import build_app
-from mpr_transcoder.settings import get_settings
+from mpr_transcoder.bootstrap import bootstrap, serve
+from mpr_transcoder.settings import load_settings
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = load_settings()
     configure_logging("transcoder", settings.log_level)
-    asyncio.run(build_app(settings).run())
+    asyncio.run(serve(bootstrap(settings)))
 
 
 if __name__ == "__main__":

@@ -20,17 +20,14 @@ from typing import Any
 
 import httpx
 
-from mpr_shared import storage
 from mpr_shared.contracts import Event, JobFailed, ProcessMedia
 from mpr_shared.logs import configure_logging
-from mpr_transcoder.app import core_config
-from mpr_transcoder.callback import CallbackPublisher
-from mpr_transcoder.core import JobCore, StopSignal
-from mpr_transcoder.errors import StopReason
-from mpr_transcoder.ffmpeg_runner import SubprocessRunner
-from mpr_transcoder.s3 import S3Storage
+from mpr_transcoder.adapters.callback import CallbackPublisher
+from mpr_transcoder.adapters.workspace import new_instance_id
+from mpr_transcoder.application.job_core import StopSignal
+from mpr_transcoder.bootstrap import bootstrap_lambda
+from mpr_transcoder.domain.errors import StopReason
 from mpr_transcoder.settings import TranscoderSettings
-from mpr_transcoder.workspace import new_instance_id
 
 log = logging.getLogger(__name__)
 # Leave this much of the invocation's time to clean up and call back.
@@ -66,21 +63,17 @@ async def _run_job(
 ) -> Event:
     scratch = settings.lambda_work_dir / f"lambda-{secrets.token_hex(6)}"
     scratch.mkdir(parents=True, exist_ok=True)
-    request_id = getattr(context, "aws_request_id", None)
-    core = JobCore(
-        config=core_config(settings, scratch),
-        storage=S3Storage(storage.get_s3_client(settings)),
-        runner=SubprocessRunner(settings.ffprobe_binary),
-        publisher=publisher,
-        worker=f"lambda:{request_id}" if request_id else f"lambda:{new_instance_id()}",
+    request_id = getattr(context, "aws_request_id", None) or new_instance_id()
+    container = bootstrap_lambda(
+        settings, publisher=publisher, executor=f"lambda:{request_id}", scratch=scratch
     )
     stop = StopSignal()
-    budget = _time_left(context, settings)
+    budget = _time_left(context, container.settings)
     timer = asyncio.get_running_loop().call_later(
         budget, stop.stop, StopReason.TIMEOUT, f"job exceeded the time left ({budget:.0f}s)"
     )
     try:
-        return await core.run(job, stop)
+        return await container.core.run(job, stop)
     finally:
         timer.cancel()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -90,7 +83,8 @@ def _time_left(context: Any, settings: TranscoderSettings) -> float:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if remaining is None:
         return settings.max_job_seconds
-    return max(1.0, min(settings.max_job_seconds, remaining() / 1000 - TIMEOUT_MARGIN_SECONDS))
+    left = float(remaining()) / 1000 - TIMEOUT_MARGIN_SECONDS
+    return max(1.0, min(settings.max_job_seconds, left))
 
 
 def _crashed(job: ProcessMedia, error: Any) -> JobFailed:

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import tempfile
-from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from mpr_shared.settings import CommonSettings
-
-
-class InputMode(StrEnum):
-    DOWNLOAD = "download"
-    URL = "url"
+from mpr_transcoder.domain.ffmpeg_args import InputMode
 
 
 class TranscoderSettings(CommonSettings):
     """Settings of one transcoder replica (and of the Lambda executor)."""
+
+    database_role: str | None = Field(
+        "mpr_transcoder",
+        validation_alias="DATABASE_ROLE",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL role the transcoder acts as (reads the jobs table only); "
+        "empty: the login user's.",
+    )
 
     work_dir: Path = Field(
         Path("var/transcoder"),
@@ -88,6 +90,26 @@ class TranscoderSettings(CommonSettings):
         validation_alias="DURATION_TOLERANCE_SECONDS",
         description="How far an output's duration may differ from the expected one.",
     )
+    multipart_upload_ttl_seconds: float = Field(
+        24 * 3600.0,
+        gt=0,
+        validation_alias="MULTIPART_UPLOAD_TTL_SECONDS",
+        description="Incomplete multipart uploads in the output bucket older than this are "
+        "aborted; keep it above the longest upload.",
+    )
+    multipart_sweep_interval_seconds: float = Field(
+        3600.0,
+        ge=0,
+        validation_alias="MULTIPART_SWEEP_INTERVAL_SECONDS",
+        description="How often a replica sweeps old incomplete uploads; 0: at start-up only.",
+    )
+    idle_exit_seconds: float = Field(
+        0.0,
+        ge=0,
+        validation_alias="TRANSCODER_IDLE_EXIT_SECONDS",
+        description="Exit (status 0) after this long without a job, so that a KEDA ScaledJob's "
+        "pod completes its Job; 0: run until stopped.",
+    )
     health_host: str = Field("127.0.0.1", validation_alias="HEALTH_HOST")
     health_port: int | None = Field(
         None, validation_alias="HEALTH_PORT", description="Serve health/ready/metrics when set."
@@ -128,6 +150,14 @@ class TranscoderSettings(CommonSettings):
         return values
 
 
-@lru_cache
-def get_settings() -> TranscoderSettings:
-    return TranscoderSettings()
+def load_settings() -> TranscoderSettings:
+    """The settings from the environment; invalid ones end the process with what is wrong."""
+    try:
+        return TranscoderSettings()
+    except ValidationError as exc:
+        # Without input values: pydantic would otherwise echo secrets such as AMQP_URL.
+        problems = (
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SystemExit("invalid transcoder settings:\n" + "\n".join(problems)) from None

@@ -29,7 +29,7 @@ from mpr_shared.db.migrate import upgrade
 from mpr_shared.db.models import Job
 from mpr_shared.messaging import make_broker, send_command
 from mpr_shared.topology import EVENTS, TRANSCODER_JOBS, declare_topology
-from mpr_transcoder.app import Runtime, build_broker, lifespan
+from mpr_transcoder.bootstrap import Container, bootstrap, running
 from mpr_transcoder.settings import TranscoderSettings
 from tests.support.media import ffprobe as probe_json  # noqa: F401 (re-exported)
 
@@ -205,24 +205,22 @@ async def jobs(transcoder_env: dict, client_broker) -> AsyncIterator[Jobs]:
 
 
 @contextlib.asynccontextmanager
-async def running_replica(env: dict) -> AsyncIterator[Runtime]:
+async def running_replica(env: dict) -> AsyncIterator[Container]:
     """One transcoder replica in this process, as `python -m mpr_transcoder` composes it."""
-    settings = TranscoderSettings(**env)
-    runtime = Runtime(settings)
-    broker = build_broker(settings, runtime)
-    async with lifespan(runtime, broker):
-        await broker.start()
-        try:
-            yield runtime
-        finally:
-            await runtime.require_worker().drain(settings.shutdown_grace_seconds)
-            await broker.stop()
+    async with running(bootstrap(TranscoderSettings(**env))) as container:
+        yield container
+
+
+def jobs_total(container: Container, outcome: str) -> float:
+    """How many deliveries ``container`` handled with ``outcome`` (its /metrics counter)."""
+    registry = container.metrics.registry
+    return registry.get_sample_value("mpr_transcoder_jobs_total", {"outcome": outcome}) or 0.0
 
 
 @pytest.fixture
-async def replica(transcoder_env: dict, client_broker) -> AsyncIterator[Runtime]:
-    async with running_replica(transcoder_env) as runtime:
-        yield runtime
+async def replica(transcoder_env: dict, client_broker) -> AsyncIterator[Container]:
+    async with running_replica(transcoder_env) as container:
+        yield container
 
 
 class Replica:

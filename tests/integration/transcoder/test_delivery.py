@@ -24,6 +24,7 @@ from mpr_shared.messaging import ERROR_HEADER, ERROR_TYPE_HEADER
 from mpr_shared.topology import TRANSCODER_JOBS
 from tests.integration.transcoder.conftest import (
     ffmpeg_processes_under,
+    jobs_total,
     probe_json,
     queue_depths,
     running_replica,
@@ -76,10 +77,10 @@ async def test_a_running_job_is_cancelled_killed_and_cleaned(
     bucket = job.output_bucket
     # A partial object from an earlier, crashed attempt of this job: it must go too.
     s3_client.put_object(Bucket=bucket, Key=job.output_key, Body=b"partial")
-    async with running_replica(slow_env) as runtime:
+    async with running_replica(slow_env) as container:
         await jobs.submit(job)
         await tap.wait_for(job.job_id, JobProgress)
-        workdir = runtime.require_worker().core.config.scratch
+        workdir = container.worker.core.config.scratch
         assert ffmpeg_processes_under(workdir)
         await jobs.cancel(job.job_id)
         cancelled = await tap.wait_for(job.job_id, JobCancelled)
@@ -125,6 +126,10 @@ async def test_a_corrupt_source_fails_with_ffmpeg_lines_and_no_retry(
     assert not failed.retryable
     assert failed.error_lines
     assert any("Invalid data" in line or "moov atom" in line for line in failed.error_lines)
+    # The replica's scratch paths stay inside it: the lines say "the source".
+    told = failed.reason + "\n" + "\n".join(failed.error_lines)
+    assert "the source: Invalid data found when processing input" in told
+    assert jobs.env["TRANSCODER_WORK_DIR"] not in told and "source.mp4" not in told
     await wait_until(lambda: queues_empty(amqp_url))
     assert len(tap.of(job.job_id, JobStarted)) == 1
     assert output_keys(s3_client, job.output_bucket, job.output_key) == []
@@ -257,7 +262,7 @@ async def test_a_delivery_the_broker_takes_back_is_stopped_not_run_twice(
     key = upload(s3_client, slow_env, long_clip, "in/long.mp4")
     vhost = amqp_url.rstrip("/").rsplit("/", 1)[1]
     before = await asyncio.to_thread(_connections, vhost)
-    async with running_replica(slow_env) as runtime:
+    async with running_replica(slow_env) as container:
         replica_connections = await asyncio.to_thread(_connections, vhost) - before
         assert replica_connections
         job = await jobs.submit(jobs.command(key, **SLOW))
@@ -271,7 +276,7 @@ async def test_a_delivery_the_broker_takes_back_is_stopped_not_run_twice(
             )
         await tap.wait_for(job.job_id, JobCompleted, timeout=180)
         await wait_until(lambda: queues_empty(amqp_url))
-        assert runtime.metrics.jobs.labels("lost")._value.get() == 1
+        assert jobs_total(container, "lost") == 1
     assert len(tap.of(job.job_id, JobCompleted)) == 1
     assert len(tap.of(job.job_id, JobStarted)) == 2  # the lost run, then the redelivered one
     stem = job.output_key.rsplit("/", 1)[0] + "/"

@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mpr_shared.contracts import JobCompleted, JobFailed, JobSpec, ProcessMedia
-from mpr_transcoder.callback import CallbackFailed
+from mpr_transcoder.adapters.callback import CallbackFailed
 from mpr_transcoder.lambda_handler import handler
 from tests.integration.transcoder.conftest import probe_json
 from tests.support.media import make_video
@@ -122,6 +122,7 @@ def test_a_bad_input_is_reported_as_job_failed(lambda_env, receiver, s3_client):
     failed = JobFailed.model_validate(receiver.received[-1][1]["data"])
     assert failed.reason.startswith("the source is not a decodable media file")
     assert failed.error_lines
+    assert lambda_env["LAMBDA_WORK_DIR"] not in failed.reason + "".join(failed.error_lines)
 
 
 def test_a_step_functions_catch_reports_the_crash(lambda_env, receiver):

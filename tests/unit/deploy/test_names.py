@@ -28,10 +28,7 @@ LAMBDA_ONLY = {"LAMBDA_WORK_DIR"}
 FROM_POD_SPEC = {"FFMPEG_THREADS"}
 # Set by the manifests for a setting the code does not read yet (deploy/README.md says what it
 # must do). Remove a name here once its service reads it.
-PENDING = {
-    "TRANSCODER_IDLE_EXIT_SECONDS": "transcoder: exit 0 after this long without a job, so a "
-    "KEDA ScaledJob's pod completes its Job (components/keda)",
-}
+PENDING: dict[str, str] = {}
 # Each service's Settings give its own default; one ConfigMap value would give them one role.
 PER_SERVICE = {"DATABASE_ROLE"}
 SECRETS = {

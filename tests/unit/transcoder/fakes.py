@@ -1,17 +1,42 @@
-"""Fakes for the transcoder's ports (storage, FFmpeg runner, publisher, job state)."""
+"""Fakes for the transcoder's ports (storage, FFmpeg runner, publisher, jobs table, delivery).
+
+Each fake is checked against its Protocol by mypy (the assignments at the end of this file;
+`make lint` checks this file) and acts on every argument it is given, as the real adapter
+would: a URL it was not allowed to open, a missing object, a stop signal.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from mpr_shared.contracts import Event, JobSpec, ProcessMedia
-from mpr_transcoder.errors import TransientError
-from mpr_transcoder.ports import JobState, ProbeFailed, RunResult, SourceMissing
-from mpr_transcoder.progress import ProgressSample
+from mpr_transcoder.application.ports import (
+    FFprobeFailed,
+    JobRow,
+    ProgressCallback,
+    RunResult,
+    SourceMissing,
+)
+from mpr_transcoder.domain.errors import TransientError
+from mpr_transcoder.domain.progress import ProgressSample
+
+if TYPE_CHECKING:
+    from mpr_transcoder.application.ports import (
+        Delivery,
+        EventPublisher,
+        FFmpegRunner,
+        JobMetrics,
+        JobRows,
+        Redelivery,
+        Storage,
+    )
+
+MP4_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2"
 
 
 def probe_data(
@@ -21,9 +46,9 @@ def probe_data(
     width: int = 1280,
     height: int = 720,
     audio: str | None = "aac",
-    fmt: str = "mov,mp4,m4a,3gp,3g2,mj2",
+    fmt: str = MP4_FORMATS,
 ) -> dict[str, Any]:
-    streams = []
+    streams: list[dict[str, Any]] = []
     if video:
         streams.append(
             {"codec_type": "video", "codec_name": video, "width": width, "height": height}
@@ -63,19 +88,24 @@ class FakeStorage:
         if op in self.fail:
             raise TransientError(f"S3 {op} failed: simulated")
 
-    async def size(self, bucket: str, key: str) -> int:
-        self._check("size")
+    def _get(self, bucket: str, key: str) -> bytes:
         if (bucket, key) not in self.objects:
             raise SourceMissing(key)
-        return len(self.objects[bucket, key])
+        return self.objects[bucket, key]
+
+    async def size(self, bucket: str, key: str) -> int:
+        self._check("size")
+        return len(self._get(bucket, key))
 
     async def download(self, bucket: str, key: str, dest: Path) -> None:
         self._check("download")
-        dest.write_bytes(self.objects[bucket, key])
+        dest.write_bytes(self._get(bucket, key))
         self.downloads.append(dest)
 
     async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
-        return f"http://s3.local/{bucket}/{key}?sig=x"
+        self._get(bucket, key)
+        query = urlencode({"X-Amz-Expires": expires_in, "X-Amz-Signature": "x"})
+        return f"http://s3.local/{bucket}/{key}?{query}"
 
     async def upload(self, path: Path, bucket: str, key: str) -> int:
         self._check("upload")
@@ -84,9 +114,11 @@ class FakeStorage:
         return len(data)
 
     async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        self._check("list")
         return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
 
     async def delete(self, bucket: str, keys: list[str]) -> None:
+        self._check("delete")
         for key in keys:
             self.objects.pop((bucket, key), None)
 
@@ -97,6 +129,11 @@ class FakeStorage:
 def output_paths(args: list[str]) -> list[Path]:
     """The files an FFmpeg command writes (the argument after the last stream option)."""
     return [Path(a) for a in args if "/output." in a or a.endswith("%v/index.m3u8")]
+
+
+def _scheme_allowed(target: str, protocols: str) -> bool:
+    scheme = target.split("://", 1)[0] if "://" in target else "file"
+    return scheme in protocols.split(",")
 
 
 class FakeRunner:
@@ -132,41 +169,53 @@ class FakeRunner:
         self.probe_formats: list[str | None] = []
         self.started = asyncio.Event()
         self.killed = False
-        self.source_probe_fails: list[str] | None = None
         self.probe_hook: Callable[[str], dict[str, Any]] | None = None
 
-    async def run(self, args, *, on_progress, stop: asyncio.Event) -> RunResult:
+    async def run(
+        self, args: list[str], *, on_progress: ProgressCallback, stop: asyncio.Event
+    ) -> RunResult:
         self.runs.append(list(args))
         for path in output_paths(args):
-            if "%v" in str(path):
-                root = path.parent.parent
-                for name in self.renditions:
-                    (root / name).mkdir(parents=True, exist_ok=True)
-                    (root / name / "index.m3u8").write_text("#EXTM3U\nsegment_00000.ts\n")
-                    (root / name / "segment_00000.ts").write_bytes(b"ts")
-                master = "".join(f"#EXT-X-STREAM-INF:X\n{n}/index.m3u8\n" for n in self.renditions)
-                (root / "master.m3u8").write_text("#EXTM3U\n" + master)
-            else:
-                path.write_bytes(b"partial")
+            self._write(path)
         self.started.set()
         if self.block:
             await stop.wait()
+        if stop.is_set():
             self.killed = True
             return RunResult(None, [], stopped=True)
         for sample in self.samples:
             await on_progress(sample)
         return RunResult(self.returncode, self.error_lines)
 
+    def _write(self, path: Path) -> None:
+        if "%v" not in str(path):
+            path.write_bytes(b"partial")
+            return
+        root = path.parent.parent
+        for name in self.renditions:
+            (root / name).mkdir(parents=True, exist_ok=True)
+            (root / name / "index.m3u8").write_text("#EXTM3U\nsegment_00000.ts\n")
+            (root / name / "segment_00000.ts").write_bytes(b"ts")
+        master = "".join(f"#EXT-X-STREAM-INF:X\n{n}/index.m3u8\n" for n in self.renditions)
+        (root / "master.m3u8").write_text("#EXTM3U\n" + master)
+
     async def probe(
         self, target: str, *, protocols: str, formats: str | None = None
     ) -> dict[str, Any]:
         self.probes.append(target)
         self.probe_formats.append(formats)
+        if not _scheme_allowed(target, protocols):
+            raise FFprobeFailed("ffprobe exited with 1", [f"{target}: Protocol not on whitelist"])
+        data = self._probed(target)
+        names = set(str(data.get("format", {}).get("format_name", "")).split(","))
+        if formats is not None and not names & set(formats.split(",")):
+            raise FFprobeFailed("ffprobe exited with 1", [f"{target}: Format not on whitelist"])
+        return data
+
+    def _probed(self, target: str) -> dict[str, Any]:
         if self.probe_hook:
             return self.probe_hook(target)
         if "/source" in target or target.startswith("http"):
-            if self.source_probe_fails is not None:
-                raise ProbeFailed("ffprobe exited with 1", self.source_probe_fails)
             return self.source
         return self.output
 
@@ -185,12 +234,20 @@ class FakePublisher:
         return [type(e).__name__ for e in self.events]
 
 
-class FakeJobState:
-    def __init__(self, rows: dict[UUID, JobState] | None = None) -> None:
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.speeds: list[tuple[str, str, float]] = []
+
+    def ffmpeg_speed(self, kind: str, preset: str, speed: float) -> None:
+        self.speeds.append((kind, preset, speed))
+
+
+class FakeJobRows:
+    def __init__(self, rows: dict[UUID, JobRow] | None = None) -> None:
         self.rows = rows or {}
         self.broken = False
 
-    async def get(self, job_id: UUID) -> JobState | None:
+    async def get(self, job_id: UUID) -> JobRow | None:
         if self.broken:
             raise TransientError("database down")
         return self.rows.get(job_id)
@@ -198,16 +255,20 @@ class FakeJobState:
 
 class FakeDelivery:
     def __init__(self, deliveries: int = 1, redelivered: bool = False) -> None:
-        self.deliveries = deliveries
-        self.redelivered = redelivered
+        self._deliveries = deliveries
+        self._redelivered = redelivered
         self.is_lost = False
-        self.requeued = False
+
+    @property
+    def deliveries(self) -> int:
+        return self._deliveries
+
+    @property
+    def redelivered(self) -> bool:
+        return self._redelivered
 
     def lost(self) -> bool:
         return self.is_lost
-
-    async def requeue(self) -> None:
-        self.requeued = True
 
 
 class FakeRedelivery:
@@ -216,7 +277,7 @@ class FakeRedelivery:
         self.dead: list[tuple[UUID, str, int]] = []
         self.causes: list[str] = []
 
-    async def retry(self, job: ProcessMedia, deliveries: int) -> None:
+    async def republish(self, job: ProcessMedia, deliveries: int) -> None:
         self.retried.append((job.job_id, deliveries))
 
     async def dead_letter(
@@ -224,3 +285,13 @@ class FakeRedelivery:
     ) -> None:
         self.dead.append((job.job_id, reason, deliveries))
         self.causes.append(type(cause).__name__)
+
+
+if TYPE_CHECKING:  # mypy checks each fake against its port (`make lint`)
+    _storage: Storage = FakeStorage()
+    _runner: FFmpegRunner = FakeRunner()
+    _publisher: EventPublisher = FakePublisher()
+    _metrics: JobMetrics = FakeMetrics()
+    _rows: JobRows = FakeJobRows()
+    _delivery: Delivery = FakeDelivery()
+    _redelivery: Redelivery = FakeRedelivery()

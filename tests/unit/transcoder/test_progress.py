@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mpr_transcoder.progress import ProgressParser, ProgressSample, ProgressThrottle
+from mpr_transcoder.domain.progress import ProgressParser, ProgressSample, ProgressThrottle
 
 BLOCK = """frame=120
 fps=59.94

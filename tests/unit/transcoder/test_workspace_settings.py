@@ -8,8 +8,8 @@ import os
 import pytest
 from pydantic import ValidationError
 
+from mpr_transcoder.adapters.workspace import LOCK_NAME, Workspace, new_instance_id, sweep_stale
 from mpr_transcoder.settings import TranscoderSettings
-from mpr_transcoder.workspace import LOCK_NAME, Workspace, new_instance_id, sweep_stale
 
 
 def test_dirs_of_dead_replicas_are_swept_and_live_ones_kept(tmp_path):

@@ -1,45 +1,13 @@
-"""What can go wrong with a job, sorted by what the consumer does about it."""
+"""FFmpeg's stderr reduced to the lines that explain a failure, fit to show a user: presigned
+URLs unsigned, and the replica's scratch paths named for what they are ("the source")."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from enum import StrEnum
 
-
-class BadInput(Exception):
-    """The job can never succeed (undecodable source, unknown preset, impossible trim):
-    it fails at once with JobFailed and is not retried."""
-
-    def __init__(self, reason: str, error_lines: Iterable[str] = ()) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.error_lines = list(error_lines)
-
-
-class TransientError(Exception):
-    """S3, network or database trouble that a later delivery may not meet: retried."""
-
-
-class ReplicaDied(Exception):
-    """The replica running a job vanished without an ack (killed, out of memory)."""
-
-
-class StopReason(StrEnum):
-    CANCEL = "cancel"  # a CancelJob arrived: clean up and report JobCancelled
-    TIMEOUT = "timeout"  # MAX_JOB_SECONDS passed: clean up and report JobFailed
-    SHUTDOWN = "shutdown"  # SIGTERM grace ran out: clean up and hand the job back
-    LOST = "lost"  # the broker took the delivery back: stop silently, another replica runs it
-
-
-class Interrupted(Exception):
-    """The job was stopped from outside before it finished."""
-
-    def __init__(self, reason: StopReason, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else str(reason))
-        self.reason = reason
-        self.detail = detail
-
+SOURCE_NAME = "the source"
+OUTPUT_NAME = "the output"
 
 # FFmpeg prints these on the lines that explain a failure.
 _MEANINGFUL = re.compile(
@@ -72,3 +40,18 @@ def extract_error_lines(stderr_lines: Iterable[str], limit: int = 5) -> list[str
         if len(picked) == limit:
             break
     return [line[:500] for line in reversed(picked)]
+
+
+def name_scratch_paths(lines: Iterable[str], *, source: str, scratch: str) -> list[str]:
+    """``lines`` with the source (a local path or URL) called "the source" and any other path
+    under the job's ``scratch`` directory "the output": users never see where a replica works."""
+    # Scratch names are generated (no spaces, quotes, colons or brackets): a path ends there,
+    # and never with the full stop of the sentence around it.
+    path_char, last_char = r"[^\s'\":()\[\],]", r"[^\s'\":()\[\],.]"
+    scratch_path = rf"{re.escape(scratch.rstrip('/'))}/(?:{path_char}*{last_char})?"
+    pattern = re.compile(rf"{re.escape(scrub_urls(source))}|{scratch_path}")
+
+    def name(match: re.Match[str]) -> str:
+        return SOURCE_NAME if match.group(0) == scrub_urls(source) else OUTPUT_NAME
+
+    return [pattern.sub(name, line) for line in lines]

@@ -1,6 +1,6 @@
 """The consumer side of the job core: which deliveries run, when they are acked, retried,
 dead-lettered or handed back. Transport-free: the FastStream subscriber adapts a RabbitMQ
-delivery to the ``Delivery`` port below.
+delivery to the ``Delivery`` port (application/ports.py).
 
 Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
 
@@ -26,8 +26,26 @@ Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
   new delivery's run reports: aio-pika cancels the handler when the connection drops, and a
   watchdog catches a closed channel within a second.
   https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout
-- SIGTERM: ``drain`` stops taking work, lets the running job finish for
-  SHUTDOWN_GRACE_SECONDS, then kills FFmpeg, removes temp files and nacks with requeue.
+- SIGTERM: the replica first stops consuming (basic.cancel, so nothing new arrives), then
+  ``drain`` lets the running job finish for SHUTDOWN_GRACE_SECONDS, kills FFmpeg, removes temp
+  files and hands the job back. A hand-back republishes the job with the same
+  ``x-mpr-deliveries`` (confirmed) and then acks the delivery: it spends no delivery. A nack
+  with requeue would not do: RabbitMQ flags a requeued message *redelivered*, which is how a
+  crash looks, so every scale-in would count against the job's MAX_DELIVERIES. A delivery that
+  reaches a replica already shutting down, and a job waiting out a retry backoff, are handed
+  back the same way. The one window left: a delivery RabbitMQ sent in the instant before it
+  processed the basic.cancel is requeued when the channel closes, and counts once.
+- Signals sent to more than the replica (systemd's default KillMode=control-group signals
+  every process of the unit; ``kill -TERM -PGID`` the process group): FFmpeg runs in a session
+  of its own, so a signal to the replica's group never reaches it. One that reaches it anyway
+  (a whole cgroup, the OOM killer) stops the job as an interruption (``FFmpegStopped``), never
+  as bad input: handed back when the replica is shutting down within a second, else retried.
+- The jobs row: the gateway's outbox commits a job's row before its ProcessMedia is
+  published, so a ProcessMedia whose job has no row is forged, or stale (its job was
+  deleted): dead-lettered as ``UnknownJob`` with the reason, FFmpeg never started. When the
+  table cannot be read (the database is down) the job runs anyway and the log says so: a
+  database outage must not stop transcoding, a cancel still reaches a running job, and the
+  gateway ignores events of a job it already finished.
 - Cancel: CancelJob reaches every replica (a per-replica live queue). A queued job whose id
   was cancelled recently is skipped and reported JobCancelled (the gateway may still show it
   ``running`` after a crash or hand-back, and a repeated JobCancelled is a no-op there); one
@@ -44,49 +62,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 from uuid import UUID
 
 from mpr_shared.contracts import CancelJob, JobCancelled, JobFailed, ProcessMedia
-from mpr_transcoder.core import JobCore, StopSignal
-from mpr_transcoder.errors import Interrupted, ReplicaDied, StopReason, TransientError
-from mpr_transcoder.ports import EventPublisher, JobStateReader
+from mpr_transcoder.application.job_core import JobCore, StopSignal
+from mpr_transcoder.application.ports import Delivery, EventPublisher, JobRows, Redelivery
+from mpr_transcoder.domain.errors import (
+    FFmpegStopped,
+    Interrupted,
+    ReplicaDied,
+    StopReason,
+    TransientError,
+    UnknownJob,
+)
 
 log = logging.getLogger(__name__)
-
-
-class Delivery(Protocol):
-    """One broker delivery of a ProcessMedia command."""
-
-    @property
-    def deliveries(self) -> int:
-        """How many deliveries this job had, this one included (1 for the first)."""
-        ...
-
-    @property
-    def redelivered(self) -> bool:
-        """The broker delivered it before and the consumer vanished without an ack."""
-        ...
-
-    def lost(self) -> bool:
-        """True once the broker has taken the delivery back (its channel closed)."""
-        ...
-
-    async def requeue(self) -> None:
-        """Hand the delivery back to the queue unchanged."""
-        ...
-
-
-class Redelivery(Protocol):
-    """Puts a job back with a raised delivery count, or dead-letters it."""
-
-    async def retry(self, job: ProcessMedia, deliveries: int) -> None: ...
-
-    async def dead_letter(
-        self, job: ProcessMedia, reason: str, deliveries: int, cause: BaseException
-    ) -> None:
-        """Dead-letter ``job``; ``cause`` names the error type in its headers."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +86,9 @@ class WorkerConfig:
     retry_backoff_seconds: float = 2.0
     lost_check_seconds: float = 1.0
     handback_timeout_seconds: float = 10.0
+    # A signal to a whole cgroup stops FFmpeg and reaches the replica together; FFmpeg's exit
+    # may be seen first, so its job waits this long to see whether the replica shuts down.
+    signal_settle_seconds: float = 1.0
 
 
 class RecentIds:
@@ -126,26 +119,40 @@ class JobWorker:
         *,
         core: JobCore,
         publisher: EventPublisher,
-        state: JobStateReader,
+        rows: JobRows,
         redelivery: Redelivery,
         config: WorkerConfig,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
         self.publisher = publisher
-        self.state = state
+        self.rows = rows
         self.redelivery = redelivery
         self.config = config
         self.clock = clock
         self.running: dict[UUID, StopSignal] = {}
         self.cancelled = RecentIds()
-        self.accepting = True
+        self._draining = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._handling = 0
+        self._last_handled = clock()
+
+    def idle_seconds(self) -> float:
+        """How long this replica has had no delivery to handle (0 while it handles one)."""
+        return 0.0 if self._handling else self.clock() - self._last_handled
 
     async def handle(self, job: ProcessMedia, delivery: Delivery) -> str:
-        """Run one delivery to its end; returning means 'ack' unless it was requeued.
-        Returns the outcome (completed, failed, cancelled, skipped, requeued, retried, lost)."""
+        """Run one delivery to its end; returning means 'ack'. Returns the outcome
+        (completed, failed, cancelled, skipped, retried, handed-back, dead-lettered, lost)."""
+        self._handling += 1
+        try:
+            return await self._handle(job, delivery)
+        finally:
+            self._handling -= 1
+            self._last_handled = self.clock()
+
+    async def _handle(self, job: ProcessMedia, delivery: Delivery) -> str:
         log.info(
             "job %s attempt %d (message %s, delivery %d%s)",
             job.job_id,
@@ -154,15 +161,14 @@ class JobWorker:
             delivery.deliveries,
             ", redelivered" if delivery.redelivered else "",
         )
-        if not self.accepting:
-            await delivery.requeue()
-            return "requeued"
+        if self._draining.is_set():
+            return await self._hand_back(job, delivery, "the replica is shutting down")
         if job.job_id in self.cancelled:
             log.info("job %s was cancelled; skipping it", job.job_id)
             await self._report_cancelled(job)
             return "skipped"
-        if await self._skip(job):
-            return "skipped"
+        if (outcome := await self._screen(job, delivery)) is not None:
+            return outcome
         if delivery.redelivered:
             return await self._count_crash(job, delivery)
         return await self._run(job, delivery)
@@ -178,10 +184,10 @@ class JobWorker:
         return True
 
     async def drain(self, grace: float) -> None:
-        """Stop taking work; give the running job ``grace`` seconds, then hand it back."""
-        self.accepting = False
+        """Take no more work; give the running job ``grace`` seconds, then hand it back."""
+        self._draining.set()
         if self.running:
-            log.info("shutting down: waiting up to %.0fs for %d job(s)", grace, len(self.running))
+            log.info("shutting down: waiting up to %gs for %d job(s)", grace, len(self.running))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace)
         for job_id, stop in list(self.running.items()):
@@ -197,25 +203,30 @@ class JobWorker:
             JobCancelled(**job.caused(job_id=job.job_id, attempt=job.attempt), reason=reason)
         )
 
-    async def _skip(self, job: ProcessMedia) -> bool:
-        """True when the jobs row says the job is finished or superseded (nothing to report)."""
+    async def _screen(self, job: ProcessMedia, delivery: Delivery) -> str | None:
+        """The outcome of a job its jobs row says not to run (finished, superseded, or no
+        row at all); None to run it."""
         try:
-            state = await self.state.get(job.job_id)
+            row = await self.rows.get(job.job_id)
         except TransientError as exc:
-            # Fail open: a cancel that arrives while the job runs still stops it, and the
-            # gateway ignores events of a job it already finished.
-            log.warning("job %s: cannot read its state (%s); running it", job.job_id, exc)
-            return False
-        if state is None:
-            log.warning("job %s has no jobs row; running it anyway", job.job_id)
-            return False
-        if state.status.terminal:
-            log.info("job %s is already %s; skipping it", job.job_id, state.status)
-            return True
-        if state.attempt > job.attempt:
+            log.warning(
+                "job %s: the jobs table is unreachable (%s); running the job unchecked",
+                job.job_id,
+                exc,
+            )
+            return None
+        if row is None:
+            reason = f"job {job.job_id} has no jobs row: a forged or stale command, not run"
+            log.error("%s; dead-lettering it", reason)
+            await self.redelivery.dead_letter(job, reason, delivery.deliveries, UnknownJob(reason))
+            return "dead-lettered"
+        if row.status.terminal:
+            log.info("job %s is already %s; skipping it", job.job_id, row.status)
+            return "skipped"
+        if row.attempt > job.attempt:
             log.info("job %s attempt %d is superseded", job.job_id, job.attempt)
-            return True
-        return False
+            return "skipped"
+        return None
 
     async def _count_crash(self, job: ProcessMedia, delivery: Delivery) -> str:
         count = delivery.deliveries + 1
@@ -223,19 +234,12 @@ class JobWorker:
         if count > self.config.max_deliveries:
             return await self._give_up(job, ReplicaDied(reason), delivery.deliveries)
         log.warning("job %s: %s; requeueing as delivery %d", job.job_id, reason, count)
-        await self.redelivery.retry(job, count)
+        await self.redelivery.republish(job, count)
         return "retried"
 
     async def _run(self, job: ProcessMedia, delivery: Delivery) -> str:
-        stop = StopSignal()
-        self.running[job.job_id] = stop
-        self._idle.clear()
-        if job.job_id in self.cancelled:
-            # The cancel arrived while _skip awaited the jobs table, before the job was
-            # registered as running: from here on cancel() finds it in self.running.
-            self.running.pop(job.job_id, None)
-            if not self.running:
-                self._idle.set()
+        stop = self._start(job)
+        if stop is None:
             log.info("job %s was cancelled while being checked; skipping it", job.job_id)
             await self._report_cancelled(job)
             return "skipped"
@@ -243,11 +247,7 @@ class JobWorker:
         try:
             event = await self.core.run(job, stop)
         except Interrupted as exc:
-            if exc.reason is StopReason.SHUTDOWN:
-                await delivery.requeue()
-                return "requeued"
-            log.warning("job %s: delivery lost; another replica runs it", job.job_id)
-            return "lost"
+            return await self._interrupted(job, delivery, exc)
         except TransientError as exc:
             return await self._retry(job, delivery, exc)
         except asyncio.CancelledError:
@@ -260,13 +260,26 @@ class JobWorker:
             return await self._fail_internal(job, delivery, exc)
         finally:
             watchdog.cancel()
-            self.running.pop(job.job_id, None)
-            if not self.running:
-                self._idle.set()
+            self._finish(job)
         await self.publisher.publish(event)  # confirmed by the broker before the ack
         outcome = type(event).__name__.removeprefix("Job").lower()
         log.info("job %s: %s", job.job_id, outcome)
         return outcome
+
+    def _start(self, job: ProcessMedia) -> StopSignal | None:
+        """Register ``job`` as running (cancel() finds it from now on); None when a cancel
+        arrived while the jobs row was read, before it was registered."""
+        if job.job_id in self.cancelled:
+            return None
+        stop = StopSignal()
+        self.running[job.job_id] = stop
+        self._idle.clear()
+        return stop
+
+    def _finish(self, job: ProcessMedia) -> None:
+        self.running.pop(job.job_id, None)
+        if not self.running:
+            self._idle.set()
 
     async def _watch(self, job: ProcessMedia, stop: StopSignal, delivery: Delivery) -> None:
         deadline = self.clock() + self.config.max_job_seconds
@@ -284,36 +297,53 @@ class JobWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.event.wait(), min(left, self.config.lost_check_seconds))
 
+    async def _interrupted(self, job: ProcessMedia, delivery: Delivery, exc: Interrupted) -> str:
+        if exc.reason is StopReason.SHUTDOWN:
+            return await self._hand_back(job, delivery, "the replica is shutting down")
+        log.warning("job %s: delivery lost; another replica runs it", job.job_id)
+        return "lost"
+
     async def _retry(self, job: ProcessMedia, delivery: Delivery, exc: TransientError) -> str:
+        """Republish with the count raised after a backoff, or dead-letter at the limit; a
+        shutdown during the wait hands the job back instead (the failure may be the shutdown)."""
+        settle = self.config.signal_settle_seconds
+        if isinstance(exc, FFmpegStopped) and await self._shutting_down_within(settle):
+            return await self._hand_back(job, delivery, f"{exc}, and the replica is shutting down")
         if delivery.deliveries >= self.config.max_deliveries:
             return await self._give_up(job, exc, delivery.deliveries)
-        delay = self.config.retry_backoff_seconds * 2 ** (delivery.deliveries - 1)
+        delay = min(self.config.retry_backoff_seconds * 2 ** (delivery.deliveries - 1), 300.0)
         log.warning("job %s: %s; retrying in %.1fs", job.job_id, exc, delay)
-        await asyncio.sleep(min(delay, 300.0))
-        await self.redelivery.retry(job, delivery.deliveries + 1)
+        if await self._shutting_down_within(delay):
+            return await self._hand_back(job, delivery, "the replica is shutting down")
+        await self.redelivery.republish(job, delivery.deliveries + 1)
         return "retried"
+
+    async def _shutting_down_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._draining.wait(), seconds)
+        return self._draining.is_set()
+
+    async def _hand_back(self, job: ProcessMedia, delivery: Delivery, why: str) -> str:
+        """Back to the queue at the same delivery count: a hand-back is not a failure."""
+        log.warning(
+            "job %s: %s; handing it back as delivery %d", job.job_id, why, delivery.deliveries
+        )
+        await self.redelivery.republish(job, delivery.deliveries)
+        return "handed-back"
 
     async def _fail_internal(self, job: ProcessMedia, delivery: Delivery, exc: Exception) -> str:
         reason = f"internal error: {type(exc).__name__}: {exc}"[:1000]
         await self.redelivery.dead_letter(job, reason, delivery.deliveries, exc)
-        await self.publisher.publish(
-            JobFailed(
-                **job.caused(job_id=job.job_id, attempt=job.attempt),
-                reason=reason,
-                retryable=False,
-            )
-        )
+        await self._publish_failed(job, reason, retryable=False)
         return "dead-lettered"
 
     async def _give_up(self, job: ProcessMedia, cause: Exception, deliveries: int) -> str:
         final = f"gave up after {deliveries} deliveries: {cause}"
         log.error("job %s: %s; dead-lettering it", job.job_id, final)
         await self.redelivery.dead_letter(job, final, deliveries, cause)
-        await self.publisher.publish(
-            JobFailed(
-                **job.caused(job_id=job.job_id, attempt=job.attempt),
-                reason=final,
-                retryable=True,
-            )
-        )
+        await self._publish_failed(job, final, retryable=True)
         return "dead-lettered"
+
+    async def _publish_failed(self, job: ProcessMedia, reason: str, *, retryable: bool) -> None:
+        envelope = job.caused(job_id=job.job_id, attempt=job.attempt)
+        await self.publisher.publish(JobFailed(**envelope, reason=reason, retryable=retryable))

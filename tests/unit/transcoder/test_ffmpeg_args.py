@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from mpr_shared.presets import get_preset
-from mpr_transcoder.commands import (
+from mpr_transcoder.domain.errors import BadInput
+from mpr_transcoder.domain.ffmpeg_args import (
     LOCAL_PROTOCOLS,
     SOURCE_FORMATS,
     URL_PROTOCOLS,
@@ -17,8 +18,7 @@ from mpr_transcoder.commands import (
     even_height,
     hls_ladder,
 )
-from mpr_transcoder.errors import BadInput
-from mpr_transcoder.media import MediaInfo
+from mpr_transcoder.domain.media import MediaInfo
 from tests.unit.transcoder.fakes import make_job, probe_data
 
 WORK = Path("/work/job-1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpr_transcoder.errors import extract_error_lines
+from mpr_transcoder.domain.diagnostics import extract_error_lines, name_scratch_paths
 
 
 def test_keeps_the_lines_that_explain_the_failure():
@@ -52,3 +52,28 @@ def test_presigned_url_credentials_never_leave_the_worker():
         "Error opening input file 'https://s3.local:9000/in/clips/a.mp4'.",
     ]
     assert not any("X-Amz" in line or "0123abcd" in line for line in lines)
+
+
+def test_scratch_paths_become_the_source_and_the_output():
+    scratch = "var/transcoder/vm-30945-0abcc9/job-1f2e3d"
+    lines = [
+        f"{scratch}/source.mp4: Invalid data found when processing input",
+        f"[mp4 @ 0x55] Could not write header for output file #0 ({scratch}/output.mp4)",
+        f"Error opening '{scratch}/hls/720p/segment_00001.ts' for writing",
+        "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55] moov atom not found",
+    ]
+    named = name_scratch_paths(lines, source=f"{scratch}/source.mp4", scratch=scratch)
+    assert named == [
+        "the source: Invalid data found when processing input",
+        "[mp4 @ 0x55] Could not write header for output file #0 (the output)",
+        "Error opening 'the output' for writing",
+        "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55] moov atom not found",
+    ]
+
+
+def test_a_presigned_source_url_is_the_source_too():
+    url = "https://s3.internal:9000/in/a.mp4?X-Amz-Signature=0123"
+    lines = extract_error_lines([f"{url}: Server returned 404 Not Found"])
+    assert name_scratch_paths(lines, source=url, scratch="/w/job-1") == [
+        "the source: Server returned 404 Not Found"
+    ]

@@ -1,26 +1,26 @@
-"""The JobStateReader port on the gateway's ``jobs`` table: read-only, one row by id."""
+"""The JobRows port on the gateway's ``jobs`` table: read-only, one row by id."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpr_shared.contracts import JobStatus
 from mpr_shared.db.models import Job
-from mpr_transcoder.errors import TransientError
-from mpr_transcoder.ports import JobState
+from mpr_transcoder.application.ports import JobRow
+from mpr_transcoder.domain.errors import TransientError
 
 
-class SqlJobStateReader:
+class SqlJobRows:
     """Reads ``jobs.status`` and ``jobs.attempt``; never writes (the gateway owns the table)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def get(self, job_id: UUID) -> JobState | None:
+    async def get(self, job_id: UUID) -> JobRow | None:
         query = select(Job.status, Job.attempt).where(Job.id == job_id)
         try:
             async with self.engine.connect() as conn:
@@ -29,4 +29,9 @@ class SqlJobStateReader:
             raise TransientError(f"jobs table not readable: {exc}") from exc
         if row is None:
             return None
-        return JobState(status=JobStatus(row.status), attempt=int(row.attempt))
+        return JobRow(status=JobStatus(row.status), attempt=int(row.attempt))
+
+    async def ping(self) -> None:
+        """Readiness: the database answers."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aio_pika.exceptions import ChannelInvalidStateError
 from faststream.rabbit import RabbitBroker, RabbitExchange
@@ -61,17 +62,15 @@ class RabbitDelivery:
         self.raw.lock()
         return True
 
-    async def requeue(self) -> None:
-        await self.message.nack(requeue=True)
-
 
 class BrokerRedelivery:
-    """Republishes a job with a raised delivery count, or dead-letters it with the reason."""
+    """Republishes a job with its delivery count (raised for a retry, the same for a
+    hand-back), or dead-letters it with the reason; both confirmed by the broker."""
 
     def __init__(self, broker: RabbitBroker) -> None:
         self.broker = broker
 
-    async def retry(self, job: ProcessMedia, deliveries: int) -> None:
+    async def republish(self, job: ProcessMedia, deliveries: int) -> None:
         await self._send(job, COMMANDS, job.ROUTING_KEY, {DELIVERIES_HEADER: deliveries})
 
     async def dead_letter(
@@ -86,7 +85,11 @@ class BrokerRedelivery:
         await self._send(job, DEAD_LETTER, TRANSCODER_JOBS.name, headers)
 
     async def _send(
-        self, job: ProcessMedia, exchange: RabbitExchange, routing_key: str, headers: dict
+        self,
+        job: ProcessMedia,
+        exchange: RabbitExchange,
+        routing_key: str,
+        headers: dict[str, Any],
     ) -> None:
         await self.broker.publish(
             job.model_dump(mode="json"),

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from mpr_shared.contracts import JobCancelled, JobCompleted, JobFailed, JobProgress, JobStarted
-from mpr_transcoder.commands import SOURCE_FORMATS, Limits
-from mpr_transcoder.core import CoreConfig, JobCore, StopSignal, hls_owned_keys
-from mpr_transcoder.errors import Interrupted, StopReason, TransientError
-from mpr_transcoder.ports import SourceMissing
-from mpr_transcoder.settings import InputMode
+from mpr_transcoder.application.job_core import CoreConfig, JobCore, StopSignal
+from mpr_transcoder.application.ports import FFprobeFailed, RunResult, SourceMissing
+from mpr_transcoder.domain.errors import Interrupted, StopReason, TransientError
+from mpr_transcoder.domain.ffmpeg_args import SOURCE_FORMATS, InputMode, Limits
+from mpr_transcoder.domain.verification import hls_owned_keys
 from tests.unit.transcoder.fakes import (
+    FakeMetrics,
     FakePublisher,
     FakeRunner,
     FakeStorage,
@@ -29,6 +30,7 @@ def core_with(tmp_path: Path, runner=None, storage=None, **config) -> tuple[JobC
         storage=storage or FakeStorage(),
         runner=runner or FakeRunner(),
         publisher=publisher,
+        metrics=FakeMetrics(),
         worker="replica-1",
     )
     return core, publisher
@@ -64,16 +66,41 @@ async def test_local_names_are_generated_not_taken_from_keys(tmp_path):
 
 async def test_an_undecodable_source_fails_fast_with_ffprobe_lines(tmp_path):
     runner = FakeRunner()
-    runner.source_probe_fails = ["source.mp4: Invalid data found when processing input"]
+
+    def unreadable(target: str) -> dict:
+        # ffprobe names the file it was given: a path in the replica's scratch directory.
+        raise FFprobeFailed("ffprobe exited with 1", [f"{target}: Invalid data found"])
+
+    runner.probe_hook = unreadable
     core, _ = core_with(tmp_path, runner=runner)
     event = await core.run(make_job())
     assert isinstance(event, JobFailed) and not event.retryable
-    assert event.reason == (
-        "the source is not a decodable media file: "
-        "source.mp4: Invalid data found when processing input"
+    assert (
+        event.reason == "the source is not a decodable media file: the source: Invalid data found"
     )
-    assert event.error_lines == ["source.mp4: Invalid data found when processing input"]
+    assert event.error_lines == ["the source: Invalid data found"]
+    assert str(tmp_path) not in event.reason + "".join(event.error_lines)
     assert runner.runs == []
+
+
+async def test_ffmpeg_errors_name_the_source_and_output_never_scratch_paths(tmp_path):
+    runner = FakeRunner()
+
+    async def fail_naming_paths(args, *, on_progress, stop):
+        source = args[args.index("-i") + 1]
+        (output,) = (a for a in args if "/output." in a)
+        lines = [f"{source}: corrupt frame", f"Error opening output file {output}."]
+        return RunResult(1, lines)
+
+    runner.run = fail_naming_paths
+    core, _ = core_with(tmp_path, runner=runner)
+    event = await core.run(make_job())
+    assert isinstance(event, JobFailed)
+    assert event.error_lines == [
+        "the source: corrupt frame",
+        "Error opening output file the output.",
+    ]
+    assert event.reason == "FFmpeg failed (exit code 1): Error opening output file the output."
 
 
 async def test_an_ffmpeg_failure_reports_its_error_lines_and_removes_outputs(tmp_path):

@@ -1,0 +1,1 @@
+"""Implementations of the application ports: RabbitMQ, S3, FFmpeg, the jobs table, HTTP."""

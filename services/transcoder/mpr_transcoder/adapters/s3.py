@@ -1,0 +1,189 @@
+"""The Storage port on S3, through mpr_shared.storage (one boto3 code path for MinIO,
+SeaweedFS and AWS). boto3 blocks, so every call runs in a thread; network failures are
+retried with backoff and then raised as TransientError.
+
+Incomplete multipart uploads are garbage that S3 keeps (and bills) until someone aborts them.
+boto3's managed transfer aborts the upload of a part that failed, but only if it can: when S3
+itself is what failed, its abort fails too and is only logged at debug level, and an upload
+whose CreateMultipartUpload answer was lost has no id to abort. So an upload with a failed
+attempt aborts its key's incomplete uploads itself once it ends, and each replica sweeps the
+output bucket of uploads older than MULTIPART_UPLOAD_TTL_SECONDS, at start-up and every
+MULTIPART_SWEEP_INTERVAL_SECONDS (SeaweedFS has no lifecycle rules; where the server has them,
+the AbortIncompleteMultipartUpload rule is set too)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from mpr_shared import storage
+from mpr_transcoder.application.ports import SourceMissing
+from mpr_transcoder.domain.errors import TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        return _code(exc) not in _NOT_FOUND
+    return isinstance(exc, BotoCoreError | OSError)
+
+
+class S3Storage:
+    """The real Storage port."""
+
+    def __init__(self, client: S3Client, *, attempts: int = 4, max_wait: float = 8.0) -> None:
+        self.client = client
+        self.attempts = attempts
+        self.max_wait = max_wait
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential_jitter(multiplier=0.2, max=self.max_wait, jitter=0.2),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+        try:
+            result: T = await retrying(asyncio.to_thread, fn, *args, **kwargs)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                raise SourceMissing(what) from exc
+            raise TransientError(f"S3 {what} failed: {exc}") from exc
+        except (BotoCoreError, OSError) as exc:
+            raise TransientError(f"S3 {what} failed: {exc}") from exc
+        return result
+
+    async def check_bucket(self, bucket: str) -> None:
+        """Readiness: ``bucket`` exists and these credentials reach it (no retries)."""
+        await asyncio.to_thread(self.client.head_bucket, Bucket=bucket)
+
+    async def size(self, bucket: str, key: str) -> int:
+        head = await self._call("head", self.client.head_object, Bucket=bucket, Key=key)
+        return int(head["ContentLength"])
+
+    async def download(self, bucket: str, key: str, dest: Path) -> None:
+        await self._call("download", storage.download_file, key, dest, bucket, client=self.client)
+
+    async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
+        # Signed for the internal endpoint (this client), not the public one: FFmpeg runs here.
+        return await self._call(
+            "presign", storage.get_presigned_url, key, bucket, expires_in, client=self.client
+        )
+
+    async def upload(self, path: Path, bucket: str, key: str) -> int:
+        """Upload ``path`` (multipart when large); no incomplete upload of ``key`` is left
+        behind by an attempt that failed, whether a later one succeeded or not."""
+        failed: list[BaseException] = []
+
+        def attempt() -> int:
+            try:
+                return storage.upload_file(path, key, bucket, client=self.client)
+            except Exception as exc:
+                log.warning("S3 upload of s3://%s/%s failed: %s", bucket, key, exc)
+                failed.append(exc)
+                raise
+
+        try:
+            return await self._call("upload", attempt)
+        finally:
+            if failed:
+                await self._abort_incomplete(bucket, key)
+
+    async def _abort_incomplete(self, bucket: str, key: str) -> None:
+        """Abort every incomplete multipart upload of ``key`` (ours: the key is the job's)."""
+
+        def abort() -> int:
+            listed = storage.list_multipart_uploads(bucket, key, client=self.client)
+            mine = [upload for upload in listed if upload.key == key]
+            return storage.abort_multipart_uploads(bucket, mine, client=self.client)
+
+        try:
+            aborted = await self._call("abort", abort)
+        except (TransientError, SourceMissing) as exc:
+            log.warning(
+                "incomplete uploads of s3://%s/%s are left to the sweep: %s", bucket, key, exc
+            )
+            return
+        if aborted:
+            log.info("aborted %d incomplete upload(s) of s3://%s/%s", aborted, bucket, key)
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        def listing() -> list[str]:
+            objects = storage.list_objects(bucket, prefix, extensions=None, client=self.client)
+            return [o.key for o in objects]
+
+        return await self._call("list", listing)
+
+    async def delete(self, bucket: str, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+            batch: Any = [{"Key": k} for k in keys[start : start + 1000]]
+            await self._call(
+                "delete",
+                self.client.delete_objects,
+                Bucket=bucket,
+                Delete={"Objects": batch, "Quiet": True},
+            )
+
+
+class UploadSweeper:
+    """Keeps ``bucket`` clear of incomplete multipart uploads older than ``ttl``."""
+
+    def __init__(self, client: S3Client, bucket: str, ttl: timedelta) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.ttl = ttl
+
+    async def expire_by_rule(self) -> None:
+        """Ask the server to abort them itself (its lifecycle rule), where it can."""
+        days = max(1, math.ceil(self.ttl / timedelta(days=1)))
+        try:
+            done = await asyncio.to_thread(
+                storage.expire_incomplete_multipart_uploads, self.bucket, days, client=self.client
+            )
+        except (BotoCoreError, ClientError, OSError) as exc:
+            log.warning("could not set the lifecycle rule of %s: %s", self.bucket, exc)
+            return
+        if not done:
+            log.info("%s has no lifecycle rules: the sweep alone aborts old uploads", self.bucket)
+
+    async def sweep(self) -> None:
+        """Abort the incomplete uploads older than the TTL (never raises)."""
+        try:
+            aborted = await asyncio.to_thread(
+                storage.abort_stale_multipart_uploads, self.bucket, self.ttl, client=self.client
+            )
+        except (BotoCoreError, ClientError, OSError) as exc:
+            log.warning("could not sweep the incomplete uploads of %s: %s", self.bucket, exc)
+            return
+        if aborted:
+            log.info(
+                "aborted %d incomplete upload(s) older than %s in %s",
+                aborted,
+                self.ttl,
+                self.bucket,
+            )

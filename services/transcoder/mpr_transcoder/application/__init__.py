@@ -1,0 +1,1 @@
+"""The job core and the delivery semantics around it, behind ports (application/ports.py)."""
