@@ -12,7 +12,7 @@ import pytest
 
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.settings import CommonSettings
-from tests.support import databases, endpoints, env, tiers
+from tests.support import databases, endpoints, env, leaks, tiers
 from tests.support.endpoints import S3Endpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +171,10 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name)
     for name, value in env.PINNED.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(autouse=True)
+def _release_broker_log_filters() -> Iterator[None]:
+    """Each test's brokers are freed with it (tests/support/leaks.py: FastStream keeps them)."""
+    with leaks.broker_log_filters_released():
+        yield
