@@ -17,7 +17,7 @@ export async function renderAsset(view, ctx) {
         ["Bucket", asset.bucket], ["Type", asset.media_type], ["Size", bytes(asset.size_bytes)],
         ["Duration", clock(asset.duration_seconds)], ["Container", probe.container_long_name || probe.container],
         ["Bit rate", probe.bit_rate ? `${Math.round(probe.bit_rate / 1000)} kb/s` : null],
-        ["Probe", asset.probe_status], ["Probe error", asset.probe_error],
+        ["Probe", h("span", { id: "probe-status" }, asset.probe_status)], ["Probe error", asset.probe_error],
         ["Added", time(asset.created_at)], ["Status", asset.status],
       ])),
       thumb

@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { badge, fill, h, kv } from "../dom.js";
 import { bytes, clock, time } from "../format.js";
-import { TERMINAL, progressCell, withEvent } from "./jobrow.js";
+import { TERMINAL, isStale, jobAfter, progressCell, withEvent } from "./jobrow.js";
 import { player } from "./player.js";
 
 const LABELS = {
@@ -47,10 +47,14 @@ export async function renderJob(view, ctx) {
 
   function showProgress() {
     fill(progress, progressCell(job));
+    const current = summary.querySelector("h1 .badge");
+    if (current && current.textContent !== job.status) current.replaceWith(badge(job.status));
   }
 
+  let shown = null;
   function show(next) {
-    job = next;
+    if (isStale(next, shown)) return;
+    job = shown = next;
     const actions = h("div", { class: "toolbar" });
     if (!TERMINAL.has(job.status)) actions.append(action("Cancel", `/api/jobs/${job.id}/cancel`, "danger"));
     if (job.status === "failed" || job.status === "cancelled") {
@@ -94,7 +98,7 @@ export async function renderJob(view, ctx) {
       return;
     }
     mark(type, data.occurred_at, data.reason || data.worker || null);
-    api(`/api/jobs/${job.id}`).then(show, (exc) => exc.status !== 401 && ctx.flash(exc.message));
+    jobAfter(api, job.id, type).then(show, (exc) => exc.status !== 401 && ctx.flash(exc.message));
   });
 }
 

@@ -31,3 +31,28 @@ export function withEvent(job, type, data) {
   }
   return job;
 }
+
+const EVENT_STATUS = {
+  "job.started": "running", "job.completed": "completed", "job.failed": "failed", "job.cancelled": "cancelled",
+};
+const RANK = { queued: 0, running: 1, completed: 2, failed: 2, cancelled: 2 };
+
+/**
+ * GET the job after an event about it. The notifier and the gateway consume the same event
+ * side by side, so the page may hear of it before the gateway has stored it: read again
+ * (a few times, briefly) until the job has reached the event's status.
+ */
+export async function jobAfter(api, id, type) {
+  const wanted = EVENT_STATUS[type];
+  let job = await api(`/api/jobs/${id}`);
+  for (let attempt = 0; wanted && RANK[job.status] < RANK[wanted] && attempt < 10; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 150 * (attempt + 1)));
+    job = await api(`/api/jobs/${id}`);
+  }
+  return job;
+}
+
+/** True when ``next`` is an older state of ``current`` (a late answer), so it is ignored. */
+export function isStale(next, current) {
+  return Boolean(current) && next.attempt === current.attempt && RANK[next.status] < RANK[current.status];
+}

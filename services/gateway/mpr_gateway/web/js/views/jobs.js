@@ -3,7 +3,7 @@
 import { api, query } from "../api.js";
 import { badge, fill, h } from "../dom.js";
 import { age } from "../format.js";
-import { TERMINAL, progressCell, withEvent } from "./jobrow.js";
+import { TERMINAL, isStale, jobAfter, progressCell, withEvent } from "./jobrow.js";
 
 const STATUSES = ["", "queued", "running", "completed", "failed", "cancelled"];
 const PAGE = 50;
@@ -44,7 +44,7 @@ export async function renderJobs(view, ctx) {
 
   function show(job, { prepend = false } = {}) {
     const old = body.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
-    if (!matches(job) && !old) return;
+    if ((!matches(job) && !old) || isStale(job, jobs.get(job.id))) return;
     jobs.set(job.id, job);
     const fresh = row(job);
     if (old) old.replaceWith(fresh);
@@ -63,11 +63,11 @@ export async function renderJobs(view, ctx) {
   }
 
   const fetching = new Set();
-  async function refetch(id, prepend) {
+  async function refetch(id, type, prepend) {
     if (fetching.has(id)) return;
     fetching.add(id);
     try {
-      const job = await api(`/api/jobs/${id}`);
+      const job = await jobAfter(api, id, type);
       body.querySelector("tr.empty")?.remove();
       show(job, { prepend });
     } catch (exc) {
@@ -85,7 +85,7 @@ export async function renderJobs(view, ctx) {
       if (TERMINAL.has(known.status)) return;
       show(withEvent(known, type, data));
     } else if (known || type === "job.queued" || !status || status === type.slice(4)) {
-      refetch(data.job_id, !known);
+      refetch(data.job_id, type, !known);
     }
   });
   ctx.every(10000, () => {
