@@ -68,7 +68,7 @@ def s3_client(s3: S3Endpoint):
     )
 
 
-def _empty_and_delete(client, bucket: str) -> None:
+def empty_and_delete(client, bucket: str) -> None:
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket):
         keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
@@ -87,7 +87,7 @@ def buckets(s3_client) -> Iterator[tuple[str, str]]:
     yield pair
     for name in pair:
         try:
-            _empty_and_delete(s3_client, name)
+            empty_and_delete(s3_client, name)
         except Exception as exc:  # leave no failure behind, but say so
             print(f"could not delete test bucket {name}: {exc}")
 
@@ -149,9 +149,10 @@ async def sessions(database_url: str) -> AsyncIterator:
 # ---------------------------------------------------------------- settings
 
 
-@pytest.fixture
-def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path) -> dict:
-    """Environment for a service under test: real endpoints, fresh buckets, SQLite file."""
+def service_environment(
+    amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path
+) -> dict[str, str]:
+    """Environment for a service under test: real endpoints, ``buckets``, SQLite file."""
     bucket_in, bucket_out = buckets
     return {
         "MPR_ENV": "test",
@@ -164,6 +165,12 @@ def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_pat
         "S3_BUCKET_OUT": bucket_out,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}",
     }
+
+
+@pytest.fixture
+def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path) -> dict:
+    """Environment for a service under test: real endpoints, fresh buckets, SQLite file."""
+    return service_environment(amqp_url, s3, buckets, tmp_path)
 
 
 @pytest.fixture

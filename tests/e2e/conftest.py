@@ -13,17 +13,22 @@ from tests.support.stack import Stack, free_port
 API_KEY = "e2e-test-key-0123456789"
 
 
-@pytest.fixture
-def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
-    env = {
+def stack_env(service_env: dict, tmp_path: Path, api_keys: str) -> dict[str, str]:
+    """The four services' environment: ``service_env``, free ports, scratch under tmp_path."""
+    return {
         **service_env,
         "MPR_ENV": "test",
         "LOG_LEVEL": "INFO",
-        "MPR_API_KEYS": f"e2e:{API_KEY}",
+        "MPR_API_KEYS": api_keys,
         "GATEWAY_PORT": str(free_port()),
         "NOTIFIER_PORT": str(free_port()),
         "TRANSCODER_WORK_DIR": str(tmp_path / "work"),
     }
+
+
+@pytest.fixture
+def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
+    env = stack_env(service_env, tmp_path, f"e2e:{API_KEY}")
     stack = Stack(env=env, log_dir=tmp_path / "logs")
     try:
         stack.start()
