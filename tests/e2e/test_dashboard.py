@@ -233,6 +233,18 @@ def test_job_from_the_asset_page_runs_live_completes_and_plays(page: Page, dash:
     expect(row.locator(".progress .text")).to_have_text("100%")
 
 
+def test_an_hls_output_plays_through_the_vendored_hls_js(page: Page, api: httpx.Client):
+    asset = api.get("/api/assets", params={"prefix": "clip.mp4"}).json()["items"][0]
+    job = api.post("/api/jobs", json={"asset_id": asset["id"], "kind": "hls"}).json()
+    page.goto(f"{page.url.split('#')[0]}#/jobs/{job['id']}")
+    expect(page.locator("h1 .badge")).to_have_text("completed", timeout=120_000)
+    # Segments and variant playlists each go through their own presigned URL.
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video#player'); return v && v.duration > 0; }"
+    )
+    assert page.evaluate("typeof window.Hls") == "function"
+
+
 def test_cancel_a_running_job(page: Page, tmp_path: Path):
     open_asset(page, "long.mp4")
     page.select_option("#preset", "hevc-1080p")
@@ -264,8 +276,8 @@ def test_workers_and_queue(page: Page):
 
 def test_numbers_of_the_last_day(page: Page, console: Console):
     page.click("a[data-nav=jobs]")
-    expect(page.locator("#jobs tbody tr[data-job-id]")).to_have_count(2)
-    expect(page.locator("[data-stat=completed] .value")).to_have_text("1")
+    expect(page.locator("#jobs tbody tr[data-job-id]")).to_have_count(3)
+    expect(page.locator("[data-stat=completed] .value")).to_have_text("2")
     expect(page.locator("[data-stat=cancelled] .value")).to_have_text("1")
     expect(page.locator("[data-stat=speed] .value")).to_contain_text("\N{MULTIPLICATION SIGN}")
     assert not console.errors, console.errors
