@@ -37,7 +37,8 @@ async function errorOf(response) {
 
 /** fetch() an /api path; JSON in and out; ApiError on any non-2xx. */
 export async function api(path, { method = "GET", body, signal } = {}) {
-  const headers = { "X-API-Key": apiKey(), Accept: "application/json" };
+  const key = apiKey();
+  const headers = { "X-API-Key": key, Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -54,7 +55,8 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   }
   if (response.status === 401) {
     const error = await errorOf(response);
-    window.dispatchEvent(new CustomEvent("mpr:unauthorized", { detail: error.message }));
+    // A late answer to a request sent with a key since replaced asks nothing.
+    if (key === apiKey()) window.dispatchEvent(new CustomEvent("mpr:unauthorized", { detail: error.message }));
     throw error;
   }
   if (!response.ok) throw await errorOf(response);
