@@ -9,9 +9,10 @@ reference SSE client (the single httpx-sse stream tests/e2e reads).
    after the other: the sum is the server time a browser waits for at most. Cold (the first
    load after start) and the median of the next loads. Then the same page in Debian's
    chromium (Playwright): time from navigation to the 50 rows drawn, a fresh profile each load.
-2. Live progress: a notifier, 50 SSE clients in a separate process connected as pages connect
-   (?api_key=, the gateway's Origin), the reference client in this one; 200 JobProgress
-   events published at 20/s; for every client and event, arrival minus the reference's.
+2. Live progress: a notifier, the reference client (this process, subscribed first), then
+   50 SSE clients in 5 other processes connected as pages connect (?api_key=, the gateway's
+   Origin); 200 JobProgress events published at 20/s; for every client and event, its
+   arrival minus the reference's.
 
 Runs on SQLite and PostgreSQL like bench_gateway (BENCH_DATABASES=sqlite limits it).
 
@@ -56,6 +57,9 @@ JOBS = 10_000
 LOADS = 15  # server-time loads after the cold one
 BROWSER_LOADS = 8
 CLIENTS = 50
+# The pages' clients run in a few processes, as pages run in their own tabs: one asyncio loop
+# parsing all 50 streams would add its own queueing to the last ones it reads.
+CLIENT_PROCESSES = 5
 EVENTS = 200
 RATE = 20.0  # progress events per second (a few busy replicas)
 TARGET_LOAD_MS = 300.0
@@ -201,37 +205,45 @@ def sse_latency(env: dict[str, str], amqp_url: str, gateway_origin: str) -> dict
     port = free_port()
     env = {**env, "NOTIFIER_PORT": str(port), "CORS_ORIGINS": gateway_origin}
     url = f"http://127.0.0.1:{port}/api/events?api_key={API_KEY}"
+    per_process = CLIENTS // CLIENT_PROCESSES
+    args = ["--origin", gateway_origin, "--clients", str(per_process), "--events", str(EVENTS)]
     with service_process("notifier", env, port, ready="/api/ready"):
-        args = ["--origin", gateway_origin, "--clients", str(CLIENTS), "--events", str(EVENTS)]
-        clients = subprocess.Popen(
-            [sys.executable, "-m", "bench._sse_clients", url, *args, "--seconds", "90"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert clients.stdout is not None
-        if clients.stdout.readline().strip() != "ready":
-            raise RuntimeError("the SSE clients did not connect")
+        # The reference subscribes first, so the notifier writes each event to it first: the
+        # pages' figure includes the fan-out to all of them.
         reference: dict[str, float] = {}
         opened = threading.Event()
         thread = threading.Thread(target=reference_client, args=(url, opened, reference))
         thread.start()
         opened.wait(30)
-        time.sleep(0.5)  # the notifier registers the stream after its headers went out
+        pages = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench._sse_clients", url, *args, "--seconds", "90"],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(CLIENT_PROCESSES)
+        ]
+        for proc in pages:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("the SSE clients did not connect")
+        time.sleep(0.5)  # the notifier registers a stream once its headers went out
         asyncio.run(publish_progress(amqp_url))
-        out, _ = clients.communicate(timeout=120)
+        results = [
+            json.loads(proc.communicate(timeout=120)[0].strip().splitlines()[-1]) for proc in pages
+        ]
         thread.join(30)
-    result = json.loads(out.strip().splitlines()[-1])
-    deltas = [
+    deltas = sorted(
         (arrival - reference[event_id]) * 1000
+        for result in results
         for event_id, arrivals in result["received"].items()
         if event_id in reference
         for arrival in arrivals
-    ]
-    deltas.sort()
+    )
     return {
-        "clients": result["clients"],
-        "complete": result["complete"],
+        "clients": sum(r["clients"] for r in results),
+        "complete": sum(r["complete"] for r in results),
         "events": len(reference),
         "deliveries": len(deltas),
         "p50_ms": deltas[len(deltas) // 2] if deltas else float("nan"),
