@@ -2,17 +2,17 @@
 
 Targets (issue 11): with 10,000 jobs in the database, the first page load takes <= 300 ms of
 server time; 50 concurrent live pages receive a progress event within 50 ms (p99) of the
-reference SSE client (the single httpx-sse stream tests/e2e reads).
+reference SSE client (a single httpx-sse stream, as tests/e2e reads events).
 
 1. Server time: every request the page makes on its first load (the page, its CSS and ES
    modules, /api/config, the first 50 jobs, /api/stats), on a new connection per load, one
    after the other: the sum is the server time a browser waits for at most. Cold (the first
    load after start) and the median of the next loads. Then the same page in Debian's
    chromium (Playwright): time from navigation to the 50 rows drawn, a fresh profile each load.
-2. Live progress: a notifier, the reference client (this process, subscribed first), then
+2. Live progress: a notifier, the reference client (its own process, subscribed first), then
    50 SSE clients in 5 other processes connected as pages connect (?api_key=, the gateway's
-   Origin); 200 JobProgress events published at 20/s; for every client and event, its
-   arrival minus the reference's.
+   Origin); 200 JobProgress events published at 20/s from this process; for every client and
+   event, its arrival minus the reference's.
 
 Runs on SQLite and PostgreSQL like bench_gateway (BENCH_DATABASES=sqlite limits it).
 
@@ -27,14 +27,12 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from httpx_sse import connect_sse
 from sqlalchemy import insert
 
 from bench.bench_gateway import (
@@ -173,20 +171,6 @@ def browser_time(base: str) -> list[float]:
     return times
 
 
-def reference_client(url: str, opened: threading.Event, received: dict[str, float]) -> None:
-    """The reference: one httpx-sse stream, as tests/e2e reads events."""
-    with (
-        httpx.Client(timeout=httpx.Timeout(10, read=None)) as client,
-        connect_sse(client, "GET", url) as source,
-    ):
-        opened.set()
-        for sse in source.iter_sse():
-            if sse.event == "job.progress":
-                received[sse.id] = time.time()
-                if len(received) >= EVENTS:
-                    return
-
-
 async def publish_progress(amqp_url: str) -> None:
     broker = make_broker(amqp_url, service="bench-dashboard")
     await broker.connect()
@@ -201,50 +185,52 @@ async def publish_progress(amqp_url: str) -> None:
         await broker.stop()
 
 
+def sse_clients(url: str, origin: str, clients: int) -> subprocess.Popen:
+    """``clients`` SSE streams in a new process, once all are open ("ready")."""
+    args = ["--origin", origin, "--clients", str(clients), "--events", str(EVENTS)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._sse_clients", url, *args, "--seconds", "90"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("the SSE clients did not connect")
+    return proc
+
+
+def received(proc: subprocess.Popen) -> dict:
+    return json.loads(proc.communicate(timeout=120)[0].strip().splitlines()[-1])
+
+
 def sse_latency(env: dict[str, str], amqp_url: str, gateway_origin: str) -> dict:
     port = free_port()
     env = {**env, "NOTIFIER_PORT": str(port), "CORS_ORIGINS": gateway_origin}
     url = f"http://127.0.0.1:{port}/api/events?api_key={API_KEY}"
-    per_process = CLIENTS // CLIENT_PROCESSES
-    args = ["--origin", gateway_origin, "--clients", str(per_process), "--events", str(EVENTS)]
     with service_process("notifier", env, port, ready="/api/ready"):
         # The reference subscribes first, so the notifier writes each event to it first: the
         # pages' figure includes the fan-out to all of them.
-        reference: dict[str, float] = {}
-        opened = threading.Event()
-        thread = threading.Thread(target=reference_client, args=(url, opened, reference))
-        thread.start()
-        opened.wait(30)
+        reference = sse_clients(url, gateway_origin, 1)
         pages = [
-            subprocess.Popen(
-                [sys.executable, "-m", "bench._sse_clients", url, *args, "--seconds", "90"],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            sse_clients(url, gateway_origin, CLIENTS // CLIENT_PROCESSES)
             for _ in range(CLIENT_PROCESSES)
         ]
-        for proc in pages:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError("the SSE clients did not connect")
         time.sleep(0.5)  # the notifier registers a stream once its headers went out
         asyncio.run(publish_progress(amqp_url))
-        results = [
-            json.loads(proc.communicate(timeout=120)[0].strip().splitlines()[-1]) for proc in pages
-        ]
-        thread.join(30)
+        first = {event_id: times[0] for event_id, times in received(reference)["received"].items()}
+        results = [received(proc) for proc in pages]
     deltas = sorted(
-        (arrival - reference[event_id]) * 1000
+        (arrival - first[event_id]) * 1000
         for result in results
         for event_id, arrivals in result["received"].items()
-        if event_id in reference
+        if event_id in first
         for arrival in arrivals
     )
     return {
         "clients": sum(r["clients"] for r in results),
         "complete": sum(r["complete"] for r in results),
-        "events": len(reference),
+        "events": len(first),
         "deliveries": len(deltas),
         "p50_ms": deltas[len(deltas) // 2] if deltas else float("nan"),
         "p99_ms": deltas[int(len(deltas) * 0.99) - 1] if deltas else float("nan"),
