@@ -528,6 +528,7 @@ class Suite:
 
     def upload_sources(self, work: Path) -> None:
         """Three clips: a few seconds of encoding, a short one, one above the multipart size."""
+        work.mkdir(parents=True, exist_ok=True)
         clips = {
             "encode": make_clip(work / "encode.mp4", 12, "640x360"),
             "short": make_clip(work / "short.mp4", 3, "160x90"),
@@ -805,6 +806,11 @@ def step(what: str, cleanup: Callable[[], None]) -> Iterator[None]:
             log(f"cleanup of {what} failed: {type(exc).__name__}: {exc}")
 
 
+def remove_scratch() -> None:
+    for path in ("media", "work", "seaweedfs/data", "rabbitmq/mnesia"):
+        shutil.rmtree(STATE / path, ignore_errors=True)
+
+
 SCENARIOS = ("kills", "broker", "s3")
 
 
@@ -821,6 +827,7 @@ def main(argv: list[str]) -> int:
     failed = False
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(step("scratch", remove_scratch))  # logs stay, data goes
         rabbit.start()
         stack.enter_context(step("RabbitMQ", rabbit.shutdown))
         stack.enter_context(step("RabbitMQ app", lambda: rabbit.app_stopped and rabbit.start_app()))
@@ -835,7 +842,7 @@ def main(argv: list[str]) -> int:
         events.start()
         stack.enter_context(step("SSE", events.stop))
         suite = Suite(dev, s3, rabbit, events)
-        suite.upload_sources(STATE)
+        suite.upload_sources(STATE / "media")
         for name in chosen:
             log(f"=== scenario {name}")
             try:

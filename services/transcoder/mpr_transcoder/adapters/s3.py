@@ -133,7 +133,10 @@ class S3Storage:
             aborted = await self._call("abort", abort)
         except (TransientError, SourceMissing) as exc:
             log.warning(
-                "incomplete uploads of s3://%s/%s are left to the sweep: %s", bucket, key, exc
+                "incomplete uploads of s3://%s/%s are left to its next upload or the sweep: %s",
+                bucket,
+                key,
+                exc,
             )
             return
         if aborted:
