@@ -229,6 +229,7 @@ class SeaweedS3:
         return [p + extra for p in (S3_PORT, *WEED_PORTS.values()) for extra in (0, 10000)]
 
     def start(self, fresh: bool = False) -> None:
+        self.stop_leftover()
         if fresh:
             shutil.rmtree(self.state, ignore_errors=True)
         busy = [p for p in self.ports() if port_open(p)]
@@ -262,7 +263,18 @@ class SeaweedS3:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        (self.state / "weed.pid").write_text(str(self.proc.pid))
         wait_for("S3 server", self.answers, 60, 0.3)
+
+    def stop_leftover(self) -> None:
+        """The weed of a run that was killed before its cleanup (its pid file, if still weed)."""
+        pidfile = self.state / "weed.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text())
+            if str(self.state) in Path(f"/proc/{pid}/cmdline").read_text():
+                os.kill(pid, signal.SIGTERM)
+                wait_for("the earlier weed gone", lambda: not Path(f"/proc/{pid}").exists(), 20)
+        pidfile.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -820,6 +832,8 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
+    # SIGTERM (a `timeout`, a CI runner) unwinds like Ctrl-C: every cleanup below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     STATE.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(STATE / "work", ignore_errors=True)
     rabbit, s3, db = RabbitNode(STATE / "rabbitmq"), SeaweedS3(STATE / "seaweedfs"), Database()
@@ -828,13 +842,14 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         stack.enter_context(step("scratch", remove_scratch))  # logs stay, data goes
-        rabbit.start()
+        # Each cleanup is registered before its start, so a start that fails halfway is undone.
         stack.enter_context(step("RabbitMQ", rabbit.shutdown))
         stack.enter_context(step("RabbitMQ app", lambda: rabbit.app_stopped and rabbit.start_app()))
-        s3.start(fresh=True)
+        rabbit.start()
         stack.enter_context(step("S3", s3.stop))
-        db.create()
+        s3.start(fresh=True)
         stack.enter_context(step("database", db.drop))
+        db.create()
         dev = DevStack(stack_env(rabbit, s3, db), STATE / "dev.log")
         stack.enter_context(step("dev stack", dev.stop))
         dev.start()
