@@ -295,6 +295,7 @@ class SeaweedS3:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=15)
+        (self.state / "weed.pid").unlink(missing_ok=True)
         wait_for("weed ports closed", lambda: not any(map(port_open, self.ports())), 30)
 
     @property
@@ -365,7 +366,7 @@ class DevStack:
 
     def start(self) -> None:
         log(f"starting scripts/dev.sh with {TRANSCODERS} transcoders (log: {self.logfile})")
-        with self.logfile.open("ab") as out:
+        with self.logfile.open("wb") as out:  # this run's log only, like the servers'
             self.proc = subprocess.Popen(
                 ["bash", "scripts/dev.sh"],
                 cwd=ROOT,
