@@ -793,6 +793,12 @@ def stack_env(rabbit: RabbitNode, s3: SeaweedS3, db: Database) -> dict[str, str]
         PORT=str(free_port_block()),
         TRANSCODERS=str(TRANSCODERS),
         TRANSCODER_WORK_DIR=str(STATE / "work"),
+        # Set, even empty, so that a developer's .env (read by dev.sh and the services for what
+        # the environment lacks) cannot add auto-jobs (stray outputs) or skip the migrations.
+        AUTO_TRANSCODE_PRESET="",
+        S3_PUBLIC_ENDPOINT_URL="",
+        MPR_SKIP_MIGRATIONS="",
+        PROCFILE=str(ROOT / "Procfile.dev"),
         NO_COLOR="1",
         PYTHONUNBUFFERED="1",
     )
