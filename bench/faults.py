@@ -708,7 +708,11 @@ class Suite:
         figures.notes.insert(
             0,
             f"RabbitMQ stopped {back - down:.1f} s with {in_flight} jobs not finished; "
-            + (f"first job finished {min(after):.1f} s after start_app" if after else "none after"),
+            + (
+                f"{len(after)} finished after start_app, the first {min(after):.1f} s after it"
+                if after
+                else "all finished before start_app"
+            ),
         )
         return figures
 
