@@ -48,6 +48,8 @@ def dash(amqp_url, s3, s3_client, tmp_path_factory) -> Iterator[Stack]:
         "PUBLIC_EVENTS_URL": f"http://127.0.0.1:{env['NOTIFIER_PORT']}",
         "CORS_ORIGINS": f"http://127.0.0.1:{env['GATEWAY_PORT']}",
         "WORKER_HEARTBEAT_SECONDS": "1",
+        # long.mp4 (~2 MB) goes up in presigned multipart parts, the others in one PUT.
+        "UPLOAD_MULTIPART_THRESHOLD_BYTES": str(1024 * 1024),
     }
     stack = Stack(env=env, log_dir=tmp / "logs")
     try:
@@ -179,9 +181,12 @@ def test_drop_upload_of_several_files_registers_them(page: Page, clips, api, con
     drop_files(page, "#drop-zone", clips)
     items = page.locator("#upload-list .item")
     expect(items).to_have_count(3)
-    for name in clips:
+    for name, path in clips.items():
         item = page.locator(f'#upload-list .item[data-filename="{name}"]')
         expect(item).to_have_attribute("data-state", "completed")
+        mode = "multipart" if path.stat().st_size > 1024 * 1024 else "single"
+        expect(item).to_have_attribute("data-mode", mode)
+    expect(page.locator('#upload-list .item[data-mode="multipart"]')).to_have_count(1)
     keys = {a["key"] for a in api.get("/api/assets", params={"limit": 10}).json()["items"]}
     assert set(clips) <= keys  # registered at once, without a scan
     assert not console.dialogs
