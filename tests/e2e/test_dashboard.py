@@ -192,6 +192,17 @@ def test_drop_upload_of_several_files_registers_them(page: Page, clips, api, con
     assert not console.dialogs
 
 
+def test_a_refused_upload_shows_the_apis_error(page: Page, api, tmp_path: Path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not media")
+    drop_files(page, "#drop-zone", {"notes.txt": notes})
+    item = page.locator('#upload-list .item[data-filename="notes.txt"]')
+    expect(item).to_have_attribute("data-state", "failed")
+    refused = api.post("/api/uploads", json={"filename": "notes.txt", "size": notes.stat().st_size})
+    assert refused.status_code == 422
+    expect(item.locator(".error")).to_have_text(refused.json()["error"]["message"])
+
+
 def test_a_hostile_filename_renders_as_text(page: Page, console: Console):
     page.click("a[data-nav=assets]")
     link = page.locator("#assets a", has_text=HOSTILE)
