@@ -149,7 +149,7 @@ async def test_a_missing_source_is_bad_input(tmp_path):
 async def test_a_source_deleted_between_head_and_get_is_bad_input(tmp_path):
     storage = FakeStorage()
 
-    async def vanished(bucket, key, dest):
+    async def vanished(bucket, key, dest, *, max_bytes):
         raise SourceMissing(key)
 
     storage.download = vanished
