@@ -317,6 +317,9 @@ class JobCore:
             stop.check()
             events.send(JobStarted(**_envelope(job), worker=self.worker), required=True)
             return await opening
+        except asyncio.CancelledError:
+            opening.cancel()
+            raise
         finally:
             # The download's threads cannot be cancelled: it ends before its work dir goes.
             await asyncio.wait({opening})
