@@ -224,7 +224,7 @@ async def _sweep_uploads(container: Container) -> None:
     """Prepare the buckets for browsers, then abort expired uploads every so often."""
     settings = container.settings
     origins, ttl = settings.cors_origins, settings.upload_ttl_seconds
-    await asyncio.to_thread(prepare_buckets, settings, origins, ttl)
+    await prepare_buckets(settings, origins, ttl)
     while settings.upload_sweep_seconds > 0:
         try:
             await container.uploads.sweep()

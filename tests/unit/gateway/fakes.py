@@ -27,14 +27,13 @@ from mpr_gateway.application.ports import (
     Scanner,
     SourceObjects,
     StoredObject,
-    StoredPart,
     UnitOfWork,
     UploadRepository,
     UploadStorage,
 )
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
-from mpr_gateway.domain.uploads import UploadRecord, UploadStatus
+from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
 from mpr_shared.contracts import Message, ProbeStatus, ScanResult
 from mpr_shared.outbox import outbox_row
 

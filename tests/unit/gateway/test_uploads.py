@@ -137,7 +137,10 @@ async def test_multipart_completion_lists_the_parts_itself(
     assert [n for n, _ in retry.parts] == [2]
     with pytest.raises(InvalidRequest, match="no part 4"):
         await uploads.part_urls(upload.id, [4])
-    s3.send_part(upload.multipart_id, 2, 8 * MiB)
+    s3.send_part(upload.multipart_id, 2, 3 * MiB)  # cut short
+    with pytest.raises(InvalidRequest, match=f"part 2 holds {3 * MiB} bytes, not {8 * MiB}"):
+        await uploads.complete(upload.id)
+    s3.send_part(upload.multipart_id, 2, 8 * MiB)  # sent again: listed twice, as SeaweedFS does
     with pytest.raises(Conflict, match="part 2 in S3 is not the one you sent"):
         await uploads.complete(upload.id, [(2, "stale")])
     done = await uploads.complete(upload.id, [(2, f'"etag-2-{8 * MiB}"')])

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from mpr_gateway.application.ports import StoredObject, StoredPart
+from mpr_gateway.application.ports import StoredObject
+from mpr_gateway.domain.uploads import StoredPart
 from mpr_shared import storage
+from mpr_shared.multipart_sweeper import UploadSweeper
 from mpr_shared.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -111,27 +113,16 @@ class S3Uploads:
         )
 
     async def abort_stale(self, bucket: str, older_than_seconds: int, now: datetime) -> int:
-        return await asyncio.to_thread(
-            storage.abort_stale_multipart_uploads,
-            bucket,
-            timedelta(seconds=older_than_seconds),
-            client=self._client,
-            now=now,
-        )
+        ttl = timedelta(seconds=older_than_seconds)
+        return await UploadSweeper(self._client, bucket, ttl).sweep(now)
 
 
-def prepare_buckets(settings: CommonSettings, origins: list[str], ttl_seconds: int) -> None:
-    """Where the server supports them: browsers may PUT to the input bucket and read the
-    outputs (CORS), and incomplete uploads expire (lifecycle rule); best effort."""
+async def prepare_buckets(settings: CommonSettings, origins: list[str], ttl_seconds: int) -> None:
+    """Where the server supports them: incomplete uploads of the input bucket expire (its
+    lifecycle rule), and browsers may PUT to it and read the outputs (CORS); best effort."""
     client = storage.get_s3_client(settings)
-    days = max(1, -(-ttl_seconds // 86400))
-    try:
-        if not storage.expire_incomplete_multipart_uploads(
-            settings.s3_bucket_in, days, client=client
-        ):
-            log.info("the S3 server has no lifecycle rules; the upload sweep aborts stale uploads")
-    except Exception as exc:
-        log.warning("could not set the input bucket's lifecycle rule: %s", exc)
+    ttl = timedelta(seconds=ttl_seconds)
+    await UploadSweeper(client, settings.s3_bucket_in, ttl).expire_by_rule()
     if not origins:
         return
     for bucket, methods in (
@@ -139,8 +130,9 @@ def prepare_buckets(settings: CommonSettings, origins: list[str], ttl_seconds: i
         (settings.s3_bucket_out, ["GET", "HEAD"]),
     ):
         try:
-            allow_browsers(client, bucket, origins, methods)
-        except Exception as exc:
+            if not await asyncio.to_thread(allow_browsers, client, bucket, origins, methods):
+                log.info("the S3 server has no bucket CORS; configure it there (README)")
+        except (BotoCoreError, ClientError, OSError) as exc:
             log.warning("could not set CORS on bucket %s: %s", bucket, exc)
 
 

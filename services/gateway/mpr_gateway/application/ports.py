@@ -11,7 +11,7 @@ from uuid import UUID
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.failures import FailureReason
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
-from mpr_gateway.domain.uploads import UploadRecord, UploadStatus
+from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
 from mpr_shared.contracts import Message, ScanResult
 
 
@@ -139,13 +139,6 @@ class UploadRepository(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    size: int
-    etag: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPart:
-    number: int
     size: int
     etag: str
 

@@ -31,6 +31,7 @@ from mpr_gateway.domain.uploads import (
     UploadStatus,
     check_part_numbers,
     check_size,
+    choose_parts,
     plan_parts,
     upload_key,
 )
@@ -203,29 +204,7 @@ class UploadService:
         stored = await self.storage.parts(upload.bucket, upload.key, upload.multipart_id)
         if stored is None:  # completed by an earlier call that did not record it
             return
-        # A part sent twice is listed twice by some servers (SeaweedFS), oldest first.
-        by_number = {p.number: p for p in stored}
-        missing = [n for n in range(1, upload.part_count + 1) if n not in by_number]
-        if missing:
-            raise Conflict(
-                f"{len(missing)} of {upload.part_count} parts are missing (first: part "
-                f"{missing[0]}); upload them, then complete",
-                details={"missing": missing[:100]},
-            )
-        for number, etag in given:
-            if number in by_number and etag.strip('"') != by_number[number].etag.strip('"'):
-                raise Conflict(
-                    f"part {number} in S3 is not the one you sent (ETag {etag!r}); it was "
-                    "sent again since: complete without parts, or send its current ETag"
-                )
-        parts = [by_number[n] for n in range(1, upload.part_count + 1)]
-        size = sum(p.size for p in parts)
-        if size != upload.size_bytes:
-            raise InvalidRequest(
-                f"the parts hold {size} bytes but the upload declared {upload.size_bytes}; "
-                f"each part but the last must be {upload.part_size} bytes",
-                details={"uploaded": size, "declared": upload.size_bytes},
-            )
+        parts = choose_parts(upload, stored, dict(given))
         await self.storage.complete(upload.bucket, upload.key, upload.multipart_id, parts)
 
     async def _register(self, upload: UploadRecord, etag: str) -> UploadView:

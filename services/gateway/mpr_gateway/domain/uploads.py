@@ -44,6 +44,15 @@ class PartPlan:
     count: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """A part as S3 lists it (ListParts)."""
+
+    number: int
+    size: int
+    etag: str
+
+
 @dataclass(slots=True)
 class UploadRecord:
     """One row of ``uploads``."""
@@ -67,6 +76,11 @@ class UploadRecord:
         if self.part_size is None:
             return 1
         return max(1, -(-self.size_bytes // self.part_size))
+
+    def part_bytes(self, number: int) -> int:
+        """How many bytes part ``number`` holds: ``part_size``, the last one the rest."""
+        size = self.part_size or self.size_bytes
+        return size if number < self.part_count else self.size_bytes - size * (number - 1)
 
     def require_pending(self, action: str) -> None:
         if self.status != UploadStatus.PENDING:
@@ -126,3 +140,39 @@ def check_part_numbers(numbers: list[int], count: int) -> list[int]:
             details={"part_count": count},
         )
     return sorted(set(numbers))
+
+
+def choose_parts(
+    upload: UploadRecord, stored: list[StoredPart], given: dict[int, str]
+) -> list[StoredPart]:
+    """The parts to complete ``upload`` with, one per number, each of the size the plan gives
+    it. A part sent twice is listed twice by some servers (SeaweedFS): the copy of the right
+    size (and of the ETag the client gave, if it gave one) is the one to keep."""
+    numbers = range(1, upload.part_count + 1)
+    missing = [n for n in numbers if not any(p.number == n for p in stored)]
+    if missing:
+        raise Conflict(
+            f"{len(missing)} of {upload.part_count} parts are missing (first: part "
+            f"{missing[0]}); upload them, then complete",
+            details={"missing": missing[:100]},
+        )
+    chosen: list[StoredPart] = []
+    for n in numbers:
+        fitting = [p for p in stored if p.number == n and p.size == upload.part_bytes(n)]
+        if not fitting:
+            size = next(p.size for p in reversed(stored) if p.number == n)
+            raise InvalidRequest(
+                f"part {n} holds {size} bytes, not {upload.part_bytes(n)}; send it again "
+                "(POST /api/uploads/{id}/parts for a fresh URL), then complete",
+                details={"part_number": n, "size": size, "expected": upload.part_bytes(n)},
+            )
+        if n in given:
+            etag = given[n].strip('"')
+            fitting = [p for p in fitting if p.etag.strip('"') == etag]
+            if not fitting:
+                raise Conflict(
+                    f"part {n} in S3 is not the one you sent (ETag {given[n]!r}); it was sent "
+                    "again since: complete without parts, or send its current ETag"
+                )
+        chosen.append(fitting[-1])
+    return chosen
