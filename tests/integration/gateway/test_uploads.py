@@ -22,7 +22,7 @@ from mpr_catalog.settings import CatalogSettings
 from mpr_gateway.adapters.uploads import prepare_buckets
 from mpr_shared import storage
 from mpr_shared.db.migrate import upgrade
-from tests.conftest import _admin_exec, _empty_and_delete
+from tests.conftest import _admin_exec, bucket_pair
 from tests.integration.gateway.conftest import AUTH, Stack, gateway_settings, running_stack
 from tests.support.media import make_video
 
@@ -34,16 +34,11 @@ PART = 5 * MiB  # S3's smallest part but the last
 @pytest.fixture(scope="module")
 def upload_buckets(s3_client) -> Iterator[tuple[str, str]]:
     """One (input, output) bucket pair for the module: every test uses keys of its own."""
-    suffix = uuid.uuid4().hex[:10]
-    pair = (f"mpr-test-in-{suffix}", f"mpr-test-out-{suffix}")
-    for name in pair:
-        s3_client.create_bucket(Bucket=name)
-    yield pair
-    for name in pair:
-        storage.abort_multipart_uploads(
-            name, storage.list_multipart_uploads(name, client=s3_client), client=s3_client
-        )
-        _empty_and_delete(s3_client, name)
+    for pair in bucket_pair(s3_client):
+        yield pair
+        for name in pair:  # a bucket with incomplete uploads cannot be deleted
+            uploads = storage.list_multipart_uploads(name, client=s3_client)
+            storage.abort_multipart_uploads(name, uploads, client=s3_client)
 
 
 @pytest.fixture(scope="module")
