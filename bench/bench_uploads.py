@@ -18,7 +18,6 @@ medians. BENCH_UPLOAD_MB sets the file size (default 256).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import tempfile
@@ -32,7 +31,7 @@ import boto3
 import httpx
 from boto3.s3.transfer import TransferConfig
 
-from bench.bench_gateway import free_port, gateway_process
+from bench.bench_gateway import bench_buckets, free_port, gateway_env, gateway_process
 from mpr_shared.db.migrate import upgrade
 from tests.support.endpoints import LOCAL_S3, amqp_endpoint
 
@@ -106,28 +105,15 @@ class PresignedClient:
 
 def main() -> None:
     s3 = s3_client()
-    suffix = uuid.uuid4().hex[:8]
-    bucket_in, bucket_out = f"mpr-bench-in-{suffix}", f"mpr-bench-out-{suffix}"
-    for bucket in (bucket_in, bucket_out):
-        s3.create_bucket(Bucket=bucket)
-    tmp = tempfile.TemporaryDirectory()
-    path = Path(tmp.name) / "upload.mp4"
-    with path.open("wb") as f:
-        for _ in range(SIZE // MiB):
-            f.write(os.urandom(MiB))
     load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {"boto3": [], "presigned": []}
-    try:
+    with bench_buckets(s3) as (bucket_in, bucket_out), tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "upload.mp4"
+        with path.open("wb") as f:
+            for _ in range(SIZE // MiB):
+                f.write(os.urandom(MiB))
         with amqp_endpoint() as amqp_url:
-            run(s3, path, amqp_url, bucket_in, bucket_out, Path(tmp.name), times)
-    finally:
-        for bucket in (bucket_in, bucket_out):
-            with contextlib.suppress(Exception):
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                    for item in page.get("Contents", ()):
-                        s3.delete_object(Bucket=bucket, Key=item["Key"])
-                s3.delete_bucket(Bucket=bucket)
-        tmp.cleanup()
+            run(s3, path, amqp_url, bucket_in, bucket_out, Path(tmp), times)
     report(times, load_before, os.getloadavg()[0])
 
 
@@ -143,19 +129,7 @@ def run(
     database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
     upgrade(database_url)
     port = free_port()
-    env = {
-        **os.environ,
-        "MPR_ENV": "development",
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG": "false",
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "AMQP_URL": amqp_url,
-        "DATABASE_URL": database_url,
-        "MPR_API_KEYS": f"bench:{API_KEY}",
-        "S3_ENDPOINT_URL": LOCAL_S3,
-        "S3_BUCKET_IN": bucket_in,
-        "S3_BUCKET_OUT": bucket_out,
+    env = gateway_env(port, amqp_url, database_url, (bucket_in, bucket_out), API_KEY) | {
         "MAX_UPLOAD_BYTES": str(max(SIZE, MiB) * 2),
         "UPLOAD_MULTIPART_THRESHOLD_BYTES": str(BOTO3.multipart_threshold),
         "UPLOAD_PART_SIZE_BYTES": str(max(PART_SIZE, 5 * MiB)),

@@ -266,10 +266,11 @@ class FakeUploadStorage:
 
     async def complete(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[StoredPart]
-    ) -> None:
+    ) -> str:
         del self.multipart[upload_id]
         size = sum(p.size for p in parts)
         self.objects[(bucket, key)] = StoredObject(size, f"etag-{len(parts)}")
+        return f"etag-{len(parts)}"
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         self.multipart.pop(upload_id, None)

@@ -94,17 +94,18 @@ class S3Uploads:
 
     async def complete(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[StoredPart]
-    ) -> None:
+    ) -> str:
         listed: list[CompletedPartTypeDef] = [
             {"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts
         ]
-        await asyncio.to_thread(
+        done = await asyncio.to_thread(
             self._client.complete_multipart_upload,
             Bucket=bucket,
             Key=key,
             UploadId=upload_id,
             MultipartUpload={"Parts": listed},
         )
+        return done.get("ETag", "").strip('"')
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         upload = storage.MultipartUpload(key, upload_id, None)

@@ -160,7 +160,10 @@ class UploadStorage(Protocol):
 
     async def complete(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[StoredPart]
-    ) -> None: ...
+    ) -> str:
+        """CompleteMultipartUpload; returns the object's ETag."""
+        ...
+
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         """AbortMultipartUpload; an upload already gone counts as aborted."""
         ...

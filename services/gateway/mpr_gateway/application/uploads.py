@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from mpr_gateway.application.ports import (
+    StoredObject,
     UnitOfWorkFactory,
     UploadStorage,
 )
@@ -140,9 +141,10 @@ class UploadService:
         if upload.status == UploadStatus.COMPLETED:  # completing twice is fine
             return UploadView(upload, asset_id=await self._asset_id(upload))
         upload.require_pending("completed")
+        stored = None
         if upload.mode == UploadMode.MULTIPART:
-            await self._complete_parts(upload, parts)
-        stored = await self.storage.head(upload.bucket, upload.key)
+            stored = await self._complete_parts(upload, parts)
+        stored = stored or await self.storage.head(upload.bucket, upload.key)
         if stored is None:
             raise Conflict(
                 f"nothing was uploaded to {upload.key!r} yet; PUT the file to the url first",
@@ -199,13 +201,17 @@ class UploadService:
         """URLs live until the upload expires (a minute at least)."""
         return max(60, int((upload.expires_at - self.clock()).total_seconds()))
 
-    async def _complete_parts(self, upload: UploadRecord, given: Sequence[tuple[int, str]]) -> None:
+    async def _complete_parts(
+        self, upload: UploadRecord, given: Sequence[tuple[int, str]]
+    ) -> StoredObject | None:
+        """The object made of the upload's parts; None when an earlier call completed it."""
         assert upload.multipart_id is not None
         stored = await self.storage.parts(upload.bucket, upload.key, upload.multipart_id)
-        if stored is None:  # completed by an earlier call that did not record it
-            return
+        if stored is None:
+            return None
         parts = choose_parts(upload, stored, dict(given))
-        await self.storage.complete(upload.bucket, upload.key, upload.multipart_id, parts)
+        etag = await self.storage.complete(upload.bucket, upload.key, upload.multipart_id, parts)
+        return StoredObject(upload.size_bytes, etag)
 
     async def _register(self, upload: UploadRecord, etag: str) -> UploadView:
         """Record the completion with the catalog's RegisterObject, then wait for the asset."""
