@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import boto3
 from sqlalchemy import func, insert, select
@@ -158,6 +158,26 @@ async def outbox_counts(database_url: str) -> tuple[int, int]:
     return int(total or 0), int(pending or 0)
 
 
+def gateway_env(
+    port: int, amqp_url: str, database_url: str, buckets: tuple[str, str], api_key: str
+) -> dict[str, str]:
+    """A benchmark gateway's environment: quiet, on loopback, the local S3 server."""
+    return {
+        **os.environ,
+        "MPR_ENV": "development",
+        "LOG_LEVEL": "WARNING",
+        "ACCESS_LOG": "false",
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "AMQP_URL": amqp_url,
+        "DATABASE_URL": database_url,
+        "MPR_API_KEYS": f"bench:{api_key}",
+        "S3_ENDPOINT_URL": LOCAL_S3,
+        "S3_BUCKET_IN": buckets[0],
+        "S3_BUCKET_OUT": buckets[1],
+    }
+
+
 def gateway_process(env: dict[str, str], port: int) -> contextlib.AbstractContextManager:
     return service_process("gateway", env, port)
 
@@ -237,57 +257,22 @@ def _admin_exec(sql: str) -> None:
     asyncio.run(run())
 
 
-def gateway_env(
-    port: int, amqp_url: str, database_url: str, buckets: tuple[str, str], api_key: str
-) -> dict[str, str]:
-    """A benchmarked gateway's environment: quiet logs, local S3, the bench's key."""
-    return {
-        **os.environ,
-        "MPR_ENV": "development",
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG": "false",
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "AMQP_URL": amqp_url,
-        "DATABASE_URL": database_url,
-        "MPR_API_KEYS": f"bench:{api_key}",
-        "S3_ENDPOINT_URL": LOCAL_S3,
-        "S3_BUCKET_IN": buckets[0],
-        "S3_BUCKET_OUT": buckets[1],
-    }
-
-
-@contextlib.contextmanager
-def bench_buckets() -> Iterator[tuple[str, str]]:
-    """A fresh (input, output) bucket pair on the local S3 server, emptied and removed after."""
-    s3 = boto3.client(
+def local_s3() -> Any:
+    return boto3.client(
         "s3",
         endpoint_url=LOCAL_S3,
         aws_access_key_id="minioadmin",
         aws_secret_access_key="minioadmin",
         region_name="us-east-1",
     )
-    suffix = uuid.uuid4().hex[:8]
-    buckets = (f"mpr-bench-in-{suffix}", f"mpr-bench-out-{suffix}")
-    for bucket in buckets:
-        s3.create_bucket(Bucket=bucket)
-    try:
-        yield buckets
-    finally:
-        for bucket in buckets:
-            with contextlib.suppress(Exception):
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                    for item in page.get("Contents", ()):
-                        s3.delete_object(Bucket=bucket, Key=item["Key"])
-                s3.delete_bucket(Bucket=bucket)
 
 
 def each_database(run_on: Callable[[str, str, str, str], T]) -> dict[str, T]:
     """``run_on(database_url, amqp_url, bucket_in, bucket_out)`` on each database, by label."""
     runs: dict[str, T] = {}
     with (
+        bench_buckets(local_s3()) as (bucket_in, bucket_out),
         tempfile.TemporaryDirectory() as tmp,
-        bench_buckets() as (bucket_in, bucket_out),
         databases(tmp) as chosen,
         amqp_endpoint() as amqp_url,
     ):
@@ -300,6 +285,24 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     runs = each_database(run_on)
     report(runs, load_before, os.getloadavg()[0])
+
+
+@contextlib.contextmanager
+def bench_buckets(s3: Any) -> Iterator[tuple[str, str]]:
+    """A fresh (input, output) bucket pair on the local S3 server, emptied and deleted after."""
+    suffix = uuid.uuid4().hex[:8]
+    pair = (f"mpr-bench-in-{suffix}", f"mpr-bench-out-{suffix}")
+    for bucket in pair:
+        s3.create_bucket(Bucket=bucket)
+    try:
+        yield pair
+    finally:
+        for bucket in pair:
+            with contextlib.suppress(Exception):
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    for item in page.get("Contents", ()):
+                        s3.delete_object(Bucket=bucket, Key=item["Key"])
+                s3.delete_bucket(Bucket=bucket)
 
 
 def run_on(

@@ -68,7 +68,7 @@ def s3_client(s3: S3Endpoint):
     )
 
 
-def empty_and_delete(client, bucket: str) -> None:
+def _empty_and_delete(client, bucket: str) -> None:
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket):
         keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
@@ -77,19 +77,24 @@ def empty_and_delete(client, bucket: str) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
-@pytest.fixture
-def buckets(s3_client) -> Iterator[tuple[str, str]]:
-    """A fresh (input, output) bucket pair for one test."""
+def bucket_pair(client) -> Iterator[tuple[str, str]]:
+    """A fresh (input, output) bucket pair, emptied and deleted afterwards."""
     suffix = uuid.uuid4().hex[:10]
     pair = (f"mpr-test-in-{suffix}", f"mpr-test-out-{suffix}")
     for name in pair:
-        s3_client.create_bucket(Bucket=name)
+        client.create_bucket(Bucket=name)
     yield pair
     for name in pair:
         try:
-            empty_and_delete(s3_client, name)
+            _empty_and_delete(client, name)
         except Exception as exc:  # leave no failure behind, but say so
             print(f"could not delete test bucket {name}: {exc}")
+
+
+@pytest.fixture
+def buckets(s3_client) -> Iterator[tuple[str, str]]:
+    """A fresh (input, output) bucket pair for one test."""
+    yield from bucket_pair(s3_client)
 
 
 # ---------------------------------------------------------------- databases

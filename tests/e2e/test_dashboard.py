@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import empty_and_delete, service_environment
+from tests.conftest import bucket_pair, service_environment
 from tests.e2e.conftest import stack_env
 from tests.support.browser import launch
 from tests.support.media import make_video
@@ -39,10 +38,8 @@ expect.set_options(timeout=30_000)
 def dash(amqp_url, s3, s3_client, tmp_path_factory) -> Iterator[Stack]:
     """The four services on fresh buckets, the notifier letting the gateway's page read SSE."""
     tmp = tmp_path_factory.mktemp("dashboard")
-    suffix = uuid.uuid4().hex[:10]
-    buckets = (f"mpr-test-in-{suffix}", f"mpr-test-out-{suffix}")
-    for name in buckets:
-        s3_client.create_bucket(Bucket=name)
+    pair = bucket_pair(s3_client)
+    buckets = next(pair)
     env = stack_env(service_environment(amqp_url, s3, buckets, tmp), tmp, f"web:{API_KEY}")
     env |= {
         "PUBLIC_EVENTS_URL": f"http://127.0.0.1:{env['NOTIFIER_PORT']}",
@@ -58,8 +55,7 @@ def dash(amqp_url, s3, s3_client, tmp_path_factory) -> Iterator[Stack]:
     finally:
         stack.stop()
         print(stack.all_logs())
-        for name in buckets:
-            empty_and_delete(s3_client, name)
+        pair.close()  # runs bucket_pair's clean-up
 
 
 @pytest.fixture(scope="module")
