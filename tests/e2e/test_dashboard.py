@@ -45,7 +45,7 @@ def dash(amqp_url, s3, s3_client, tmp_path_factory) -> Iterator[Stack]:
         "PUBLIC_EVENTS_URL": f"http://127.0.0.1:{env['NOTIFIER_PORT']}",
         "CORS_ORIGINS": f"http://127.0.0.1:{env['GATEWAY_PORT']}",
         "WORKER_HEARTBEAT_SECONDS": "1",
-        # long.mp4 (~2 MB) goes up in presigned multipart parts, the others in one PUT.
+        # long.mp4 (~6 MB) goes up in presigned multipart parts, the others in one PUT.
         "UPLOAD_MULTIPART_THRESHOLD_BYTES": str(1024 * 1024),
     }
     stack = Stack(env=env, log_dir=tmp / "logs")
@@ -55,7 +55,7 @@ def dash(amqp_url, s3, s3_client, tmp_path_factory) -> Iterator[Stack]:
     finally:
         stack.stop()
         print(stack.all_logs())
-        pair.close()  # runs bucket_pair's clean-up
+        next(pair, None)  # bucket_pair empties and deletes the buckets
 
 
 @pytest.fixture(scope="module")
