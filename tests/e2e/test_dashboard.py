@@ -257,6 +257,21 @@ def test_an_hls_output_plays_through_the_vendored_hls_js(page: Page, api: httpx.
     assert page.evaluate("typeof window.Hls") == "function"
 
 
+def test_the_asset_page_shows_probe_details_and_a_thumbnail(page: Page, api: httpx.Client):
+    asset = api.get("/api/assets", params={"prefix": "clip.mp4"}).json()["items"][0]
+    job = api.post("/api/jobs", json={"asset_id": asset["id"], "kind": "thumbnail", "at": 1}).json()
+    page.goto(f"{page.url.split('#')[0]}#/jobs/{job['id']}")
+    expect(page.locator("h1 .badge")).to_have_text("completed")
+    page.goto(f"{page.url.split('#')[0]}#/assets/{asset['id']}")
+    streams = page.locator("#streams tbody tr")
+    expect(streams.filter(has_text="h264")).to_contain_text("320\N{MULTIPLICATION SIGN}240")
+    expect(streams.filter(has_text="aac")).to_contain_text("48000 Hz")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img#thumbnail'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
+
+
 def test_cancel_a_running_job(page: Page, tmp_path: Path):
     open_asset(page, "long.mp4")
     page.select_option("#preset", "hevc-1080p")
@@ -288,8 +303,8 @@ def test_workers_and_queue(page: Page):
 
 def test_numbers_of_the_last_day(page: Page, console: Console):
     page.click("a[data-nav=jobs]")
-    expect(page.locator("#jobs tbody tr[data-job-id]")).to_have_count(3)
-    expect(page.locator("[data-stat=completed] .value")).to_have_text("2")
+    expect(page.locator("#jobs tbody tr[data-job-id]")).to_have_count(4)
+    expect(page.locator("[data-stat=completed] .value")).to_have_text("3")
     expect(page.locator("[data-stat=cancelled] .value")).to_have_text("1")
     expect(page.locator("[data-stat=speed] .value")).to_contain_text("\N{MULTIPLICATION SIGN}")
     assert not console.errors, console.errors
