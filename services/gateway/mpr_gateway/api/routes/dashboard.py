@@ -58,7 +58,8 @@ def content_security_policy(events_url: str, s3_url: str | None) -> str:
 
 def events_url(settings: GatewaySettings) -> str:
     """Where the page opens its SSE stream (PUBLIC_EVENTS_URL; '' is this origin)."""
-    # PUBLIC_EVENTS_URL is the gateway setting GET /api/config reports (issue 11 contract).
+    # GatewaySettings.public_events_url (what GET /api/config reports) comes with issue 11's
+    # progress branch; until that is merged its documented default stands in. Then: the field.
     value: str = getattr(settings, "public_events_url", DEFAULT_EVENTS_URL)
     return value
 
