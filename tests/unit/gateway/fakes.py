@@ -245,16 +245,19 @@ class FakeUploadStorage:
     async def head(self, bucket: str, key: str) -> StoredObject | None:
         return self.objects.get((bucket, key))
 
-    def put_url(self, bucket: str, key: str, expires: int) -> str:
-        return f"https://s3.test/{bucket}/{key}?put&expires={expires}"
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        return f"https://s3.test/{bucket}/{key}?put&size={size}&expires={expires}"
 
     async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
         upload_id = f"mp-{len(self.multipart) + 1}"
         self.multipart[upload_id] = (bucket, key, [])
         return upload_id
 
-    def part_url(self, bucket: str, key: str, upload_id: str, number: int, expires: int) -> str:
-        return f"https://s3.test/{bucket}/{key}?uploadId={upload_id}&partNumber={number}"
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        query = f"uploadId={upload_id}&partNumber={number}&size={size}"
+        return f"https://s3.test/{bucket}/{key}?{query}"
 
     def send_part(self, upload_id: str, number: int, size: int) -> None:
         """What a client's PUT to a part URL does."""

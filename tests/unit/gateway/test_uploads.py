@@ -87,7 +87,7 @@ async def test_a_small_file_gets_one_put_url_and_completing_registers_it(
     uploads: UploadService, store: FakeStore, s3: FakeUploadStorage
 ):
     view = await uploads.start(NewUpload(size=10, filename="a.mp4"), client="tester")
-    assert view.url and "a.mp4?put" in view.url and not view.parts
+    assert view.url and "a.mp4?put&size=10&" in view.url and not view.parts
     assert view.upload.expires_at == NOW + timedelta(hours=1)
     with pytest.raises(Conflict, match="PUT the file"):
         await uploads.complete(view.upload.id)
@@ -133,8 +133,11 @@ async def test_multipart_completion_lists_the_parts_itself(
         await uploads.complete(upload.id)
     assert missing.value.details == {"missing": [2]}
 
-    retry = await uploads.part_urls(upload.id, [2])
-    assert [n for n, _ in retry.parts] == [2]
+    retry = await uploads.part_urls(upload.id, [2, 3])
+    assert [url.split("&", 1)[1] for _, url in retry.parts] == [
+        f"partNumber=2&size={8 * MiB}",
+        f"partNumber=3&size={4 * MiB + 5}",  # the last part: the rest
+    ]
     with pytest.raises(InvalidRequest, match="no part 4"):
         await uploads.part_urls(upload.id, [4])
     s3.send_part(upload.multipart_id, 2, 3 * MiB)  # cut short

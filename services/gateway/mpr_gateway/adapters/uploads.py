@@ -56,8 +56,10 @@ class S3Uploads:
             raise
         return StoredObject(int(found.get("ContentLength", 0)), found.get("ETag", "").strip('"'))
 
-    def put_url(self, bucket: str, key: str, expires: int) -> str:
-        params = {"Bucket": bucket, "Key": key}
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        # A signed Content-Length: S3 refuses a body of any other size (403), so the size
+        # limit and the plan hold whatever the client sends.
+        params = {"Bucket": bucket, "Key": key, "ContentLength": size}
         return self._public.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
 
     async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
@@ -70,8 +72,16 @@ class S3Uploads:
 
         return await asyncio.to_thread(start)
 
-    def part_url(self, bucket: str, key: str, upload_id: str, number: int, expires: int) -> str:
-        params = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        params = {
+            "Bucket": bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "ContentLength": size,
+        }
         return self._public.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires)
 
     async def parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart] | None:

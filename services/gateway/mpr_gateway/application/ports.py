@@ -147,12 +147,19 @@ class UploadStorage(Protocol):
     """The input bucket as uploads need it; URLs are signed for the public endpoint."""
 
     async def head(self, bucket: str, key: str) -> StoredObject | None: ...
-    def put_url(self, bucket: str, key: str, expires: int) -> str: ...
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        """A presigned PUT of exactly ``size`` bytes (Content-Length is signed)."""
+        ...
+
     async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
         """CreateMultipartUpload; returns the UploadId."""
         ...
 
-    def part_url(self, bucket: str, key: str, upload_id: str, number: int, expires: int) -> str: ...
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        """A presigned UploadPart of exactly ``size`` bytes (Content-Length is signed)."""
+        ...
 
     async def parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart] | None:
         """The parts uploaded so far (ListParts); None when the upload no longer exists."""
