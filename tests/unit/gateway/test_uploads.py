@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.stub import Stubber
 
+from mpr_gateway.adapters.uploads import S3Uploads
 from mpr_gateway.application.ports import StoredObject
 from mpr_gateway.application.uploads import NewUpload, UploadLimits, UploadService
-from mpr_gateway.domain.errors import Conflict, InvalidRequest, TooLarge
+from mpr_gateway.domain.errors import Conflict, InvalidRequest, TooLarge, Unavailable
 from mpr_gateway.domain.uploads import MAX_PARTS, MiB, UploadMode, plan_parts, upload_key
 from mpr_shared.contracts import RegisterObject
+from mpr_shared.settings import CommonSettings
 from tests.unit.gateway.fakes import FakeStore, FakeUnitOfWork, FakeUploadStorage, asset
 
 LIMITS = UploadLimits(
@@ -172,3 +175,13 @@ async def test_abort_and_the_sweep_stop_pending_uploads_only(
     assert (await uploads.get(old.id)).upload.status == "expired"
     assert (await uploads.get(young.id)).upload.status == "pending"
     assert s3.stale == [clock.now]  # and the bucket's orphans older than the TTL
+
+
+async def test_s3_failing_is_a_503_and_a_missing_object_is_none():
+    s3 = S3Uploads(CommonSettings(_env_file=None, S3_ENDPOINT_URL="http://s3.test"))
+    with Stubber(s3._client) as stub:
+        stub.add_client_error("head_object", "404", http_status_code=404)
+        stub.add_client_error("head_object", "SlowDown", http_status_code=503)
+        assert await s3.head("in", "a.mp4") is None
+        with pytest.raises(Unavailable, match=r"S3 server failed the request \(SlowDown\)"):
+            await s3.head("in", "a.mp4")
