@@ -21,16 +21,31 @@ from mpr_gateway.adapters.broker import BrokerConnection, BrokerScanner, keep_co
 from mpr_gateway.adapters.callbacks import CallbackVerifier
 from mpr_gateway.adapters.db import SqlDatabase
 from mpr_gateway.adapters.s3 import CachedPresigner, S3Buckets, S3Sources
+from mpr_gateway.adapters.uploads import S3Uploads, prepare_buckets
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
-from mpr_gateway.application.ports import Presigner, Scanner, SourceObjects, UnitOfWorkFactory
+from mpr_gateway.application.ports import (
+    Presigner,
+    Scanner,
+    SourceObjects,
+    UnitOfWorkFactory,
+    UploadStorage,
+)
 from mpr_gateway.application.rate_limit import RateLimit
+from mpr_gateway.application.uploads import UploadLimits, UploadService
 from mpr_gateway.metrics import GatewayMetrics
 from mpr_gateway.settings import GatewaySettings
 from mpr_gateway.subscribers import build_router
 from mpr_shared.auth import ApiKeys
 from mpr_shared.channel_publisher import ChannelPublisher
-from mpr_shared.contracts import CancelJob, JobCancelled, JobQueued, ProcessMedia, ScanBucket
+from mpr_shared.contracts import (
+    CancelJob,
+    JobCancelled,
+    JobQueued,
+    ProcessMedia,
+    RegisterObject,
+    ScanBucket,
+)
 from mpr_shared.db import session_factory
 from mpr_shared.db.models import GatewayOutbox
 from mpr_shared.health import Dependency, Health
@@ -47,6 +62,7 @@ PUBLISHED = (
     (COMMANDS, ProcessMedia, "Run a job (outbox; message priority = job priority 0-9)."),
     (COMMANDS, CancelJob, "Stop a job on every transcoder (outbox)."),
     (COMMANDS, ScanBucket, "Scan the input bucket (request/reply; reply is ScanResult)."),
+    (COMMANDS, RegisterObject, "Register a completed upload as an asset now (outbox)."),
     (EVENTS, JobQueued, "A job was accepted (outbox)."),
     (EVENTS, JobCancelled, "A queued job was cancelled before it ran (outbox)."),
 )
@@ -66,6 +82,7 @@ class Container:
     callbacks: CallbackVerifier
     metrics: GatewayMetrics
     health: Health
+    uploads: UploadService
 
 
 def bootstrap(
@@ -75,6 +92,7 @@ def bootstrap(
     presigner: Presigner | None = None,
     sources: SourceObjects | None = None,
     scanner: Scanner | None = None,
+    upload_storage: UploadStorage | None = None,
 ) -> Container:
     """The gateway, wired (no I/O); the keyword arguments replace a port's adapter."""
     db = SqlDatabase(settings.async_database_url, settings.db_pool_size, settings.database_role)
@@ -97,6 +115,13 @@ def bootstrap(
         scanner=scanner or BrokerScanner(broker, settings.scan_timeout_seconds),
         scan_limit=RateLimit(settings.scan_rate_per_minute, "scan"),
     )
+    uploads = UploadService(
+        uow=uow,
+        storage=upload_storage or S3Uploads(settings),
+        bucket=settings.s3_bucket_in,
+        limits=_upload_limits(settings),
+        wake_relay=relay.wake,
+    )
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
     container = Container(
         settings=settings,
@@ -109,9 +134,20 @@ def bootstrap(
         callbacks=CallbackVerifier(secret),
         metrics=metrics,
         health=_health(db, broker, settings, metrics),
+        uploads=uploads,
     )
     broker.context.set_global("container", container)  # subscribers' Context("container.…")
     return container
+
+
+def _upload_limits(settings: GatewaySettings) -> UploadLimits:
+    return UploadLimits(
+        max_bytes=settings.max_upload_bytes,
+        multipart_threshold=settings.upload_multipart_threshold_bytes,
+        part_size=settings.upload_part_size_bytes,
+        ttl_seconds=settings.upload_ttl_seconds,
+        register_wait_seconds=settings.upload_register_timeout_seconds,
+    )
 
 
 def _broker(settings: GatewaySettings) -> RabbitBroker:
@@ -170,6 +206,7 @@ async def running(container: Container) -> AsyncIterator[None]:
     if not done:
         log.warning("starting without RabbitMQ; jobs wait in the outbox until it is reachable")
     await container.relay.start()
+    sweeping = asyncio.create_task(_sweep_uploads(container), name="gateway-upload-sweep")
     # What exists now lives as long as the process (modules, routes, schemas, engines): keep
     # the cyclic GC from re-scanning it in every full collection. Under load a full
     # collection of the ~230k objects took ~85 ms and ran every ~0.5 s, stalling every
@@ -180,13 +217,29 @@ async def running(container: Container) -> AsyncIterator[None]:
         yield
     finally:
         gc.unfreeze()
-        await _stop(container, connecting)
+        await _stop(container, connecting, sweeping)
 
 
-async def _stop(container: Container, connecting: asyncio.Task[None]) -> None:
-    connecting.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await connecting
+async def _sweep_uploads(container: Container) -> None:
+    """Prepare the buckets for browsers, then abort expired uploads every so often."""
+    settings = container.settings
+    origins, ttl = settings.cors_origins, settings.upload_ttl_seconds
+    await prepare_buckets(settings, origins, ttl)
+    while settings.upload_sweep_seconds > 0:
+        try:
+            await container.uploads.sweep()
+        except Exception as exc:  # S3 or the database away: the next round tries again
+            log.warning("upload sweep failed: %s", exc)
+        await asyncio.sleep(settings.upload_sweep_seconds)
+
+
+async def _stop(
+    container: Container, connecting: asyncio.Task[None], sweeping: asyncio.Task[None]
+) -> None:
+    for task in (connecting, sweeping):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     try:
         await asyncio.wait_for(container.relay.stop(), timeout=RELAY_STOP_SECONDS)
     except Exception as exc:  # pending rows stay in the outbox for the next start

@@ -102,6 +102,62 @@ class GatewaySettings(CommonSettings):
         validation_alias="GATEWAY_PREFETCH",
         description="Unacked job events per consumer (https://www.rabbitmq.com/docs/consumer-prefetch).",
     )
+    # Uploads (POST /api/uploads): presigned PUT and multipart URLs into S3_BUCKET_IN.
+    max_upload_bytes: int = Field(
+        50 * 1024**3,
+        ge=1,
+        le=5 * 1024**4,  # S3's largest object: 5 TiB
+        validation_alias="MAX_UPLOAD_BYTES",
+        description="Largest file POST /api/uploads accepts; larger ones get 413.",
+    )
+    upload_multipart_threshold_bytes: int = Field(
+        64 * 1024**2,
+        ge=0,
+        le=5 * 1024**3,  # S3's largest single PUT: 5 GiB
+        validation_alias="UPLOAD_MULTIPART_THRESHOLD_BYTES",
+        description="Files larger than this are uploaded in parts; smaller ones in one PUT.",
+    )
+    upload_part_size_bytes: int = Field(
+        16 * 1024**2,
+        ge=5 * 1024**2,  # S3's smallest part (all but the last)
+        le=5 * 1024**3,  # and its largest
+        validation_alias="UPLOAD_PART_SIZE_BYTES",
+        description="Smallest part of a multipart upload (S3 allows 5 MiB; 8 MiB or more "
+        "suits browsers and CLIs); "
+        "it grows with the file so no upload needs more than 10,000 parts.",
+    )
+    upload_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,  # the presigned URLs live as long and cannot outlive 7 days
+        validation_alias="UPLOAD_TTL_SECONDS",
+        description="How long an upload may stay incomplete; then it is aborted and expired.",
+    )
+    upload_sweep_seconds: float = Field(
+        300.0,
+        ge=0,
+        validation_alias="UPLOAD_SWEEP_SECONDS",
+        description="How often the gateway aborts uploads older than UPLOAD_TTL_SECONDS "
+        "(0: never; servers without lifecycle rules, such as SeaweedFS, rely on it).",
+    )
+    upload_register_timeout_seconds: float = Field(
+        5.0,
+        ge=0,
+        validation_alias="UPLOAD_REGISTER_TIMEOUT_SECONDS",
+        description="How long completing an upload waits for the catalog to register the "
+        "asset; past it the command waits in the outbox and asset_id is null.",
+    )
+    upload_cors_origins: str = Field(
+        "*",
+        validation_alias="UPLOAD_CORS_ORIGINS",
+        description="Comma-separated origins allowed to PUT to the input bucket from a "
+        "browser (bucket CORS, set at start-up where the server supports it); empty: leave "
+        "the buckets' CORS alone.",
+    )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.upload_cors_origins.split(",") if o.strip()]
 
     @cached_property
     def api_key_map(self) -> dict[str, str]:

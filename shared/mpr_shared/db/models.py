@@ -2,6 +2,7 @@
 
 - ``assets``, ``catalog_outbox``: written by the catalog.
 - ``jobs``, ``gateway_outbox``: written by the gateway (the owner of job state).
+- ``uploads``: written by the gateway (presigned uploads into the input bucket).
 Other services may read them.
 """
 
@@ -118,6 +119,32 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
+class Upload(Base):
+    """A presigned upload into the input bucket, from start to completion. Written by the
+    gateway only."""
+
+    __tablename__ = "uploads"
+    # The TTL sweep reads pending uploads oldest first.
+    __table_args__ = (Index("ix_uploads_status_created", "status", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    bucket: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    # single | multipart
+    mode: Mapped[str] = mapped_column(String(16))
+    part_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # S3's UploadId of a multipart upload.
+    multipart_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # pending | completed | aborted | expired
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    client: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
 class _OutboxColumns:
     """Messages saved in the same transaction as the state change, published afterwards."""
 
@@ -156,4 +183,5 @@ TABLE_WRITERS: dict[str, str] = {
     "catalog_outbox": "catalog",
     "jobs": "gateway",
     "gateway_outbox": "gateway",
+    "uploads": "gateway",
 }

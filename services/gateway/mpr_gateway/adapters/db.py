@@ -40,19 +40,28 @@ from sqlalchemy.pool import NullPool
 from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, JobFilter
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
+from mpr_gateway.domain.uploads import UploadRecord, UploadStatus
 from mpr_shared.contracts import JobSpec, Message
 from mpr_shared.db import create_engine as create_async_engine
 from mpr_shared.db import role_connect_args
-from mpr_shared.db.models import Asset, Base, GatewayOutbox, Job
+from mpr_shared.db.models import Asset, Base, GatewayOutbox, Job, Upload
 from mpr_shared.outbox import outbox_row
 from mpr_shared.settings import normalize_database_url
 
 JOBS = Base.metadata.tables[Job.__tablename__]
 ASSETS = Base.metadata.tables[Asset.__tablename__]
 OUTBOX = Base.metadata.tables[GatewayOutbox.__tablename__]
+UPLOADS = Base.metadata.tables[Upload.__tablename__]
 JOB_FIELDS = tuple(c.name for c in JOBS.columns)
 ASSET_FIELDS = ("id", *(f for f in AssetRecord.__slots__ if f != "id"))
-TIME_FIELDS = ("created_at", "updated_at", "started_at", "finished_at", "deleted_at")
+TIME_FIELDS = (
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "deleted_at",
+    "expires_at",
+)
 T = TypeVar("T")
 
 # The per-request lookups, built once: a statement built per call costs more to build and
@@ -258,6 +267,36 @@ class SqlAssets:
         return [_asset(r) for r in await self._db.read(query)]
 
 
+class SqlUploads:
+    def __init__(self, db: _Statements) -> None:
+        self._db = db
+
+    async def get(self, upload_id: UUID) -> UploadRecord | None:
+        rows = await self._db.read(select(UPLOADS).where(UPLOADS.c.id == upload_id))
+        return UploadRecord(**_columns(rows[0])) if rows else None
+
+    async def add(self, upload: UploadRecord) -> None:
+        row = {c.name: getattr(upload, c.name) for c in UPLOADS.columns}
+        await self._db.write(insert(UPLOADS).values(row))
+
+    async def finish(self, upload_id: UUID, status: UploadStatus, now: datetime) -> bool:
+        query = (
+            update(UPLOADS)
+            .where(UPLOADS.c.id == upload_id, UPLOADS.c.status == UploadStatus.PENDING.value)
+            .values(status=status.value, finished_at=now)
+        )
+        return await self._db.write(query) == 1
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]:
+        query = (
+            select(UPLOADS)
+            .where(UPLOADS.c.status == UploadStatus.PENDING.value, UPLOADS.c.expires_at < now)
+            .order_by(UPLOADS.c.created_at)
+            .limit(limit)
+        )
+        return [UploadRecord(**_columns(r)) for r in await self._db.read(query)]
+
+
 class SqlOutbox:
     """Rows for ``gateway_outbox`` (``outbox_row``), inserted by the unit of work's commit."""
 
@@ -290,6 +329,7 @@ class SqlUnitOfWork:
         statements = _Statements(self)
         self.jobs = SqlJobs(statements)
         self.assets = SqlAssets(statements)
+        self.uploads = SqlUploads(statements)
         self.outbox = SqlOutbox()
         return self
 
