@@ -29,6 +29,7 @@ from mpr_gateway.application.ports import (
     UnitOfWork,
 )
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_shared.contracts import Message, ProbeStatus, ScanResult
 from mpr_shared.outbox import outbox_row
@@ -142,11 +143,13 @@ class FakeAssets:
 class FakeOutbox:
     def __init__(self) -> None:
         self.pending: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []
 
-    def add(self, *messages: Message) -> None:
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
         for message in messages:
             row = outbox_row(message)  # the real row builder: exchange and priority
             self.pending.append((row["exchange"], message, row["priority"]))
+            self.targets.append((via, message))
 
 
 class FakeUnitOfWork:
