@@ -42,10 +42,15 @@ class FakeStore:
         self.jobs: dict[UUID, JobRecord] = {}
         self.assets: dict[UUID, AssetRecord] = {}
         self.outbox: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []  # which relay dispatches each row
         self.commits = 0
 
     def messages(self, kind: type[Message]) -> list[Message]:
         return [m for _, m, _ in self.outbox if isinstance(m, kind)]
+
+    def via(self, executor: Executor) -> list[str]:
+        """The types of the committed messages that ``executor``'s relay dispatches."""
+        return [type(m).__name__ for target, m in self.targets if target is executor]
 
 
 def _job_matches(job: JobRecord, filters: JobFilter) -> bool:
@@ -173,7 +178,9 @@ class FakeUnitOfWork:
         self.store.jobs.update({job.id: job for job in self.jobs.added})
         self.store.jobs.update(self.jobs.updates)
         self.store.outbox += self.outbox.pending
-        self.jobs.added, self.jobs.updates, self.outbox.pending = [], {}, []
+        self.store.targets += self.outbox.targets
+        self.jobs.added, self.jobs.updates = [], {}
+        self.outbox.pending, self.outbox.targets = [], []
         self.store.commits += 1
 
 
