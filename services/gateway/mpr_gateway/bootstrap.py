@@ -38,7 +38,7 @@ from mpr_shared.db import session_factory
 from mpr_shared.db.models import GatewayOutbox
 from mpr_shared.health import Dependency, Health
 from mpr_shared.messaging import make_broker
-from mpr_shared.outbox import OutboxRelay
+from mpr_shared.outbox import OutboxPublisher, OutboxRelay
 from mpr_shared.topology import COMMANDS, EVENTS
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def bootstrap(
     boto3 Step Functions client)."""
     db = SqlDatabase(settings.async_database_url, settings.db_pool_size, settings.database_role)
     broker = _broker(settings)
-    relay = _relay(settings, db, broker)
+    relay = _relay(settings, db, ChannelPublisher(broker))
     # The Step Functions relay reports a refused job to the job service built below.
     executor_relay = _executor_relay(settings, db, stepfunctions, lambda: jobs)
     relays = (relay,) if executor_relay is None else (relay, executor_relay)
@@ -147,15 +147,21 @@ def _broker(settings: GatewaySettings) -> RabbitBroker:
     return broker
 
 
-def _relay(settings: GatewaySettings, db: SqlDatabase, broker: RabbitBroker) -> OutboxRelay:
-    """The outbox relay, publishing on the channel publisher (mpr_shared.channel_publisher)."""
+def _relay(
+    settings: GatewaySettings,
+    db: SqlDatabase,
+    publisher: OutboxPublisher,
+    target: Executor = Executor.RABBITMQ,
+) -> OutboxRelay:
+    """The outbox relay of ``target``'s rows; RabbitMQ's publishes on the channel publisher
+    (mpr_shared.channel_publisher)."""
     return OutboxRelay(
-        ChannelPublisher(broker),
+        publisher,
         session_factory(db.engine),
         GatewayOutbox,
         poll_interval=settings.outbox_poll_seconds,
         write_lock=db.write_lock,
-        rows=GatewayOutbox.target == Executor.RABBITMQ.value,
+        rows=GatewayOutbox.target == target.value,
     )
 
 
@@ -185,14 +191,7 @@ def _executor_relay(
         awaits_start=db.job_awaits_start,
         refused=lambda job_id, attempt, reason: jobs().dispatch_refused(job_id, attempt, reason),
     )
-    return OutboxRelay(
-        dispatcher,
-        session_factory(db.engine),
-        GatewayOutbox,
-        poll_interval=settings.outbox_poll_seconds,
-        write_lock=db.write_lock,
-        rows=GatewayOutbox.target == Executor.STEPFUNCTIONS.value,
-    )
+    return _relay(settings, db, dispatcher, Executor.STEPFUNCTIONS)
 
 
 def _health(
