@@ -23,7 +23,6 @@ import boto3
 import pytest
 from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
-from moto.server import ThreadedMotoServer
 from sqlalchemy import update
 
 from mpr_gateway.domain.executors import execution_name
@@ -39,6 +38,7 @@ from tests.integration.gateway.conftest import (
     running_stack,
 )
 from tests.integration.gateway.test_rest import signed
+from tests.support.moto import moto_server
 
 ROOT = Path(__file__).resolve().parents[3]
 ASL = ROOT / "deploy" / "aws" / "transcoder-state-machine.asl.json"
@@ -55,13 +55,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    """moto in server mode on 127.0.0.1 (its backends live in this process, per account)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def sfn(endpoint: str) -> Any:
@@ -76,10 +72,10 @@ def sfn(endpoint: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def state_machine(moto_server: str) -> str:
+def state_machine(moto_endpoint: str) -> str:
     """The repository's state machine definition, as deploy/aws/template.yaml fills it."""
     definition = ASL.read_text().replace("${TranscoderFunctionArn}", FUNCTION_ARN)
-    created = sfn(moto_server).create_state_machine(
+    created = sfn(moto_endpoint).create_state_machine(
         name=f"mpr-transcoder-{uuid.uuid4().hex[:8]}",
         definition=definition,
         roleArn="arn:aws:iam::123456789012:role/mpr-states",
@@ -102,10 +98,10 @@ def sfn_env(endpoint: str, machine: str, **overrides: str) -> dict[str, str]:
 
 @pytest.fixture
 async def stack(
-    service_env: dict, database_url: str, buckets, moto_server: str, state_machine: str
+    service_env: dict, database_url: str, buckets, moto_endpoint: str, state_machine: str
 ) -> AsyncIterator[Stack]:
     """The gateway allowing both executors (rabbitmq the default), Step Functions on moto."""
-    settings = gateway_settings(service_env, database_url, **sfn_env(moto_server, state_machine))
+    settings = gateway_settings(service_env, database_url, **sfn_env(moto_endpoint, state_machine))
     async for s in running_stack(settings, buckets):
         yield s
 
@@ -142,13 +138,13 @@ async def post_callback(stack: Stack, job_id: uuid.UUID, event: Any) -> str:
 
 
 async def test_a_job_starts_one_execution_per_attempt_and_cancel_stops_it(
-    stack: Stack, moto_server: str, state_machine: str, listener
+    stack: Stack, moto_endpoint: str, state_machine: str, listener
 ):
     job = await submit(stack, "sfn/clip.mp4", executor="stepfunctions")
     job_id = uuid.UUID(job["id"])
     assert (job["executor"], job["status"]) == ("stepfunctions", "queued")
 
-    execution = await started(moto_server, state_machine, execution_name(job_id, 1))
+    execution = await started(moto_endpoint, state_machine, execution_name(job_id, 1))
     payload = json.loads(execution["input"])
     assert payload.pop("callback_url") == f"{PUBLIC_URL}/api/jobs/{job_id}/callback"
     process = ProcessMedia.model_validate(payload)  # the handler's event, exactly
@@ -174,7 +170,7 @@ async def test_a_job_starts_one_execution_per_attempt_and_cancel_stops_it(
         return all(r.published_at is not None for r in rows)
 
     await eventually(dispatched_again)
-    mine = [n for n in executions(moto_server, state_machine) if n.startswith(str(job_id))]
+    mine = [n for n in executions(moto_endpoint, state_machine) if n.startswith(str(job_id))]
     assert mine == [execution_name(job_id, 1)]
     # Nothing went to the transcoders over RabbitMQ.
     assert not [c for c in listener["commands"] if c[2]["job_id"] == str(job_id)]
@@ -187,7 +183,7 @@ async def test_a_job_starts_one_execution_per_attempt_and_cancel_stops_it(
     assert cancel.status_code == 202 and cancel.json()["status"] == "cancelled"
 
     async def aborted() -> bool:
-        found = await asyncio.to_thread(executions, moto_server, state_machine)
+        found = await asyncio.to_thread(executions, moto_endpoint, state_machine)
         return found[execution_name(job_id, 1)]["status"] == "ABORTED"
 
     await eventually(aborted)
@@ -198,7 +194,7 @@ async def test_a_job_starts_one_execution_per_attempt_and_cancel_stops_it(
     # Retry: attempt 2 is a new execution.
     retry = await stack.client.post(f"/api/jobs/{job_id}/retry", headers=AUTH)
     assert retry.status_code == 202 and retry.json()["attempt"] == 2
-    second = await started(moto_server, state_machine, execution_name(job_id, 2))
+    second = await started(moto_endpoint, state_machine, execution_name(job_id, 2))
     assert json.loads(second["input"])["attempt"] == 2
 
     async def cancelled_published() -> bool:
@@ -227,21 +223,17 @@ async def test_a_job_accepted_while_aws_is_unreachable_starts_when_it_answers(
             await relay.flush()  # nothing listens: the row stays pending
 
         # AWS comes back (moto's backends are per process: the state machine is there).
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
+        with moto_server(port):
             relay.wake()
             execution = await started(endpoint, state_machine, execution_name(job_id, 1))
             assert json.loads(execution["input"])["job_id"] == str(job_id)
-        finally:
-            server.stop()
 
 
 async def test_aws_refusing_the_start_fails_the_job_with_its_code(
-    service_env: dict, database_url: str, buckets, moto_server: str, state_machine: str
+    service_env: dict, database_url: str, buckets, moto_endpoint: str, state_machine: str
 ):
     missing = state_machine.rsplit(":", 1)[0] + ":no-such-machine"
-    env = sfn_env(moto_server, missing, EXECUTOR="stepfunctions")
+    env = sfn_env(moto_endpoint, missing, EXECUTOR="stepfunctions")
     settings = gateway_settings(service_env, database_url, **env)
     async for stack in running_stack(settings, buckets):
         job_id = uuid.UUID((await submit(stack, "sfn/refused.mp4"))["id"])
@@ -260,7 +252,7 @@ async def failed(stack: Stack, relay: Any, job_id: uuid.UUID) -> dict[str, Any] 
     return got if got["status"] == "failed" else None
 
 
-async def test_lambda_callbacks_reach_mpr_events_once(stack: Stack, moto_server: str):
+async def test_lambda_callbacks_reach_mpr_events_once(stack: Stack, moto_endpoint: str):
     """The notifier's view: job.completed once on mpr.events, even when posted twice."""
     broker = RabbitBroker(stack.settings.amqp_url.get_secret_value())
     seen: list[tuple[str, str | None, str | None, dict[str, Any]]] = []
