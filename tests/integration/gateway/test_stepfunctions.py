@@ -229,11 +229,11 @@ async def test_a_job_accepted_while_aws_is_unreachable_starts_when_it_answers(
             assert json.loads(execution["input"])["job_id"] == str(job_id)
 
 
-async def test_aws_refusing_the_start_fails_the_job_with_its_code(
+async def test_a_lambda_only_deployment_refuses_rabbitmq_and_fails_what_aws_refuses(
     service_env: dict, database_url: str, buckets, moto_endpoint: str, state_machine: str
 ):
     missing = state_machine.rsplit(":", 1)[0] + ":no-such-machine"
-    env = sfn_env(moto_endpoint, missing, EXECUTOR="stepfunctions")
+    env = sfn_env(moto_endpoint, missing, EXECUTOR="stepfunctions", EXECUTORS_ALLOWED="")
     settings = gateway_settings(service_env, database_url, **env)
     async for stack in running_stack(settings, buckets):
         job_id = uuid.UUID((await submit(stack, "sfn/refused.mp4"))["id"])
@@ -243,6 +243,26 @@ async def test_aws_refusing_the_start_fails_the_job_with_its_code(
         job = await eventually(functools.partial(failed, stack, relay, job_id), every=0.0)
         assert "StateMachineDoesNotExist" in job["error"]
         assert job["attempt"] == 1
+        await refuses_rabbitmq(stack)
+
+
+async def refuses_rabbitmq(stack: Stack) -> None:
+    """A Lambda-only deployment: a job asking for rabbitmq is 422 on REST and GraphQL."""
+    body = {"source_key": "sfn/refused.mp4", "kind": "audio", "executor": "rabbitmq"}
+    response = await stack.client.post("/api/jobs", json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert "not allowed on this deployment; allowed: stepfunctions" in response.text
+    mutation = "mutation($i: JobInput!) { createJob(input: $i) { id executor } }"
+    asks = {"sourceKey": "sfn/refused.mp4", "kind": "audio"}
+    given = asks | {"executor": "rabbitmq"}
+    result = await stack.client.post(
+        "/graphql", json={"query": mutation, "variables": {"i": given}}, headers=AUTH
+    )
+    assert "allowed: stepfunctions" in result.json()["errors"][0]["message"]
+    created = await stack.client.post(
+        "/graphql", json={"query": mutation, "variables": {"i": asks}}, headers=AUTH
+    )
+    assert created.json()["data"]["createJob"]["executor"] == "stepfunctions"
 
 
 async def failed(stack: Stack, relay: Any, job_id: uuid.UUID) -> dict[str, Any] | None:
@@ -308,30 +328,3 @@ async def test_executors_the_deployment_does_not_allow_or_sources_too_long_are_4
         "/api/jobs", json={**cases[0][0], "kind": "audio"}, headers=AUTH
     )
     assert "LAMBDA_MAX_SOURCE_SECONDS" in too_long.text and "use executor rabbitmq" in too_long.text
-
-
-async def test_an_executor_not_allowed_is_422_naming_the_allowed_ones(
-    service_env: dict, database_url: str, buckets
-):
-    """The default deployment (rabbitmq only), over REST and GraphQL."""
-    async for stack in running_stack(gateway_settings(service_env, database_url), buckets):
-        await stack.add_asset("sfn/any.mp4")
-        body = {"source_key": "sfn/any.mp4", "kind": "audio", "executor": "stepfunctions"}
-        response = await stack.client.post("/api/jobs", json=body, headers=AUTH)
-        assert response.status_code == 422
-        error = response.json()
-        assert "not allowed on this deployment; allowed: rabbitmq" in json.dumps(error)
-        mutation = "mutation($i: JobInput!) { createJob(input: $i) { id executor } }"
-        variables = {
-            "i": {"sourceKey": "sfn/any.mp4", "kind": "audio", "executor": "stepfunctions"}
-        }
-        result = await stack.client.post(
-            "/graphql", json={"query": mutation, "variables": variables}, headers=AUTH
-        )
-        errors = result.json()["errors"]
-        assert "allowed: rabbitmq" in errors[0]["message"]
-        ok = {"i": {"sourceKey": "sfn/any.mp4", "kind": "audio"}}
-        created = await stack.client.post(
-            "/graphql", json={"query": mutation, "variables": ok}, headers=AUTH
-        )
-        assert created.json()["data"]["createJob"]["executor"] == "rabbitmq"
