@@ -32,6 +32,7 @@ from mpr_gateway.application.ports import (
     UploadStorage,
 )
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
 from mpr_shared.contracts import Message, ProbeStatus, ScanResult
@@ -46,10 +47,15 @@ class FakeStore:
         self.assets: dict[UUID, AssetRecord] = {}
         self.uploads: dict[UUID, UploadRecord] = {}
         self.outbox: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []  # which relay dispatches each row
         self.commits = 0
 
     def messages(self, kind: type[Message]) -> list[Message]:
         return [m for _, m, _ in self.outbox if isinstance(m, kind)]
+
+    def via(self, executor: Executor) -> list[str]:
+        """The types of the committed messages that ``executor``'s relay dispatches."""
+        return [type(m).__name__ for target, m in self.targets if target is executor]
 
 
 def _job_matches(job: JobRecord, filters: JobFilter) -> bool:
@@ -173,11 +179,13 @@ class FakeUploads:
 class FakeOutbox:
     def __init__(self) -> None:
         self.pending: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []
 
-    def add(self, *messages: Message) -> None:
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
         for message in messages:
             row = outbox_row(message)  # the real row builder: exchange and priority
             self.pending.append((row["exchange"], message, row["priority"]))
+            self.targets.append((via, message))
 
 
 class FakeUnitOfWork:
@@ -203,7 +211,9 @@ class FakeUnitOfWork:
         self.store.jobs.update(self.jobs.updates)
         self.store.outbox += self.outbox.pending
         self.store.uploads.update(self.uploads.pending)
-        self.jobs.added, self.jobs.updates, self.outbox.pending = [], {}, []
+        self.store.targets += self.outbox.targets
+        self.jobs.added, self.jobs.updates = [], {}
+        self.outbox.pending, self.outbox.targets = [], []
         self.uploads.pending = {}
         self.store.commits += 1
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol, Self
 from uuid import UUID
 
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.failures import FailureReason
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
@@ -70,7 +71,10 @@ class AssetRepository(Protocol):
 class Outbox(Protocol):
     """Messages saved in the unit of work's transaction; the relay publishes them later."""
 
-    def add(self, *messages: Message) -> None: ...
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
+        """``via`` the job's executor: a ProcessMedia or CancelJob for Step Functions is
+        dispatched by the Step Functions relay (StartExecution, StopExecution)."""
+        ...
 
 
 class UnitOfWork(Protocol):
