@@ -108,7 +108,11 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    server = request.getfixturevalue("postgres_server")
+    yield from postgres_database(request.getfixturevalue("postgres_server"))
+
+
+def postgres_database(server: str) -> Iterator[str]:
+    """A new, migrated database on ``server`` (its asyncpg URL), dropped afterwards."""
     name = f"mpr_test_{uuid.uuid4().hex[:12]}"
     admin = make_url(server).set(drivername="postgresql+asyncpg")
     async_url = admin.set(database=name).render_as_string(hide_password=False)
@@ -154,11 +158,16 @@ async def sessions(database_url: str) -> AsyncIterator:
 # ---------------------------------------------------------------- settings
 
 
-def service_environment(
-    amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path
+@pytest.fixture
+def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path) -> dict:
+    """Environment for a service under test: real endpoints, fresh buckets, SQLite file."""
+    return endpoints_env(amqp_url, s3, buckets, f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}")
+
+
+def endpoints_env(
+    amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], database_url: str
 ) -> dict[str, str]:
-    """Environment for a service under test: real endpoints, ``buckets``, SQLite file."""
-    bucket_in, bucket_out = buckets
+    """A service's environment on these endpoints, buckets and database."""
     return {
         "MPR_ENV": "test",
         "AMQP_URL": amqp_url,
@@ -166,16 +175,10 @@ def service_environment(
         "AWS_ACCESS_KEY_ID": s3.access_key,
         "AWS_SECRET_ACCESS_KEY": s3.secret_key,
         "AWS_REGION": "us-east-1",
-        "S3_BUCKET_IN": bucket_in,
-        "S3_BUCKET_OUT": bucket_out,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}",
+        "S3_BUCKET_IN": buckets[0],
+        "S3_BUCKET_OUT": buckets[1],
+        "DATABASE_URL": database_url,
     }
-
-
-@pytest.fixture
-def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path) -> dict:
-    """Environment for a service under test: real endpoints, fresh buckets, SQLite file."""
-    return service_environment(amqp_url, s3, buckets, tmp_path)
 
 
 @pytest.fixture

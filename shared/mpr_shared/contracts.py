@@ -142,6 +142,9 @@ class CancelJob(Command):
     ROUTING_KEY: ClassVar[str] = "job.cancel"
 
     job_id: UUID
+    attempt: int | None = Field(
+        None, description="The attempt to stop (the Step Functions execution of that attempt)."
+    )
     reason: str = "cancelled by user"
 
 

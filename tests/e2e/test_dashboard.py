@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import bucket_pair, service_environment
+from tests.conftest import bucket_pair, endpoints_env
 from tests.e2e.conftest import stack_env
 from tests.support.browser import launch
 from tests.support.media import make_video
@@ -40,7 +40,8 @@ def dash(amqp_url, s3, s3_client, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("dashboard")
     pair = bucket_pair(s3_client)
     buckets = next(pair)
-    env = stack_env(service_environment(amqp_url, s3, buckets, tmp), tmp, f"web:{API_KEY}")
+    database_url = f"sqlite+aiosqlite:///{tmp / 'mpr.db'}"
+    env = stack_env(endpoints_env(amqp_url, s3, buckets, database_url), tmp, f"web:{API_KEY}")
     env |= {
         "PUBLIC_EVENTS_URL": f"http://127.0.0.1:{env['NOTIFIER_PORT']}",
         "CORS_ORIGINS": f"http://127.0.0.1:{env['GATEWAY_PORT']}",

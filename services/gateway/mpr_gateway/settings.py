@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from mpr_gateway.domain.executors import Executor, ExecutorPolicy
 from mpr_shared.auth import ApiKeys
 from mpr_shared.settings import CommonSettings, Environment
 
@@ -159,6 +160,65 @@ class GatewaySettings(CommonSettings):
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in self.upload_cors_origins.split(",") if o.strip()]
 
+    executor: Executor = Field(
+        Executor.RABBITMQ,
+        validation_alias="EXECUTOR",
+        description="Where jobs run by default: rabbitmq (transcoder replicas) or "
+        "stepfunctions (AWS Lambda through Step Functions, deploy/aws/).",
+    )
+    executors_allowed: str = Field(
+        "",
+        validation_alias="EXECUTORS_ALLOWED",
+        description="Comma-separated executors a job may ask for with 'executor' "
+        "(EXECUTOR is always allowed); empty: only EXECUTOR.",
+    )
+    state_machine_arn: str | None = Field(
+        None,
+        validation_alias="STATE_MACHINE_ARN",
+        pattern=r"^arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:[\w-]{1,80}$",
+        description="The transcoder state machine (deploy/aws output StateMachineArn); "
+        "needed when stepfunctions is allowed.",
+    )
+    public_url: str | None = Field(
+        None,
+        validation_alias="PUBLIC_URL",
+        pattern=r"^https?://[^/\s]+(/[^\s]*)?$",
+        description="The gateway's base URL as the Lambda reaches it; callbacks go to "
+        "PUBLIC_URL/api/jobs/<id>/callback. Needed when stepfunctions is allowed.",
+    )
+    stepfunctions_endpoint_url: str | None = Field(
+        None,
+        validation_alias="STEPFUNCTIONS_ENDPOINT_URL",
+        description="Step Functions API endpoint; empty means AWS's in AWS_REGION (set it "
+        "for a local emulator).",
+    )
+    lambda_max_source_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=900,
+        validation_alias="LAMBDA_MAX_SOURCE_SECONDS",
+        description="Longest source the stepfunctions executor takes; longer or unprobed "
+        "sources are refused (422). Measure it: deploy/aws/README.md, 'Long jobs'.",
+    )
+
+    @field_validator("state_machine_arn", "public_url", "stepfunctions_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @cached_property
+    def executor_policy(self) -> ExecutorPolicy:
+        """The default executor, the allowed ones and the Lambda's source budget."""
+        names = [n.strip() for n in self.executors_allowed.split(",") if n.strip()]
+        try:
+            allowed = [Executor(n) for n in names]
+        except ValueError:
+            choices = ", ".join(e.value for e in Executor)
+            raise ValueError(
+                f"EXECUTORS_ALLOWED={self.executors_allowed!r}: use {choices}"
+            ) from None
+        return ExecutorPolicy.of(self.executor, allowed, self.lambda_max_source_seconds)
+
     @cached_property
     def api_key_map(self) -> dict[str, str]:
         """Configured keys by client name; bare keys are named key1, key2, ..."""
@@ -167,6 +227,22 @@ class GatewaySettings(CommonSettings):
     @model_validator(mode="after")
     def _keys_required_in_production(self) -> Self:
         keys = self.api_key_map  # parses, so a malformed value fails at start-up
+        if Executor.STEPFUNCTIONS in self.executor_policy.allowed:
+            missing = [
+                name
+                for name, value in (
+                    ("STATE_MACHINE_ARN", self.state_machine_arn),
+                    ("PUBLIC_URL", self.public_url),
+                    ("MPR_CALLBACK_SECRET", self.callback_secret),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(
+                    "the stepfunctions executor needs "
+                    + ", ".join(missing)
+                    + " (deploy/aws/README.md)"
+                )
         if self.mpr_env is Environment.PRODUCTION and not keys:
             raise ValueError("production refuses to start without MPR_API_KEYS (name:key,…)")
         if self.callback_secret is not None:

@@ -117,6 +117,8 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # rabbitmq | stepfunctions: where the job's attempts run (the gateway's EXECUTOR).
+    executor: Mapped[str] = mapped_column(String(16), default="rabbitmq", server_default="rabbitmq")
 
 
 class Upload(Base):
@@ -161,10 +163,14 @@ class _OutboxColumns:
 
 
 class GatewayOutbox(_OutboxColumns, Base):
-    """Commands and events the gateway owes the broker. Written by the gateway only."""
+    """Commands and events the gateway owes the broker, or a job executor (``target``: a
+    ProcessMedia/CancelJob row with target stepfunctions starts/stops an execution instead).
+    Written by the gateway only."""
 
     __tablename__ = "gateway_outbox"
     __table_args__ = (Index("ix_gateway_outbox_pending", "published_at", "created_at"),)
+
+    target: Mapped[str] = mapped_column(String(16), default="rabbitmq", server_default="rabbitmq")
 
 
 class CatalogOutbox(_OutboxColumns, Base):

@@ -7,22 +7,19 @@ import asyncio
 import dataclasses
 import hashlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from mpr_catalog.bootstrap import bootstrap as catalog_bootstrap
 from mpr_catalog.bootstrap import running as catalog_running
 from mpr_catalog.settings import CatalogSettings
 from mpr_gateway.adapters.uploads import prepare_buckets
 from mpr_shared import storage
-from mpr_shared.db.migrate import upgrade
-from tests.conftest import _admin_exec, bucket_pair
+from tests.conftest import bucket_pair, endpoints_env, postgres_database
 from tests.integration.gateway.conftest import AUTH, Stack, gateway_settings, running_stack
 from tests.support.media import make_video
 
@@ -44,24 +41,10 @@ def upload_buckets(s3_client) -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def upload_env(amqp_url: str, s3, postgres_server: str, upload_buckets) -> Iterator[dict]:
     """The gateway's and the catalog's environment, on a migrated PostgreSQL database."""
-    name = f"mpr_test_{uuid.uuid4().hex[:12]}"
-    url = make_url(postgres_server).set(drivername="postgresql+asyncpg", database=name)
-    _admin_exec(postgres_server, f'CREATE DATABASE "{name}"')
-    database_url = url.render_as_string(hide_password=False)
-    upgrade(database_url)
-    yield {
-        "MPR_ENV": "test",
-        "AMQP_URL": amqp_url,
-        "S3_ENDPOINT_URL": s3.url,
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_REGION": "us-east-1",
-        "S3_BUCKET_IN": upload_buckets[0],
-        "S3_BUCKET_OUT": upload_buckets[1],
-        "DATABASE_URL": database_url,
-        "OUTBOX_POLL_SECONDS": "0.2",
-    }
-    _admin_exec(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for database_url in postgres_database(postgres_server):
+        yield endpoints_env(amqp_url, s3, upload_buckets, database_url) | {
+            "OUTBOX_POLL_SECONDS": "0.2"
+        }
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +111,8 @@ async def test_a_single_put_upload_is_registered_and_probed_at_once(stack: Stack
     assert upload["bucket"] == stack.bucket_in and upload["status"] == "pending"
     assert created.headers["location"] == f"/api/uploads/{upload['id']}"
 
+    with pytest.raises(httpx.HTTPStatusError, match="403"):  # more than declared: refused
+        await put(upload["url"], data + b"more")
     await put(upload["url"], data)
     done = await stack.client.post(f"/api/uploads/{upload['id']}/complete", headers=AUTH)
 
@@ -162,11 +147,12 @@ async def test_a_multipart_upload_retries_a_part_and_completes_without_etags(
     chunks = {n: big_file[(n - 1) * PART : n * PART] for n in urls}
     await put(urls[1], chunks[1])
     await put(urls[3], chunks[3])
-    await put(urls[2], chunks[2][:MiB])  # the network cut mid-part: a short part
-
-    short = await stack.client.post(f"/api/uploads/{upload['id']}/complete", headers=AUTH)
-    assert short.status_code == 422
-    assert short.json()["error"]["details"] == {"part_number": 2, "size": MiB, "expected": PART}
+    # The network cut mid-part: S3 refuses the short body (its Content-Length is signed).
+    with pytest.raises(httpx.HTTPStatusError, match="403"):
+        await put(urls[2], chunks[2][:MiB])
+    missing = await stack.client.post(f"/api/uploads/{upload['id']}/complete", headers=AUTH)
+    assert missing.status_code == 409
+    assert missing.json()["error"]["details"] == {"missing": [2]}
     fresh = await stack.client.post(
         f"/api/uploads/{upload['id']}/parts", json={"part_numbers": [2]}, headers=AUTH
     )

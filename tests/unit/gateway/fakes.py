@@ -32,6 +32,7 @@ from mpr_gateway.application.ports import (
     UploadStorage,
 )
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
 from mpr_shared.contracts import Message, ProbeStatus, ScanResult
@@ -46,10 +47,15 @@ class FakeStore:
         self.assets: dict[UUID, AssetRecord] = {}
         self.uploads: dict[UUID, UploadRecord] = {}
         self.outbox: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []  # which relay dispatches each row
         self.commits = 0
 
     def messages(self, kind: type[Message]) -> list[Message]:
         return [m for _, m, _ in self.outbox if isinstance(m, kind)]
+
+    def via(self, executor: Executor) -> list[str]:
+        """The types of the committed messages that ``executor``'s relay dispatches."""
+        return [type(m).__name__ for target, m in self.targets if target is executor]
 
 
 def _job_matches(job: JobRecord, filters: JobFilter) -> bool:
@@ -173,11 +179,13 @@ class FakeUploads:
 class FakeOutbox:
     def __init__(self) -> None:
         self.pending: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []
 
-    def add(self, *messages: Message) -> None:
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
         for message in messages:
             row = outbox_row(message)  # the real row builder: exchange and priority
             self.pending.append((row["exchange"], message, row["priority"]))
+            self.targets.append((via, message))
 
 
 class FakeUnitOfWork:
@@ -203,7 +211,9 @@ class FakeUnitOfWork:
         self.store.jobs.update(self.jobs.updates)
         self.store.outbox += self.outbox.pending
         self.store.uploads.update(self.uploads.pending)
-        self.jobs.added, self.jobs.updates, self.outbox.pending = [], {}, []
+        self.store.targets += self.outbox.targets
+        self.jobs.added, self.jobs.updates = [], {}
+        self.outbox.pending, self.outbox.targets = [], []
         self.uploads.pending = {}
         self.store.commits += 1
 
@@ -245,16 +255,19 @@ class FakeUploadStorage:
     async def head(self, bucket: str, key: str) -> StoredObject | None:
         return self.objects.get((bucket, key))
 
-    def put_url(self, bucket: str, key: str, expires: int) -> str:
-        return f"https://s3.test/{bucket}/{key}?put&expires={expires}"
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        return f"https://s3.test/{bucket}/{key}?put&size={size}&expires={expires}"
 
     async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
         upload_id = f"mp-{len(self.multipart) + 1}"
         self.multipart[upload_id] = (bucket, key, [])
         return upload_id
 
-    def part_url(self, bucket: str, key: str, upload_id: str, number: int, expires: int) -> str:
-        return f"https://s3.test/{bucket}/{key}?uploadId={upload_id}&partNumber={number}"
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        query = f"uploadId={upload_id}&partNumber={number}&size={size}"
+        return f"https://s3.test/{bucket}/{key}?{query}"
 
     def send_part(self, upload_id: str, number: int, size: int) -> None:
         """What a client's PUT to a part URL does."""

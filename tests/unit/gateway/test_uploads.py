@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.stub import Stubber
 
+from mpr_gateway.adapters.uploads import S3Uploads
 from mpr_gateway.application.ports import StoredObject
 from mpr_gateway.application.uploads import NewUpload, UploadLimits, UploadService
-from mpr_gateway.domain.errors import Conflict, InvalidRequest, TooLarge
+from mpr_gateway.domain.errors import Conflict, InvalidRequest, TooLarge, Unavailable
 from mpr_gateway.domain.uploads import MAX_PARTS, MiB, UploadMode, plan_parts, upload_key
 from mpr_shared.contracts import RegisterObject
+from mpr_shared.settings import CommonSettings
 from tests.unit.gateway.fakes import FakeStore, FakeUnitOfWork, FakeUploadStorage, asset
 
 LIMITS = UploadLimits(
@@ -87,7 +90,7 @@ async def test_a_small_file_gets_one_put_url_and_completing_registers_it(
     uploads: UploadService, store: FakeStore, s3: FakeUploadStorage
 ):
     view = await uploads.start(NewUpload(size=10, filename="a.mp4"), client="tester")
-    assert view.url and "a.mp4?put" in view.url and not view.parts
+    assert view.url and "a.mp4?put&size=10&" in view.url and not view.parts
     assert view.upload.expires_at == NOW + timedelta(hours=1)
     with pytest.raises(Conflict, match="PUT the file"):
         await uploads.complete(view.upload.id)
@@ -133,8 +136,11 @@ async def test_multipart_completion_lists_the_parts_itself(
         await uploads.complete(upload.id)
     assert missing.value.details == {"missing": [2]}
 
-    retry = await uploads.part_urls(upload.id, [2])
-    assert [n for n, _ in retry.parts] == [2]
+    retry = await uploads.part_urls(upload.id, [2, 3])
+    assert [url.split("&", 1)[1] for _, url in retry.parts] == [
+        f"partNumber=2&size={8 * MiB}",
+        f"partNumber=3&size={4 * MiB + 5}",  # the last part: the rest
+    ]
     with pytest.raises(InvalidRequest, match="no part 4"):
         await uploads.part_urls(upload.id, [4])
     s3.send_part(upload.multipart_id, 2, 3 * MiB)  # cut short
@@ -169,3 +175,13 @@ async def test_abort_and_the_sweep_stop_pending_uploads_only(
     assert (await uploads.get(old.id)).upload.status == "expired"
     assert (await uploads.get(young.id)).upload.status == "pending"
     assert s3.stale == [clock.now]  # and the bucket's orphans older than the TTL
+
+
+async def test_s3_failing_is_a_503_and_a_missing_object_is_none():
+    s3 = S3Uploads(CommonSettings(_env_file=None, S3_ENDPOINT_URL="http://s3.test"))
+    with Stubber(s3._client) as stub:
+        stub.add_client_error("head_object", "404", http_status_code=404)
+        stub.add_client_error("head_object", "SlowDown", http_status_code=503)
+        assert await s3.head("in", "a.mp4") is None
+        with pytest.raises(Unavailable, match=r"S3 server failed the request \(SlowDown\)"):
+            await s3.head("in", "a.mp4")

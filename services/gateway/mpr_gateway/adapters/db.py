@@ -39,9 +39,10 @@ from sqlalchemy.pool import NullPool
 
 from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, JobFilter
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_gateway.domain.uploads import UploadRecord, UploadStatus
-from mpr_shared.contracts import JobSpec, Message
+from mpr_shared.contracts import JobSpec, JobStatus, Message
 from mpr_shared.db import create_engine as create_async_engine
 from mpr_shared.db import role_connect_args
 from mpr_shared.db.models import Asset, Base, GatewayOutbox, Job, Upload
@@ -68,6 +69,11 @@ T = TypeVar("T")
 # to derive its compiled-cache key (~50 µs) than SQLite takes to run it.
 JOB_BY_ID = select(JOBS).where(JOBS.c.id == bindparam("id"))
 JOB_BY_IDEMPOTENCY_KEY = select(JOBS).where(JOBS.c.idempotency_key == bindparam("key"))
+JOB_QUEUED = select(JOBS.c.id).where(
+    JOBS.c.id == bindparam("id"),
+    JOBS.c.attempt == bindparam("attempt"),
+    JOBS.c.status == JobStatus.QUEUED.value,
+)
 ASSET_COLUMNS = select(*(ASSETS.c[name] for name in ASSET_FIELDS))
 ASSET_BY_ID = ASSET_COLUMNS.where(ASSETS.c.id == bindparam("id"))
 ASSET_BY_KEY = ASSET_COLUMNS.where(
@@ -303,8 +309,8 @@ class SqlOutbox:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def add(self, *messages: Message) -> None:
-        self.rows.extend(outbox_row(m) for m in messages)
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
+        self.rows.extend({**outbox_row(m), "target": via.value} for m in messages)
 
 
 class SqlUnitOfWork:
@@ -475,6 +481,10 @@ class SqlDatabase:
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
+
+    async def job_awaits_start(self, job_id: UUID, attempt: int) -> bool:
+        """True while the job's ``attempt`` is queued: an executor may still start it."""
+        return bool(await self.read(JOB_QUEUED, {"id": job_id, "attempt": attempt}))
 
     async def ping(self) -> None:
         """SELECT 1: the readiness check."""

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mpr_gateway.application.ports import StoredObject
+from mpr_gateway.domain.errors import Unavailable
 from mpr_gateway.domain.uploads import StoredPart
 from mpr_shared import storage
 from mpr_shared.multipart_sweeper import UploadSweeper
@@ -28,6 +29,7 @@ else:
     CompletedPartTypeDef = CORSRuleTypeDef = dict
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 # Headers a browser's PUT sends and reads: ETag must be exposed for a client that completes
@@ -42,22 +44,37 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+async def _in_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call`` on a worker thread (boto3 blocks); S3 failing is a 503, not a 500."""
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except (BotoCoreError, ClientError) as exc:
+        what = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        log.warning("S3 call %s failed: %s", getattr(call, "__name__", call), exc)
+        raise Unavailable(f"the S3 server failed the request ({what}); try again") from None
+
+
 class S3Uploads:
     def __init__(self, settings: CommonSettings) -> None:
         self._client: S3Client = storage.get_s3_client(settings)
         self._public: S3Client = storage.get_s3_client(settings, public=True)
 
     async def head(self, bucket: str, key: str) -> StoredObject | None:
+        return await _in_thread(self._head, bucket, key)
+
+    def _head(self, bucket: str, key: str) -> StoredObject | None:
         try:
-            found = await asyncio.to_thread(self._client.head_object, Bucket=bucket, Key=key)
+            found = self._client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if _code(exc) in NOT_FOUND:
                 return None
             raise
         return StoredObject(int(found.get("ContentLength", 0)), found.get("ETag", "").strip('"'))
 
-    def put_url(self, bucket: str, key: str, expires: int) -> str:
-        params = {"Bucket": bucket, "Key": key}
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        # A signed Content-Length: S3 refuses a body of any other size (403), so the size
+        # limit and the plan hold whatever the client sends.
+        params = {"Bucket": bucket, "Key": key, "ContentLength": size}
         return self._public.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
 
     async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
@@ -68,14 +85,22 @@ class S3Uploads:
                 )["UploadId"]
             return self._client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
 
-        return await asyncio.to_thread(start)
+        return await _in_thread(start)
 
-    def part_url(self, bucket: str, key: str, upload_id: str, number: int, expires: int) -> str:
-        params = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        params = {
+            "Bucket": bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "ContentLength": size,
+        }
         return self._public.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires)
 
     async def parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart] | None:
-        return await asyncio.to_thread(self._parts, bucket, key, upload_id)
+        return await _in_thread(self._parts, bucket, key, upload_id)
 
     def _parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart] | None:
         pages = self._client.get_paginator("list_parts")
@@ -98,7 +123,7 @@ class S3Uploads:
         listed: list[CompletedPartTypeDef] = [
             {"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts
         ]
-        done = await asyncio.to_thread(
+        done = await _in_thread(
             self._client.complete_multipart_upload,
             Bucket=bucket,
             Key=key,
@@ -109,9 +134,7 @@ class S3Uploads:
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         upload = storage.MultipartUpload(key, upload_id, None)
-        await asyncio.to_thread(
-            storage.abort_multipart_uploads, bucket, [upload], client=self._client
-        )
+        await _in_thread(storage.abort_multipart_uploads, bucket, [upload], client=self._client)
 
     async def abort_stale(self, bucket: str, older_than_seconds: int, now: datetime) -> int:
         ttl = timedelta(seconds=older_than_seconds)

@@ -9,6 +9,7 @@ from typing import Any, Protocol, Self
 from uuid import UUID
 
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.failures import FailureReason
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
@@ -70,7 +71,10 @@ class AssetRepository(Protocol):
 class Outbox(Protocol):
     """Messages saved in the unit of work's transaction; the relay publishes them later."""
 
-    def add(self, *messages: Message) -> None: ...
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
+        """``via`` the job's executor: a ProcessMedia or CancelJob for Step Functions is
+        dispatched by the Step Functions relay (StartExecution, StopExecution)."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -147,12 +151,19 @@ class UploadStorage(Protocol):
     """The input bucket as uploads need it; URLs are signed for the public endpoint."""
 
     async def head(self, bucket: str, key: str) -> StoredObject | None: ...
-    def put_url(self, bucket: str, key: str, expires: int) -> str: ...
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        """A presigned PUT of exactly ``size`` bytes (Content-Length is signed)."""
+        ...
+
     async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
         """CreateMultipartUpload; returns the UploadId."""
         ...
 
-    def part_url(self, bucket: str, key: str, upload_id: str, number: int, expires: int) -> str: ...
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        """A presigned UploadPart of exactly ``size`` bytes (Content-Length is signed)."""
+        ...
 
     async def parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart] | None:
         """The parts uploaded so far (ListParts); None when the upload no longer exists."""

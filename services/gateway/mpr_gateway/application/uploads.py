@@ -190,11 +190,11 @@ class UploadService:
         if upload.status != UploadStatus.PENDING:
             return UploadView(upload)
         expires = self._url_lifetime(upload)
+        bucket, key, size = upload.bucket, upload.key, upload.size_bytes
         if upload.multipart_id is None:
-            return UploadView(upload, url=self.storage.put_url(upload.bucket, upload.key, expires))
-        sign = self.storage.part_url
-        mid = upload.multipart_id
-        parts = [(n, sign(upload.bucket, upload.key, mid, n, expires)) for n in numbers]
+            return UploadView(upload, url=self.storage.put_url(bucket, key, size, expires))
+        sign, mid = self.storage.part_url, upload.multipart_id
+        parts = [(n, sign(bucket, key, mid, n, upload.part_bytes(n), expires)) for n in numbers]
         return UploadView(upload, parts=parts)
 
     def _url_lifetime(self, upload: UploadRecord) -> int:
