@@ -101,10 +101,23 @@ class JobType(graphene.ObjectType):
     updated_at = graphene.DateTime(required=True)
     started_at = graphene.DateTime()
     finished_at = graphene.DateTime()
+    fps = graphene.Float(description="Frames encoded per second (latest progress).")
+    speed = graphene.Float(description="Encoding speed as a multiple of real time.")
+    eta_seconds = graphene.Float(description="Seconds left, estimated; 0 when completed.")
+    out_time_seconds = graphene.Float(description="Media seconds written so far.")
+    log_tail = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="FFmpeg's last log lines once the job ended (at most 20).",
+    )
 
     @staticmethod
     def resolve_spec(job: JobRecord, info: GraphQLResolveInfo) -> dict[str, Any]:
         return job.spec.model_dump(mode="json", exclude_none=True)
+
+    @staticmethod
+    def resolve_log_tail(job: JobRecord, info: GraphQLResolveInfo) -> list[str]:
+        return job.log_tail or []
 
     @staticmethod
     def resolve_outputs(job: JobRecord, info: GraphQLResolveInfo) -> list[OutputView]:
