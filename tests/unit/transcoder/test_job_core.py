@@ -261,3 +261,25 @@ async def test_hls_uploads_every_file_and_removes_stale_ones_of_its_own(tmp_path
 def test_hls_owned_keys_match_only_our_names():
     keys = ["p/master.m3u8", "p/720p/index.m3u8", "p/720p/segment_00001.ts", "p/x/y/z.ts", "p/a"]
     assert hls_owned_keys("p/", keys) == keys[:3]
+
+
+async def test_the_log_tail_travels_on_completed_and_failed_with_scratch_paths_named(tmp_path):
+    def tail_naming(workdir_marker: str) -> list[str]:
+        return [f"Input #0, mov, from '{workdir_marker}':", "video:12kB audio:3kB muxing 1%"]
+
+    runner = FakeRunner()
+    core, _ = core_with(tmp_path, runner=runner)
+    original = runner.run
+
+    async def run_with_tail(args, *, on_progress, stop):
+        runner.log_tail = tail_naming(args[args.index("-i") + 1])
+        return await original(args, on_progress=on_progress, stop=stop)
+
+    runner.run = run_with_tail
+    done = await core.run(make_job())
+    assert isinstance(done, JobCompleted)
+    assert done.log_tail == ["Input #0, mov, from 'the source':", "video:12kB audio:3kB muxing 1%"]
+    runner.returncode, runner.error_lines = 1, ["Error while decoding"]
+    failed = await core.run(make_job())
+    assert isinstance(failed, JobFailed) and failed.log_tail[0].endswith("'the source':")
+    assert str(tmp_path) not in "".join(done.log_tail + failed.log_tail)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from mpr_shared.contracts import (
     Event,
@@ -183,6 +184,7 @@ class JobCore:
         self.metrics = metrics
         self.worker = worker
         self.clock = clock
+        self.progress: dict[UUID, float] = {}  # the running jobs' last published percent
 
     async def run(self, job: ProcessMedia, stop: StopSignal | None = None) -> Event:
         """Run ``job`` and return its final event; temp files are gone when this returns."""
@@ -192,16 +194,24 @@ class JobCore:
         workdir.mkdir(parents=True, exist_ok=False)
         try:
             await self.publisher.publish(JobStarted(**_envelope(job), worker=self.worker))
-            outputs = await self._phases(job, workdir, stop)
+            outputs, tail = await self._phases(job, workdir, stop)
             elapsed = round(self.clock() - started, 3)
-            return JobCompleted(**_envelope(job), outputs=outputs, elapsed_seconds=elapsed)
+            return JobCompleted(
+                **_envelope(job), outputs=outputs, elapsed_seconds=elapsed, log_tail=tail
+            )
         except BadInput as exc:
             log.warning("job %s failed: %s %s", job.job_id, exc.reason, exc.error_lines)
             await self._remove_outputs(job)
-            return JobFailed(**_envelope(job), reason=exc.reason, error_lines=exc.error_lines)
+            return JobFailed(
+                **_envelope(job),
+                reason=exc.reason,
+                error_lines=exc.error_lines,
+                log_tail=exc.log_tail,
+            )
         except Interrupted as exc:
             return await self._interrupted(job, exc)
         finally:
+            self.progress.pop(job.job_id, None)
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def _interrupted(self, job: ProcessMedia, exc: Interrupted) -> Event:
@@ -214,7 +224,10 @@ class JobCore:
             return JobFailed(**_envelope(job), reason=exc.detail or "job timed out")
         raise exc  # the job goes back to the queue as it was
 
-    async def _phases(self, job: ProcessMedia, workdir: Path, stop: StopSignal) -> list[OutputFile]:
+    async def _phases(
+        self, job: ProcessMedia, workdir: Path, stop: StopSignal
+    ) -> tuple[list[OutputFile], list[str]]:
+        """The outputs, and FFmpeg's log tail."""
         timer = _PhaseTimer(self.clock)
         source = await self.open_source(job, workdir)
         timer.lap("source")
@@ -223,17 +236,22 @@ class JobCore:
         timer.lap("probe")
         stop.check()
         plan = self.plan(job, info, source)
-        await self.encode(job, plan, source, stop)
+        tail = await self.encode(job, plan, source, stop)
         timer.lap("ffmpeg")
         stop.check()
-        uploaded = await self.verify_and_upload(job, plan, source)
+        try:
+            uploaded = await self.verify_and_upload(job, plan, source)
+        except BadInput as exc:
+            exc.log_tail = exc.log_tail or tail  # the encode's log explains a bad output
+            raise
         timer.lap("verify_upload")
         stop.check()
         log.info("job %s: outputs ready %s; phases (ms) %s", job.job_id, plan.notes, timer.phases)
-        return [
+        outputs = [
             OutputFile(key=u.key, bucket=job.output_bucket, size_bytes=u.size, probe=u.probe)
             for u in uploaded
         ]
+        return outputs, tail
 
     # ---------------------------------------------------------------- source
 
@@ -305,8 +323,11 @@ class JobCore:
         log.debug("job %s: ffmpeg %s", job.job_id, plan.args)
         return plan
 
-    async def encode(self, job: ProcessMedia, plan: Plan, source: Source, stop: StopSignal) -> None:
-        """Run FFmpeg, publishing throttled progress; BadInput with its lines on failure."""
+    async def encode(
+        self, job: ProcessMedia, plan: Plan, source: Source, stop: StopSignal
+    ) -> list[str]:
+        """Run FFmpeg, publishing throttled progress; returns its log tail (scratch paths
+        named). BadInput with its lines and log tail on failure."""
         throttle = ProgressThrottle(plan.expected_seconds, self.clock)
         speeds: list[float] = []
 
@@ -315,14 +336,16 @@ class JobCore:
                 speeds.append(sample.speed)
             update = throttle.update(sample)
             if update is not None:
+                self.progress[job.job_id] = update.percent
                 await self.publisher.publish(JobProgress(**_envelope(job), **asdict(update)))
 
         result = await self.runner.run(plan.args, on_progress=on_progress, stop=stop.event)
         stop.check()
+        tail = source.named(result.log_tail)
         if result.ok:
             if speeds:
                 self.metrics.ffmpeg_speed(job.spec.kind, job.spec.preset or "none", speeds[-1])
-            return
+            return tail
         if result.signalled:
             raise FFmpegStopped(
                 f"a signal from outside the replica stopped FFmpeg (exit code {result.returncode})"
@@ -331,7 +354,7 @@ class JobCore:
         if self.config.input_mode is InputMode.URL and _NETWORK_ERROR.search(" ".join(lines)):
             raise TransientError("FFmpeg lost the source URL: " + "; ".join(lines[-2:]))
         last = lines[-1] if lines else "no error output"
-        raise BadInput(f"FFmpeg failed (exit code {result.returncode}): {last}", lines)
+        raise BadInput(f"FFmpeg failed (exit code {result.returncode}): {last}", lines, tail)
 
     # ---------------------------------------------------------------- outputs
 
