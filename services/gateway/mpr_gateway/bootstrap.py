@@ -17,13 +17,27 @@ from dataclasses import dataclass
 
 from faststream.rabbit import RabbitBroker
 
-from mpr_gateway.adapters.broker import BrokerConnection, BrokerScanner, keep_connecting
+from mpr_gateway.adapters.broker import (
+    BrokerConnection,
+    BrokerQueueProbe,
+    BrokerScanner,
+    keep_connecting,
+)
 from mpr_gateway.adapters.callbacks import CallbackVerifier
 from mpr_gateway.adapters.db import SqlDatabase
+from mpr_gateway.adapters.operations import SqlJobFigures, SqlWorkers
+from mpr_gateway.adapters.rabbit_management import ManagementApi, NoUnackedCount, amqp_vhost
 from mpr_gateway.adapters.s3 import CachedPresigner, S3Buckets, S3Sources
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
-from mpr_gateway.application.ports import Presigner, Scanner, SourceObjects, UnitOfWorkFactory
+from mpr_gateway.application.operations import QueueService, WorkerService
+from mpr_gateway.application.ports import (
+    Presigner,
+    Scanner,
+    SourceObjects,
+    UnitOfWorkFactory,
+    WorkerRegistry,
+)
 from mpr_gateway.application.rate_limit import RateLimit
 from mpr_gateway.metrics import GatewayMetrics
 from mpr_gateway.settings import GatewaySettings
@@ -36,7 +50,7 @@ from mpr_shared.db.models import GatewayOutbox
 from mpr_shared.health import Dependency, Health
 from mpr_shared.messaging import make_broker
 from mpr_shared.outbox import OutboxRelay
-from mpr_shared.topology import COMMANDS, EVENTS
+from mpr_shared.topology import COMMANDS, EVENTS, TRANSCODER_JOBS
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +80,9 @@ class Container:
     callbacks: CallbackVerifier
     metrics: GatewayMetrics
     health: Health
+    workers: WorkerService
+    queue: QueueService
+    unacked: ManagementApi | NoUnackedCount
 
 
 def bootstrap(
@@ -75,6 +92,7 @@ def bootstrap(
     presigner: Presigner | None = None,
     sources: SourceObjects | None = None,
     scanner: Scanner | None = None,
+    worker_registry: WorkerRegistry | None = None,
 ) -> Container:
     """The gateway, wired (no I/O); the keyword arguments replace a port's adapter."""
     db = SqlDatabase(settings.async_database_url, settings.db_pool_size, settings.database_role)
@@ -98,6 +116,7 @@ def bootstrap(
         scan_limit=RateLimit(settings.scan_rate_per_minute, "scan"),
     )
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
+    unacked = _unacked(settings)
     container = Container(
         settings=settings,
         db=db,
@@ -109,6 +128,11 @@ def bootstrap(
         callbacks=CallbackVerifier(secret),
         metrics=metrics,
         health=_health(db, broker, settings, metrics),
+        workers=WorkerService(worker_registry or SqlWorkers(db), settings.worker_timeout_seconds),
+        queue=QueueService(
+            TRANSCODER_JOBS.name, BrokerQueueProbe(broker), unacked, SqlJobFigures(db)
+        ),
+        unacked=unacked,
     )
     broker.context.set_global("container", container)  # subscribers' Context("container.…")
     return container
@@ -129,6 +153,14 @@ def _broker(settings: GatewaySettings) -> RabbitBroker:
             description=description,
         )
     return broker
+
+
+def _unacked(settings: GatewaySettings) -> ManagementApi | NoUnackedCount:
+    """The management API when RABBITMQ_MANAGEMENT_URL is set (no connection until asked)."""
+    if settings.rabbitmq_management_url is None:
+        return NoUnackedCount()
+    url = settings.rabbitmq_management_url.get_secret_value()
+    return ManagementApi(url, amqp_vhost(settings.amqp_url.get_secret_value()))
 
 
 def _relay(settings: GatewaySettings, db: SqlDatabase, broker: RabbitBroker) -> OutboxRelay:
@@ -193,4 +225,6 @@ async def _stop(container: Container, connecting: asyncio.Task[None]) -> None:
         log.warning("outbox relay did not flush on shutdown: %s", exc)
     with contextlib.suppress(Exception):
         await container.broker.stop()
+    if isinstance(container.unacked, ManagementApi):
+        await container.unacked.close()
     await container.db.dispose()
