@@ -72,7 +72,8 @@ NOTIFIER_WEBHOOKS = work_queue("mpr.notifier.webhooks", "job.*")
 # dropped by the TTL instead of piling up, and expired ones are not dead-lettered (no DLX
 # argument; a heartbeat that fails its handler is still dead-lettered by queue_router).
 # https://www.rabbitmq.com/docs/ttl#per-queue-message-ttl
-WORKER_HEARTBEAT_TTL_MS = 60_000
+# As long as the gateway's default WORKER_TIMEOUT_SECONDS: an older heartbeat proves nothing.
+WORKER_HEARTBEAT_TTL_MS = 30_000
 GATEWAY_WORKERS = RabbitQueue(
     "mpr.gateway.workers",
     durable=True,
