@@ -155,6 +155,9 @@ class CancelJob(Command):
     ROUTING_KEY: ClassVar[str] = "job.cancel"
 
     job_id: UUID
+    attempt: int | None = Field(
+        None, description="The attempt to stop (the Step Functions execution of that attempt)."
+    )
     reason: str = "cancelled by user"
 
 
@@ -293,6 +296,20 @@ class ScanResult(BaseModel):
     files: list[str] = Field(description="Keys newly registered.")
     updated: int = Field(0, description="Known assets whose object changed (re-probed).")
     error: str | None = Field(None, description="Why the scan failed (then counts are 0).")
+
+
+class RegisterObject(Command):
+    """Register one object of the input bucket now (e.g. a finished upload), then probe it.
+
+    Registering the same object twice changes nothing."""
+
+    ROUTING_KEY: ClassVar[str] = "catalog.register"
+
+    bucket: str = Field(description="Bucket of the object (the catalog's input bucket).")
+    key: S3Key = Field(description="S3 key of the object.")
+    size_bytes: NonNegativeInt = Field(description="Object size.")
+    etag: str = Field(max_length=128, description="Object ETag, without quotes.")
+    requested_by: str = Field(description="Who asked (e.g. 'gateway:upload:<upload id>').")
 
 
 class AssetRegistered(Event):

@@ -16,11 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from mpr_shared.aws import aws_client
 from mpr_shared.media import MEDIA_EXTENSIONS, extension
 from mpr_shared.settings import CommonSettings, common_settings
 
@@ -86,18 +86,8 @@ def _client_config() -> Config:
 
 
 def _build_client(settings: CommonSettings, endpoint_url: str | None) -> S3Client:
-    key_id, secret = None, None
-    if settings.aws_access_key_id:  # otherwise boto3's chain: IAM role, profile, env
-        key_id = settings.aws_access_key_id
-        secret = settings.aws_secret_access_key.get_secret_value()
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=settings.aws_region,
-        config=_client_config(),
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
+    return cast(
+        S3Client, aws_client("s3", settings, endpoint_url=endpoint_url, config=_client_config())
     )
 
 

@@ -20,6 +20,7 @@ from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
 from mpr_gateway.application.operations import QueueService, WorkerService
 from mpr_gateway.application.pages import MAX_PAGE
+from mpr_gateway.application.uploads import UploadService
 from mpr_shared.health import Health
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ async def get_jobs(request: Request) -> JobService:
 
 async def get_assets(request: Request) -> AssetService:
     return get_container(request).assets
+
+
+async def get_uploads(request: Request) -> UploadService:
+    return get_container(request).uploads
 
 
 async def get_callbacks(request: Request) -> CallbackVerifier:
@@ -65,6 +70,7 @@ async def require_client(request: Request) -> str:
 
 Jobs = Annotated[JobService, Depends(get_jobs), Context("container.jobs")]
 Assets = Annotated[AssetService, Depends(get_assets)]
+Uploads = Annotated[UploadService, Depends(get_uploads)]
 Callbacks = Annotated[CallbackVerifier, Depends(get_callbacks)]
 Workers = Annotated[WorkerService, Depends(get_workers), Context("container.workers")]
 Queue = Annotated[QueueService, Depends(get_queue)]

@@ -3,6 +3,7 @@
 - ``assets``, ``catalog_outbox``: written by the catalog.
 - ``jobs``, ``gateway_outbox``, ``workers``: written by the gateway (the owner of job state;
   ``workers`` from the transcoders' heartbeats).
+- ``uploads``: written by the gateway (presigned uploads into the input bucket).
 Other services may read them.
 """
 
@@ -127,6 +128,9 @@ class Job(Base):
     log_tail: Mapped[list[Any] | None] = mapped_column(JSONType, default=None)
     bytes_out: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
+    # rabbitmq | stepfunctions: where the job's attempts run (the gateway's EXECUTOR).
+    executor: Mapped[str] = mapped_column(String(16), default="rabbitmq", server_default="rabbitmq")
+
 
 class Worker(Base):
     """A transcoder replica as its heartbeats describe it. Written by the gateway only."""
@@ -149,6 +153,32 @@ class Worker(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Upload(Base):
+    """A presigned upload into the input bucket, from start to completion. Written by the
+    gateway only."""
+
+    __tablename__ = "uploads"
+    # The TTL sweep reads pending uploads oldest first.
+    __table_args__ = (Index("ix_uploads_status_created", "status", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    bucket: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    # single | multipart
+    mode: Mapped[str] = mapped_column(String(16))
+    part_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # S3's UploadId of a multipart upload.
+    multipart_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # pending | completed | aborted | expired
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    client: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
 class _OutboxColumns:
     """Messages saved in the same transaction as the state change, published afterwards."""
 
@@ -165,10 +195,14 @@ class _OutboxColumns:
 
 
 class GatewayOutbox(_OutboxColumns, Base):
-    """Commands and events the gateway owes the broker. Written by the gateway only."""
+    """Commands and events the gateway owes the broker, or a job executor (``target``: a
+    ProcessMedia/CancelJob row with target stepfunctions starts/stops an execution instead).
+    Written by the gateway only."""
 
     __tablename__ = "gateway_outbox"
     __table_args__ = (Index("ix_gateway_outbox_pending", "published_at", "created_at"),)
+
+    target: Mapped[str] = mapped_column(String(16), default="rabbitmq", server_default="rabbitmq")
 
 
 class CatalogOutbox(_OutboxColumns, Base):
@@ -188,4 +222,5 @@ TABLE_WRITERS: dict[str, str] = {
     "jobs": "gateway",
     "gateway_outbox": "gateway",
     "workers": "gateway",
+    "uploads": "gateway",
 }

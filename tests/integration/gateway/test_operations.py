@@ -179,10 +179,11 @@ async def test_the_queue_reports_ready_jobs_and_consumers_and_config_the_limits(
 ):
     config = await get(stack, "/api/config")
     assert config["events_url"] == "http://127.0.0.1:8001" and config["version"]
+    settings = stack.settings
     assert config["upload"] == {
-        "max_bytes": 5 * 1024**3,
-        "multipart_threshold_bytes": 64 * 1024**2,
-        "part_size_bytes": 16 * 1024**2,
+        "max_bytes": settings.max_upload_bytes,
+        "multipart_threshold_bytes": settings.upload_multipart_threshold_bytes,
+        "part_size_bytes": settings.upload_part_size_bytes,
     }
     assert (await stack.client.get("/api/config")).status_code == 401
     connection = await aio_pika.connect_robust(amqp_url)

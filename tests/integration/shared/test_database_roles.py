@@ -19,6 +19,7 @@ from mpr_shared.db.models import (
     CatalogOutbox,
     GatewayOutbox,
     Job,
+    Upload,
     Worker,
 )
 from mpr_shared.outbox import OutboxRelay, outbox_row
@@ -68,6 +69,17 @@ WORKER = {
     "last_seen": NOW,
 }
 
+UPLOAD = {
+    "id": uuid.uuid4(),
+    "bucket": "in",
+    "key": "up.mp4",
+    "size_bytes": 1,
+    "mode": "single",
+    "status": "pending",
+    "created_at": NOW,
+    "expires_at": NOW,
+}
+
 
 def event_row() -> dict:
     return outbox_row(JobQueued(job_id=JOB_ID, source_key="a.mp4", spec=JobSpec(kind="audio")))
@@ -80,9 +92,10 @@ WRITES = {
     "jobs": lambda: insert(Job).values(JOB),
     "gateway_outbox": lambda: insert(GatewayOutbox).values(event_row()),
     "workers": lambda: insert(Worker).values(WORKER),
+    "uploads": lambda: insert(Upload).values(UPLOAD),
 }
 READS = {
-    "mpr_gateway": {"assets", "jobs", "gateway_outbox", "workers"},
+    "mpr_gateway": {"assets", "jobs", "gateway_outbox", "workers", "uploads"},
     "mpr_catalog": {"assets", "catalog_outbox"},
     "mpr_transcoder": {"jobs"},
     "mpr_notifier": {"jobs"},
@@ -116,7 +129,8 @@ async def refused(connection: AsyncConnection, statement) -> bool:
 
 @ON_POSTGRES
 async def test_each_service_writes_its_own_tables_and_nothing_else(as_role):
-    for table in ("assets", "catalog_outbox", "jobs", "gateway_outbox", "workers"):  # in order
+    owned_in_order = ("assets", "catalog_outbox", "jobs", "gateway_outbox", "workers", "uploads")
+    for table in owned_in_order:
         role = f"mpr_{TABLE_WRITERS[table]}"
         async with as_role(role) as connection:
             assert await connection.scalar(text("SELECT current_user")) == role

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from mpr_gateway.application.jobs import OutputView
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord
 from mpr_shared.contracts import JobKind, JobStatus
 
@@ -77,6 +78,7 @@ class JobOut(BaseModel):
         description="FFmpeg's last log lines (at most 20 of at most 500 characters), once the "
         "job ended; empty before."
     )
+    executor: Executor = Field(Executor.RABBITMQ, description="rabbitmq | stepfunctions")
 
     @classmethod
     def of(cls, job: JobRecord, outputs: list[OutputView]) -> JobOut:
@@ -108,6 +110,7 @@ class JobOut(BaseModel):
             eta_seconds=job.eta_seconds,
             out_time_seconds=job.out_time_seconds,
             log_tail=job.log_tail or [],
+            executor=Executor(job.executor),
         )
 
 

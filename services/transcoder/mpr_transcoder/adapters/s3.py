@@ -16,16 +16,14 @@ attempt aborts its key's incomplete uploads itself once it ends, a multipart one
 succeeded does too (what an earlier delivery of the job could not abort while S3 was down
 outlives that delivery: bench/faults.py found it), and each replica sweeps the
 output bucket of uploads older than MULTIPART_UPLOAD_TTL_SECONDS, at start-up and every
-MULTIPART_SWEEP_INTERVAL_SECONDS (SeaweedFS has no lifecycle rules; where the server has them,
-the AbortIncompleteMultipartUpload rule is set too)."""
+MULTIPART_SWEEP_INTERVAL_SECONDS with mpr_shared.multipart_sweeper (SeaweedFS has no lifecycle
+rules; where the server has them, the AbortIncompleteMultipartUpload rule is set too)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -202,43 +200,4 @@ class S3Storage:
                 self.client.delete_objects,
                 Bucket=bucket,
                 Delete={"Objects": batch, "Quiet": True},
-            )
-
-
-class UploadSweeper:
-    """Keeps ``bucket`` clear of incomplete multipart uploads older than ``ttl``."""
-
-    def __init__(self, client: S3Client, bucket: str, ttl: timedelta) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.ttl = ttl
-
-    async def expire_by_rule(self) -> None:
-        """Ask the server to abort them itself (its lifecycle rule), where it can."""
-        days = max(1, math.ceil(self.ttl / timedelta(days=1)))
-        try:
-            done = await asyncio.to_thread(
-                storage.expire_incomplete_multipart_uploads, self.bucket, days, client=self.client
-            )
-        except (BotoCoreError, ClientError, OSError) as exc:
-            log.warning("could not set the lifecycle rule of %s: %s", self.bucket, exc)
-            return
-        if not done:
-            log.info("%s has no lifecycle rules: the sweep alone aborts old uploads", self.bucket)
-
-    async def sweep(self) -> None:
-        """Abort the incomplete uploads older than the TTL (never raises)."""
-        try:
-            aborted = await asyncio.to_thread(
-                storage.abort_stale_multipart_uploads, self.bucket, self.ttl, client=self.client
-            )
-        except (BotoCoreError, ClientError, OSError) as exc:
-            log.warning("could not sweep the incomplete uploads of %s: %s", self.bucket, exc)
-            return
-        if aborted:
-            log.info(
-                "aborted %d incomplete upload(s) older than %s in %s",
-                aborted,
-                self.ttl,
-                self.bucket,
             )

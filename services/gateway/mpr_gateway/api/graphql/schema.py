@@ -113,6 +113,7 @@ class JobType(graphene.ObjectType):
         required=True,
         description="FFmpeg's last log lines once the job ended (at most 20).",
     )
+    executor = graphene.String(required=True, description="rabbitmq | stepfunctions")
 
     @staticmethod
     def resolve_spec(job: JobRecord, info: GraphQLResolveInfo) -> dict[str, Any]:
@@ -382,6 +383,9 @@ class JobInput(graphene.InputObjectType):
     count = graphene.Int()
     priority = graphene.Int()
     webhook_url = graphene.String()
+    executor = graphene.String(
+        description="rabbitmq | stepfunctions (default EXECUTOR; EXECUTORS_ALLOWED lists which)"
+    )
 
 
 class ScanMediaFolderMutation(graphene.Mutation):
