@@ -8,12 +8,10 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import click
 import httpx
 import typer
 
@@ -57,22 +55,13 @@ Wait = Annotated[
 ]
 
 
-@dataclass
-class Deps:
-    """What tests replace: the HTTP transport (httpx.MockTransport) and the environment."""
-
-    transport: httpx.BaseTransport | None = None
-
-
-def _deps() -> Deps:
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx else None
-    return obj if isinstance(obj, Deps) else Deps()
+# The HTTP transport every client uses; tests put an httpx.MockTransport here.
+TRANSPORT: httpx.BaseTransport | None = None
 
 
 @contextmanager
 def connect() -> Iterator[Api]:
-    with Api(cfg.Config.load(), transport=_deps().transport) as api:
+    with Api(cfg.Config.load(), transport=TRANSPORT) as api:
         yield api
 
 

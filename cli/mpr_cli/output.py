@@ -16,11 +16,19 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+# Tables piped to another program are never folded to 80 columns (rich's default off a terminal).
+PIPE_WIDTH = 1000
+
+
 def console(stderr: bool) -> Console:
     """A console on stdout or stderr; without colour or any other ANSI style under NO_COLOR."""
+    options: dict[str, Any] = {"stderr": stderr, "highlight": False, "emoji": False}
     if no_color():
-        return Console(stderr=stderr, color_system=None, highlight=False, emoji=False)
-    return Console(stderr=stderr, highlight=False, emoji=False)
+        options["color_system"] = None
+    made = Console(**options)
+    if not made.is_terminal and "COLUMNS" not in os.environ:
+        made.width = PIPE_WIDTH
+    return made
 
 
 class Out:

@@ -13,8 +13,9 @@ from mpr_cli.output import STATUS_STYLE, Out, age, seconds, size
 
 def table(out: Out, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     grid = Table(box=None, pad_edge=False, header_style="bold")
-    for name in columns:
-        grid.add_column(name, overflow="fold")
+    for index, name in enumerate(columns):
+        # The first column is an id or a key: folded, it could not be copied.
+        grid.add_column(name, overflow="fold", no_wrap=index == 0)
     for row in rows:
         grid.add_row(*(_cell(v) for v in row))
     out.data.print(grid)

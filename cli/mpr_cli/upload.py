@@ -27,6 +27,7 @@ from mpr_cli.transfer import Meter, bytes_bar, file_chunks
 PART_ATTEMPTS = 4
 PARALLEL_PARTS = 4  # enough to fill a link; each part streams from the file, none is buffered
 PROBE_POLL_SECONDS = 0.5
+RETRY_BACKOFF = 0.5  # seconds before the first retry of a part, doubled each time
 
 
 class PartFailed(Exception):
@@ -99,7 +100,7 @@ class Upload:
         @retry(
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(PART_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.5, max=8),
+            wait=wait_exponential(multiplier=RETRY_BACKOFF, max=8),
             before_sleep=refresh,
             reraise=True,
         )
@@ -158,7 +159,7 @@ class Upload:
             retry(
                 retry=retry_if_exception(_retryable),
                 stop=stop_after_attempt(PART_ATTEMPTS),
-                wait=wait_exponential(multiplier=0.5, max=8),
+                wait=wait_exponential(multiplier=RETRY_BACKOFF, max=8),
                 reraise=True,
             )(self.put)(str(self.created["url"]), 0, self.size, meter)
         except (httpx.TransportError, PartFailed) as exc:
