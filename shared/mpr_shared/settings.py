@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that are fine on a laptop and never acceptable in production.
@@ -138,6 +138,24 @@ def _url_password(url: str) -> str:
 
 def _is_placeholder(value: str) -> bool:
     return value.strip().lower() in PLACEHOLDER_SECRETS
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(settings_type: type[SettingsT], service: str) -> SettingsT:
+    """The settings from the environment; invalid ones end the process with what is wrong.
+
+    Without the input values: pydantic would otherwise echo secrets such as AMQP_URL.
+    """
+    try:
+        return settings_type()
+    except ValidationError as exc:
+        problems = (
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SystemExit(f"invalid {service} settings:\n" + "\n".join(problems)) from None
 
 
 @lru_cache
