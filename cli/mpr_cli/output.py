@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 
 def no_color() -> bool:
@@ -58,6 +58,14 @@ class Out:
     def spinner(self, message: str) -> AbstractContextManager[object]:
         """A spinner on stderr while something is awaited; nothing when stderr is no terminal."""
         return self.err.status(message) if self.err.is_terminal else nullcontext()
+
+    def show(self, renderable: RenderableType) -> None:
+        """A table or block on stdout, without the padding rich leaves at the end of lines."""
+        with self.data.capture() as captured:
+            self.data.print(renderable)
+        lines = captured.get().splitlines()
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+        sys.stdout.flush()
 
     def line(self, text: str, style: str | None = None) -> None:
         """One line of data on stdout, printed as is (no markup, no wrapping)."""

@@ -18,7 +18,7 @@ def table(out: Out, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> No
         grid.add_column(name, overflow="fold", no_wrap=index == 0)
     for row in rows:
         grid.add_row(*(_cell(v) for v in row))
-    out.data.print(grid)
+    out.show(grid)
 
 
 def _cell(value: Any) -> Text:
@@ -40,7 +40,7 @@ def fields(out: Out, pairs: Iterable[tuple[str, Any]]) -> None:
     grid.add_column(overflow="fold")
     for name, value in pairs:
         grid.add_row(name, _cell(value))
-    out.data.print(grid)
+    out.show(grid)
 
 
 def jobs(out: Out, items: list[dict[str, Any]]) -> None:

@@ -39,8 +39,9 @@ def terminal(job: dict[str, Any]) -> bool:
 class JobBar:
     """The live line: percent, fps, speed and ETA (drawn only on a terminal)."""
 
-    def __init__(self, out: Out) -> None:
+    def __init__(self, out: Out, job_id: str) -> None:
         self.out = out
+        self.job_id = job_id
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -82,7 +83,7 @@ class JobBar:
         if status != self.status:
             self.status = status
             worker = f" on {job['worker']}" if job.get("worker") and status == "running" else ""
-            self.out.note(f"job {job.get('id') or job.get('job_id')} {status}{worker}")
+            self.out.note(f"job {self.job_id} {status}{worker}")
         if self.task is None:
             self.task = self.progress.add_task(status, total=100, fps="", speed="", eta="-")
         self.progress.update(self.task, description=status)
@@ -104,7 +105,7 @@ def watch(api: Api, out: Out, job_id: str, job: dict[str, Any] | None = None) ->
     job = job or api.get(f"/api/jobs/{job_id}")
     if terminal(job):
         return job
-    with JobBar(out) as bar:
+    with JobBar(out, job_id) as bar:
         bar.show(job)
         try:
             return follow(api, job_id, bar)
