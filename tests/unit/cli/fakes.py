@@ -67,6 +67,10 @@ class Fake:
     gets_until_done: int = 2
     interrupt_on_get: int | None = None
     aborted: list[str] = field(default_factory=list)
+    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probe_gets: int = 0  # GET /api/assets/{id} answers "pending" until this many
+    probe_result: str = "ok"
+    interrupt_part: int | None = None
     gets: int = 0
 
     def transport(self) -> httpx.MockTransport:
@@ -112,6 +116,10 @@ class Fake:
             return self.job(request, path.split("/")[3], path.split("/")[4:])
         if path == "/api/uploads" and method == "POST":
             return self.new_upload(body)
+        if path in PASSTHROUGH:
+            return httpx.Response(200, json=PASSTHROUGH[path])
+        if path.startswith("/api/assets/"):
+            return self.asset(path.split("/")[3])
         if path.startswith("/api/uploads/"):
             return self.upload(request, path.split("/")[3], path.split("/")[4:], body)
         return error(404, "not_found", "no such endpoint")
@@ -122,6 +130,9 @@ class Fake:
             return error(404, "not_found", f"no job {job_id}")
         if rest == ["cancel"]:
             job["status"] = "cancelled"
+            return httpx.Response(202, json=job)
+        if rest == ["retry"]:
+            job.update(status="queued", attempt=job["attempt"] + 1)
             return httpx.Response(202, json=job)
         self.gets += 1
         if self.interrupt_on_get is not None and self.gets >= self.interrupt_on_get:
@@ -138,6 +149,19 @@ class Fake:
         if job["status"] == "completed" and not job["outputs"]:
             self.objects["clip/out.mp4"] = b"\x00" * 3000
             job["outputs"] = [output("clip/out.mp4", 3000)]
+
+    def asset(self, asset_id: str) -> httpx.Response:
+        asset = self.assets.get(asset_id)
+        if asset is None:
+            return error(404, "not_found", f"no asset {asset_id}")
+        self.probe_gets += 1
+        if self.probe_gets >= 3:
+            failed = self.probe_result == "failed"
+            asset.update(
+                probe_status=self.probe_result,
+                probe_error="moov atom not found" if failed else None,
+            )
+        return httpx.Response(200, json=asset)
 
     # ------------------------------------------------------------------ notifier
 
@@ -211,6 +235,12 @@ class Fake:
             self.objects[upload["key"]] = b"".join(received[n] for n in sorted(received))
             done = {k: v for k, v in upload.items() if k != "received"}
             done |= {"status": "completed", "asset_id": str(uuid.uuid4())}
+            self.assets[done["asset_id"]] = {
+                "id": done["asset_id"],
+                "key": upload["key"],
+                "probe_status": "pending",
+                "probe_error": None,
+            }
             return httpx.Response(200, json=done)
         return error(404, "not_found", "no such endpoint")
 
@@ -226,11 +256,46 @@ class Fake:
             self.uploads[parts[1]]["received"][1] = data
             return httpx.Response(200, headers={"ETag": '"etag-1"'})
         upload_id, number = parts[1], int(parts[2])
+        if self.interrupt_part == number:
+            raise KeyboardInterrupt
         if self.fail_part.get(number):
             self.fail_part[number] -= 1
             return httpx.Response(500, text="<Error>InternalError</Error>")
         self.uploads[upload_id]["received"][number] = data
         return httpx.Response(200, headers={"ETag": f'"etag-{number}"'})
+
+
+# Answers the CLI passes through unchanged under --json.
+PASSTHROUGH: dict[str, Any] = {
+    "/api/workers": {
+        "items": [
+            {
+                "id": "w1",
+                "host": "h",
+                "ffmpeg_version": "5.1",
+                "current_job_id": None,
+                "last_seen": "2026-11-30T21:00:00Z",
+                "started_at": "2026-11-30T20:00:00Z",
+                "status": "idle",
+            }
+        ]
+    },
+    "/api/queue": {
+        "queue": "mpr.transcoder.jobs",
+        "ready": 3,
+        "unacked": 1,
+        "consumers": 2,
+        "jobs": {"queued": 3, "running": 1},
+    },
+    "/api/assets": {"items": [], "next_cursor": None},
+    "/api/assets/scan": {
+        "found": 2,
+        "registered": 1,
+        "skipped": 1,
+        "files": ["a.mp4"],
+        "updated": 0,
+    },
+}
 
 
 def output(key: str, size: int) -> dict[str, Any]:

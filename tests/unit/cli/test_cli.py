@@ -273,10 +273,62 @@ def test_an_existing_key_is_refused_with_the_api_error(fake, tmp_path):
     assert fake.objects["clip.mp4"] == b"new"
 
 
+@pytest.mark.parametrize(("probe", "code"), [("ok", 0), ("failed", 1)])
+def test_upload_watch_waits_for_the_probe(fake, tmp_path, monkeypatch, probe, code):
+    monkeypatch.setattr(upload, "PROBE_POLL_SECONDS", 0.01)
+    fake.probe_result = probe
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"x" * 100)
+    result = run(fake, "upload", str(path), "--watch", "--json")
+    assert result.exit_code == code, result.stderr
+    asset = json.loads(result.stdout)
+    assert asset["probe_status"] == probe and fake.probe_gets == 3
+    if probe == "failed":
+        assert "the probe failed: moov atom not found" in result.stderr
+
+
+def test_ctrl_c_during_an_upload_aborts_it(fake, tmp_path):
+    path = tmp_path / "big.mp4"
+    path.write_bytes(os.urandom(3 * fake.part_size))
+    fake.interrupt_part = 2
+    result = run(fake, "upload", str(path))
+    assert result.exit_code == 130
+    assert fake.aborted == list(fake.uploads)
+
+
 def test_a_missing_file_exits_2(fake, tmp_path):
     result = run(fake, "upload", str(tmp_path / "nope.mp4"))
     assert result.exit_code == 2
     assert "cannot read" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [
+        (["workers"], "/api/workers"),
+        (["queue"], "/api/queue"),
+        (["assets", "ls", "--prefix", "a/"], "/api/assets"),
+        (["scan", "--prefix", "a/"], "/api/assets/scan"),
+    ],
+)
+def test_json_is_the_api_answer_unchanged(fake, args, path):
+    from tests.unit.cli.fakes import PASSTHROUGH
+
+    result = run(fake, *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == PASSTHROUGH[path]
+    people = run(fake, *args)
+    assert people.exit_code == 0 and people.stdout.strip()
+
+
+@pytest.mark.parametrize(("command", "status"), [("cancel", "cancelled"), ("retry", "queued")])
+def test_cancel_and_retry(fake, command, status):
+    job = job_body(status="failed" if command == "retry" else "running")
+    fake.jobs[job["id"]] = job
+    result = run(fake, "jobs", command, job["id"], "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == status
+    assert fake.requests[-1].url.path == f"/api/jobs/{job['id']}/{command}"
 
 
 # ----------------------------------------------------------------------------- downloads
