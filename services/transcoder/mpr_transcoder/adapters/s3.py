@@ -6,7 +6,9 @@ Incomplete multipart uploads are garbage that S3 keeps (and bills) until someone
 boto3's managed transfer aborts the upload of a part that failed, but only if it can: when S3
 itself is what failed, its abort fails too and is only logged at debug level, and an upload
 whose CreateMultipartUpload answer was lost has no id to abort. So an upload with a failed
-attempt aborts its key's incomplete uploads itself once it ends, and each replica sweeps the
+attempt aborts its key's incomplete uploads itself once it ends, a multipart one that
+succeeded does too (what an earlier delivery of the job could not abort while S3 was down
+outlives that delivery: bench/faults.py found it), and each replica sweeps the
 output bucket of uploads older than MULTIPART_UPLOAD_TTL_SECONDS, at start-up and every
 MULTIPART_SWEEP_INTERVAL_SECONDS (SeaweedFS has no lifecycle rules; where the server has them,
 the AbortIncompleteMultipartUpload rule is set too)."""
@@ -109,10 +111,15 @@ class S3Storage:
                 raise
 
         try:
-            return await self._call("upload", attempt)
+            size = await self._call("upload", attempt)
         finally:
             if failed:
                 await self._abort_incomplete(bucket, key)
+        if not failed and size >= storage.TRANSFER_CONFIG.multipart_threshold:
+            # An earlier delivery of this job may have left one: its abort fails while S3 is
+            # down, and an outage can outlast a delivery's retries. The key is the job's.
+            await self._abort_incomplete(bucket, key)
+        return size
 
     async def _abort_incomplete(self, bucket: str, key: str) -> None:
         """Abort every incomplete multipart upload of ``key`` (ours: the key is the job's)."""
@@ -126,7 +133,10 @@ class S3Storage:
             aborted = await self._call("abort", abort)
         except (TransientError, SourceMissing) as exc:
             log.warning(
-                "incomplete uploads of s3://%s/%s are left to the sweep: %s", bucket, key, exc
+                "incomplete uploads of s3://%s/%s are left to its next upload or the sweep: %s",
+                bucket,
+                key,
+                exc,
             )
             return
         if aborted:
