@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -345,8 +346,6 @@ def _finish(out: Out, job: dict[str, Any], waited: bool) -> None:
 
 
 def _took(job: dict[str, Any]) -> str:
-    from datetime import datetime
-
     try:
         started = datetime.fromisoformat(str(job["started_at"]))
         finished = datetime.fromisoformat(str(job["finished_at"]))

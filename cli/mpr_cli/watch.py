@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
@@ -163,29 +163,28 @@ Inbox = queue.Queue[ServerSentEvent | BaseException | None]
 @contextmanager
 def events(api: Api, url: str, job_id: str) -> Iterator[Inbox]:
     """The job's events, read by a thread into a queue (so Ctrl-C and re-checks stay prompt)."""
-    try:
-        cm = connect_sse(
-            api.plain,
-            "GET",
-            url,
-            params={"job_id": job_id},
-            headers={"X-API-Key": api.key},
-            timeout=SSE_TIMEOUT,
-        )
-        source = cm.__enter__()
-    except httpx.TransportError as exc:
-        raise StreamLost(f"cannot reach {url}: {exc}") from None
-    try:
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(
+                connect_sse(
+                    api.plain,
+                    "GET",
+                    url,
+                    params={"job_id": job_id},
+                    headers={"X-API-Key": api.key},
+                    timeout=SSE_TIMEOUT,
+                )
+            )
+        except httpx.TransportError as exc:
+            raise StreamLost(f"cannot reach {url}: {exc}") from None
+        # Closing the response (first on the way out) ends the reader thread's iteration.
+        stack.callback(source.response.close)
         if source.response.status_code != 200:
             raise StreamLost(f"{url} answered HTTP {source.response.status_code}")
         inbox: Inbox = queue.Queue()
         reader = threading.Thread(target=_read, args=(source.iter_sse, inbox.put), daemon=True)
         reader.start()
         yield inbox
-    finally:
-        # Closing the response ends the reader thread's iteration.
-        source.response.close()
-        cm.__exit__(None, None, None)
 
 
 def _read(
