@@ -62,6 +62,7 @@ class Fake:
     threshold: int = 2 * 1024 * 1024
     fail_part: dict[int, int] = field(default_factory=dict)  # part number -> failures left
     sse_up: bool = True
+    gateway_up: bool = True
     # What the job becomes once its SSE stream has been read (or on the nth GET when polling).
     finish_as: dict[str, Any] = field(default_factory=lambda: {"status": "completed"})
     gets_until_done: int = 2
@@ -83,6 +84,8 @@ class Fake:
             return self.s3(request)
         if host == NOTIFIER:
             return self.notifier(request)
+        if not self.gateway_up:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         if request.headers.get("X-API-Key") != KEY:
             return error(401, "unauthorized", "invalid API key; check MPR_API_KEYS on the gateway")
         return self.gateway(request)

@@ -69,12 +69,15 @@ def test_refused_key_exits_2_with_one_line(fake, monkeypatch):
     assert json.loads(result.stdout)["error"]["code"] == "unauthorized"
 
 
-def test_unreachable_gateway_exits_2_naming_the_url(monkeypatch):
-    monkeypatch.setenv("MPR_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
-    result = CliRunner().invoke(app, ["presets"])
+def test_unreachable_gateway_exits_2_naming_the_url(fake):
+    fake.gateway_up = False
+    result = run(fake, "presets", "--json")
     assert result.exit_code == 2
+    assert result.stdout == ""
     line = one_line(result.stderr)
-    assert line.startswith("error: cannot reach the MPR gateway at http://127.0.0.1:9")
+    assert (
+        line == f"error: cannot reach the MPR gateway at {GATEWAY}: [Errno 111] Connection refused"
+    )
 
 
 def test_an_api_refusal_is_shown_as_such(fake):
