@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from mpr_cli.app import app
 from tests.e2e.conftest import API_KEY
 from tests.support.env import clean_environ
 from tests.support.media import ffprobe, make_video, stream
@@ -29,18 +31,30 @@ def stack_env() -> dict[str, str]:
 
 def test_cli_upload_job_download_and_failure(stack, api, s3_client, buckets, tmp_path: Path):
     bucket_in, _ = buckets
-    env = clean_environ(
-        MPR_URL=stack.gateway_url,
-        MPR_API_KEY=API_KEY,
-        MPR_EVENTS_URL=stack.notifier_url,
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        NO_COLOR="1",
-    )
+    settings = {
+        "MPR_URL": stack.gateway_url,
+        "MPR_API_KEY": API_KEY,
+        "MPR_EVENTS_URL": stack.notifier_url,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "NO_COLOR": "1",
+    }
 
     def mpr(*args: str) -> subprocess.CompletedProcess[str]:
+        """The installed console script, as a user runs it."""
+        env = clean_environ(**settings)
         return subprocess.run(
             [str(MPR), *args], env=env, capture_output=True, text=True, timeout=120
         )
+
+    def mpr_here(*args: str) -> Result:
+        """The same commands in this process (no interpreter start-up), on the real stack."""
+        return CliRunner().invoke(app, list(args), env=settings)
+
+    # A job that fails, queued first so that it runs while the upload goes on.
+    s3_client.put_object(Bucket=bucket_in, Key="broken.mp4", Body=b"\x00not a video" * 4096)
+    queued = mpr_here("jobs", "submit", "broken.mp4", "--preset", "h264-480p")
+    assert queued.exit_code == 0, queued.stderr
+    broken_id = queued.stdout.strip()
 
     # ~52 MB of real media made in a second: 6 s of 640x360 raw video and PCM audio.
     clip = make_video(
@@ -79,8 +93,8 @@ def test_cli_upload_job_download_and_failure(stack, api, s3_client, buckets, tmp
     assert job == again  # exactly the REST job object
     assert "polling" not in done.stderr  # followed over SSE
 
-    fetched = mpr("download", job["id"], "-o", str(tmp_path / "out"), "--json")
-    assert fetched.returncode == 0, fetched.stderr
+    fetched = mpr_here("download", job["id"], "-o", str(tmp_path / "out"), "--json")
+    assert fetched.exit_code == 0, fetched.stderr
     [written] = json.loads(fetched.stdout)
     probe = ffprobe(written["path"])
     assert written["size_bytes"] == out["size_bytes"] == Path(written["path"]).stat().st_size
@@ -89,8 +103,7 @@ def test_cli_upload_job_download_and_failure(stack, api, s3_client, buckets, tmp
     assert stream(probe, "audio")["codec_name"] == "aac"
     assert abs(float(probe["format"]["duration"]) - 6.0) < 0.3
 
-    s3_client.put_object(Bucket=bucket_in, Key="broken.mp4", Body=b"\x00not a video" * 4096)
-    failed = mpr("jobs", "submit", "broken.mp4", "--preset", "h264-480p", "--wait", "--json")
-    assert failed.returncode == 1, failed.stderr
+    failed = mpr_here("jobs", "watch", broken_id, "--json")
+    assert failed.exit_code == 1, failed.stderr
     assert json.loads(failed.stdout)["status"] == "failed"
-    assert "failed" in failed.stderr
+    assert f"job {broken_id} failed" in failed.stderr
