@@ -25,7 +25,7 @@ from mpr_cli.output import Out
 from mpr_cli.transfer import Meter, bytes_bar, file_chunks
 
 PART_ATTEMPTS = 4
-PARALLEL_PARTS = 4  # enough to fill a link; each part streams from the file, none is buffered
+PARALLEL_PARTS = 10  # as boto3's TransferConfig; each part streams from the file, none is buffered
 PROBE_POLL_SECONDS = 0.5
 RETRY_BACKOFF = 0.5  # seconds before the first retry of a part, doubled each time
 
