@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,10 @@ class Fake:
     probe_result: str = "ok"
     interrupt_part: int | None = None
     gets: int = 0
+    # The stream starts once the client has re-read the job after subscribing, as in real life
+    # where the job runs on after that read; without it, a reader thread could race ahead.
+    reread: threading.Event = field(default_factory=threading.Event)
+    streaming: bool = False
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -142,7 +147,10 @@ class Fake:
             raise KeyboardInterrupt
         if not self.sse_up and self.gets >= self.gets_until_done:
             self.finish(job_id)
-        return httpx.Response(200, json=job)
+        response = httpx.Response(200, json=job)
+        if self.streaming:
+            self.reread.set()
+        return response
 
     def finish(self, job_id: str) -> None:
         job = self.jobs[job_id]
@@ -172,8 +180,10 @@ class Fake:
         if not self.sse_up:
             raise httpx.ConnectError("connection refused", request=request)
         job_id = request.url.params["job_id"]
+        self.streaming = True
 
         def stream() -> Iterator[bytes]:
+            assert self.reread.wait(5)
             yield sse("job.started", {"type": "JobStarted", "job_id": job_id, "worker": "w1"})
             for percent in (25.0, 75.0):
                 yield sse(
