@@ -86,6 +86,18 @@ class OutputFile(BaseModel):
     probe: dict[str, Any] | None = Field(None, description="ffprobe summary of the output.")
 
 
+class SourceStreams(BaseModel):
+    """The catalog's probe of a source: its first video stream (cover art aside) and its
+    first audio stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    video_codec: str | None = Field(None, description="Codec of the video; None: no video.")
+    width: int | None = Field(None, ge=1, description="Width of the video, pixels.")
+    height: int | None = Field(None, ge=1, description="Height of the video, pixels.")
+    audio_codec: str | None = Field(None, description="Codec of the audio; None: no audio.")
+
+
 class ProcessMedia(Command):
     """Run one media job. Consumed by exactly one transcoder replica (or the Lambda executor)."""
 
@@ -97,6 +109,11 @@ class ProcessMedia(Command):
     source_bucket: str = Field(description="Bucket of the source object.")
     source_key: S3Key = Field(description="S3 key of the source object.")
     source_duration: float | None = Field(None, ge=0, description="Probed duration, seconds.")
+    source_streams: SourceStreams | None = Field(
+        None,
+        description="The source's probed streams, when known: with source_duration, the "
+        "transcoder plans from them instead of probing the source again.",
+    )
     spec: JobSpec = Field(description="What to produce.")
     output_bucket: str = Field(description="Bucket the outputs go to.")
     output_key: S3Key = Field(

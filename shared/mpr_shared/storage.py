@@ -42,6 +42,7 @@ __all__ = [
     "S3Object",
     "abort_multipart_uploads",
     "abort_stale_multipart_uploads",
+    "content_type_of",
     "download_file",
     "download_to_temp",
     "expire_incomplete_multipart_uploads",
@@ -196,7 +197,7 @@ def upload_file(
 ) -> int:
     """Upload a local file (managed multipart above 16 MiB); returns its size in bytes."""
     path = Path(local_path)
-    guessed = content_type or mimetypes.guess_type(path.name)[0] or _extra_types(path.suffix)
+    guessed = content_type or content_type_of(path.name)
     extra = {"ContentType": guessed} if guessed else {}
     (client or get_s3_client()).upload_file(
         str(path),
@@ -327,6 +328,11 @@ def _lifecycle_rules(s3: S3Client, bucket: str) -> list[LifecycleRuleTypeDef]:
         raise
     # The rules as read are the rules to write back (the same shape on the wire).
     return cast("list[LifecycleRuleTypeDef]", found.get("Rules", []))
+
+
+def content_type_of(name: str) -> str | None:
+    """The Content-Type an upload of a file called ``name`` gets (None: S3's default)."""
+    return mimetypes.guess_type(name)[0] or _extra_types(Path(name).suffix)
 
 
 def _extra_types(suffix: str) -> str | None:

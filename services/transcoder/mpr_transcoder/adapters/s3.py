@@ -2,6 +2,12 @@
 SeaweedFS and AWS). boto3 blocks, so every call runs in a thread; network failures are
 retried with backoff and then raised as TransientError.
 
+Objects below the multipart threshold (16 MiB, mpr_shared.storage.TRANSFER_CONFIG) move in one
+request: a download is one streamed GetObject whose Content-Length is checked against the limit
+before a byte is written, an upload one PutObject. boto3's managed transfers cost a HEAD before
+the GET and a thread pool per call (~25-45 ms of a short job, bench/README.md); above the
+threshold they are worth it, as parallel ranged GETs and multipart uploads.
+
 Incomplete multipart uploads are garbage that S3 keeps (and bills) until someone aborts them.
 boto3's managed transfer aborts the upload of a part that failed, but only if it can: when S3
 itself is what failed, its abort fails too and is only logged at debug level, and an upload
@@ -33,7 +39,7 @@ from tenacity import (
 )
 
 from mpr_shared import storage
-from mpr_transcoder.application.ports import SourceMissing
+from mpr_transcoder.application.ports import SourceMissing, SourceTooLarge
 from mpr_transcoder.domain.errors import TransientError
 
 if TYPE_CHECKING:
@@ -42,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_ONE_REQUEST_BELOW = storage.TRANSFER_CONFIG.multipart_threshold
+_CHUNK = 1024 * 1024
 
 
 def _code(exc: ClientError) -> str:
@@ -88,8 +96,32 @@ class S3Storage:
         head = await self._call("head", self.client.head_object, Bucket=bucket, Key=key)
         return int(head["ContentLength"])
 
-    async def download(self, bucket: str, key: str, dest: Path) -> None:
-        await self._call("download", storage.download_file, key, dest, bucket, client=self.client)
+    async def download(self, bucket: str, key: str, dest: Path, *, max_bytes: int) -> int:
+        size, written = await self._call("download", self._get, bucket, key, dest, max_bytes)
+        if not written:  # large: parallel ranged GETs
+            await self._call(
+                "download", storage.download_file, key, dest, bucket, client=self.client
+            )
+        return size
+
+    def _get(self, bucket: str, key: str, dest: Path, max_bytes: int) -> tuple[int, bool]:
+        """The object's size, and whether one GET streamed it to ``dest`` (not for a
+        multipart-sized object); SourceTooLarge, before a byte is written, above the limit."""
+        response = self.client.get_object(Bucket=bucket, Key=key)
+        body = response["Body"]
+        try:
+            size = int(response["ContentLength"])
+            if size > max_bytes:
+                raise SourceTooLarge(size)
+            if size >= _ONE_REQUEST_BELOW:
+                return size, False
+            # botocore checks the length read against Content-Length (IncompleteReadError).
+            with dest.open("wb") as out:
+                for chunk in body.iter_chunks(_CHUNK):
+                    out.write(chunk)
+            return size, True
+        finally:
+            body.close()
 
     async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
         # Signed for the internal endpoint (this client), not the public one: FFmpeg runs here.
@@ -100,6 +132,8 @@ class S3Storage:
     async def upload(self, path: Path, bucket: str, key: str) -> int:
         """Upload ``path`` (multipart when large); no incomplete upload of ``key`` is left
         behind by an attempt that failed, whether a later one succeeded or not."""
+        if (size := await self._call("upload", self._put, path, bucket, key)) is not None:
+            return size
         failed: list[BaseException] = []
 
         def attempt() -> int:
@@ -119,6 +153,17 @@ class S3Storage:
             # An earlier delivery of this job may have left one: its abort fails while S3 is
             # down, and an outage can outlast a delivery's retries. The key is the job's.
             await self._abort_incomplete(bucket, key)
+        return size
+
+    def _put(self, path: Path, bucket: str, key: str) -> int | None:
+        """One PutObject below the multipart threshold, returning the size (no multipart
+        upload exists to abort when it fails); None, nothing sent, for a larger file."""
+        if (size := path.stat().st_size) >= _ONE_REQUEST_BELOW:
+            return None
+        content_type = storage.content_type_of(path.name)
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        with path.open("rb") as body:
+            self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
         return size
 
     async def _abort_incomplete(self, bucket: str, key: str) -> None:
