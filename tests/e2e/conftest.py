@@ -13,22 +13,24 @@ from tests.support.stack import Stack, free_port
 API_KEY = "e2e-test-key-0123456789"
 
 
-def stack_env(service_env: dict, tmp_path: Path, api_keys: str) -> dict[str, str]:
-    """The four services' environment: ``service_env``, free ports, scratch under tmp_path."""
-    return {
+@pytest.fixture
+def stack_env() -> dict[str, str]:
+    """Extra settings for the services; a test module overrides this fixture to add some."""
+    return {}
+
+
+@pytest.fixture
+def stack(service_env: dict, stack_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
+    env = {
         **service_env,
+        **stack_env,
         "MPR_ENV": "test",
         "LOG_LEVEL": "INFO",
-        "MPR_API_KEYS": api_keys,
+        "MPR_API_KEYS": f"e2e:{API_KEY}",
         "GATEWAY_PORT": str(free_port()),
         "NOTIFIER_PORT": str(free_port()),
         "TRANSCODER_WORK_DIR": str(tmp_path / "work"),
     }
-
-
-@pytest.fixture
-def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
-    env = stack_env(service_env, tmp_path, f"e2e:{API_KEY}")
     stack = Stack(env=env, log_dir=tmp_path / "logs")
     try:
         stack.start()

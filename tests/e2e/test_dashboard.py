@@ -20,10 +20,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import bucket_pair, endpoints_env
-from tests.e2e.conftest import stack_env
 from tests.support.browser import launch
 from tests.support.media import make_video
-from tests.support.stack import Stack
+from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -40,11 +39,16 @@ def dash(amqp_url, s3, s3_client, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("dashboard")
     pair = bucket_pair(s3_client)
     buckets = next(pair)
-    database_url = f"sqlite+aiosqlite:///{tmp / 'mpr.db'}"
-    env = stack_env(endpoints_env(amqp_url, s3, buckets, database_url), tmp, f"web:{API_KEY}")
-    env |= {
-        "PUBLIC_EVENTS_URL": f"http://127.0.0.1:{env['NOTIFIER_PORT']}",
-        "CORS_ORIGINS": f"http://127.0.0.1:{env['GATEWAY_PORT']}",
+    gateway_port, notifier_port = free_port(), free_port()
+    env = {
+        **endpoints_env(amqp_url, s3, buckets, f"sqlite+aiosqlite:///{tmp / 'mpr.db'}"),
+        "LOG_LEVEL": "INFO",
+        "MPR_API_KEYS": f"web:{API_KEY}",
+        "GATEWAY_PORT": str(gateway_port),
+        "NOTIFIER_PORT": str(notifier_port),
+        "TRANSCODER_WORK_DIR": str(tmp / "work"),
+        "PUBLIC_EVENTS_URL": f"http://127.0.0.1:{notifier_port}",
+        "CORS_ORIGINS": f"http://127.0.0.1:{gateway_port}",
         "WORKER_HEARTBEAT_SECONDS": "1",
         # long.mp4 (~6 MB) goes up in presigned multipart parts, the others in one PUT.
         "UPLOAD_MULTIPART_THRESHOLD_BYTES": str(1024 * 1024),

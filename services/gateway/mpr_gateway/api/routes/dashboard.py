@@ -22,7 +22,6 @@ WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 STATIC_PREFIX = "/ui"
 # Presigned URLs for AWS S3 name a regional, virtual-hosted endpoint of the bucket.
 AWS_S3_SOURCE = "https://*.amazonaws.com"
-DEFAULT_EVENTS_URL = "http://127.0.0.1:8001"
 
 STATIC_HEADERS = ((b"cache-control", b"no-cache"), (b"x-content-type-options", b"nosniff"))
 
@@ -58,10 +57,7 @@ def content_security_policy(events_url: str, s3_url: str | None) -> str:
 
 def events_url(settings: GatewaySettings) -> str:
     """Where the page opens its SSE stream (PUBLIC_EVENTS_URL; '' is this origin)."""
-    # GatewaySettings.public_events_url (what GET /api/config reports) comes with issue 11's
-    # progress branch; until that is merged its documented default stands in. Then: the field.
-    value: str = getattr(settings, "public_events_url", DEFAULT_EVENTS_URL)
-    return value
+    return settings.public_events_url
 
 
 @cache
