@@ -54,6 +54,7 @@ def dead_letter_queue(queue: RabbitQueue) -> RabbitQueue:
 # Commands (on COMMANDS).
 TRANSCODER_JOBS = work_queue("mpr.transcoder.jobs", "job.run", max_priority=MAX_JOB_PRIORITY)
 CATALOG_SCAN = work_queue("mpr.catalog.scan", "catalog.scan")
+CATALOG_REGISTER = work_queue("mpr.catalog.register", "catalog.register")
 GATEWAY_JOB_REQUESTS = work_queue("mpr.gateway.job-requests", "job.create")
 
 # Events (on EVENTS).
@@ -68,6 +69,18 @@ GATEWAY_JOB_EVENT_KEYS = (
     "job.cancelled",
 )
 NOTIFIER_WEBHOOKS = work_queue("mpr.notifier.webhooks", "job.*")
+# Worker heartbeats: only the latest matters, so a backlog (the gateway down for a while) is
+# dropped by the TTL instead of piling up, and expired ones are not dead-lettered (no DLX
+# argument; a heartbeat that fails its handler is still dead-lettered by queue_router).
+# https://www.rabbitmq.com/docs/ttl#per-queue-message-ttl
+# As long as the gateway's default WORKER_TIMEOUT_SECONDS: an older heartbeat proves nothing.
+WORKER_HEARTBEAT_TTL_MS = 30_000
+GATEWAY_WORKERS = RabbitQueue(
+    "mpr.gateway.workers",
+    durable=True,
+    routing_key="worker.*",
+    arguments={"x-message-ttl": WORKER_HEARTBEAT_TTL_MS},
+)
 
 
 def catalog_s3_events(settings: CommonSettings) -> RabbitQueue:
@@ -108,9 +121,11 @@ def durable_bindings(settings: CommonSettings) -> list[Binding]:
     return [
         Binding(COMMANDS, TRANSCODER_JOBS),
         Binding(COMMANDS, CATALOG_SCAN),
+        Binding(COMMANDS, CATALOG_REGISTER),
         Binding(COMMANDS, GATEWAY_JOB_REQUESTS),
         Binding(EVENTS, GATEWAY_JOB_EVENTS, GATEWAY_JOB_EVENT_KEYS, ("job.*",)),
         Binding(EVENTS, NOTIFIER_WEBHOOKS),
+        Binding(EVENTS, GATEWAY_WORKERS),
         Binding(s3_events_exchange(settings), catalog_s3_events(settings)),
     ]
 

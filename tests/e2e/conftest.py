@@ -14,9 +14,16 @@ API_KEY = "e2e-test-key-0123456789"
 
 
 @pytest.fixture
-def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
+def stack_env() -> dict[str, str]:
+    """Extra settings for the services; a test module overrides this fixture to add some."""
+    return {}
+
+
+@pytest.fixture
+def stack(service_env: dict, stack_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
     env = {
         **service_env,
+        **stack_env,
         "MPR_ENV": "test",
         "LOG_LEVEL": "INFO",
         "MPR_API_KEYS": f"e2e:{API_KEY}",

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-
-from pydantic import ValidationError
 
 from mpr_catalog.bootstrap import bootstrap, running
-from mpr_catalog.settings import CatalogSettings, get_settings
+from mpr_catalog.settings import CatalogSettings
 from mpr_shared.logs import configure_logging
+from mpr_shared.settings import load_settings
 
 
 def main() -> None:
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        sys.exit(f"catalog: invalid settings\n{exc}")
+    settings = load_settings(CatalogSettings, "catalog")
     configure_logging("catalog", settings.log_level)
     asyncio.run(serve(settings))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, field_validator
 
 from mpr_shared.contracts import JobKind
@@ -111,8 +109,3 @@ class CatalogSettings(CommonSettings):
     def auto_preset(self) -> Preset | None:
         """The preset of AUTO_TRANSCODE_PRESET (checked at startup), or None when off."""
         return get_preset(self.auto_transcode_preset) if self.auto_transcode_preset else None
-
-
-@lru_cache
-def get_settings() -> CatalogSettings:
-    return CatalogSettings()

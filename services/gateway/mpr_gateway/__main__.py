@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import uvicorn
-from pydantic import ValidationError
 
 from mpr_gateway.api.app import create_app
 from mpr_gateway.bootstrap import bootstrap
 from mpr_gateway.settings import GatewaySettings
 from mpr_shared.logs import configure_logging
+from mpr_shared.settings import load_settings
 
 
 def main() -> None:
-    try:
-        settings = GatewaySettings()
-    except ValidationError as exc:  # the settings hide input values: no secret is echoed
-        problems = (
-            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise SystemExit("invalid gateway settings:\n" + "\n".join(problems)) from None
+    settings = load_settings(GatewaySettings, "gateway")
     configure_logging("gateway", settings.log_level)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, drains, then runs the lifespan exit.
     uvicorn.run(

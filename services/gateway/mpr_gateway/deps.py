@@ -18,7 +18,9 @@ from mpr_gateway.adapters.callbacks import CallbackVerifier
 from mpr_gateway.api.auth import authenticate
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
+from mpr_gateway.application.operations import QueueService, WorkerService
 from mpr_gateway.application.pages import MAX_PAGE
+from mpr_gateway.application.uploads import UploadService
 from mpr_shared.health import Health
 
 if TYPE_CHECKING:
@@ -41,8 +43,20 @@ async def get_assets(request: Request) -> AssetService:
     return get_container(request).assets
 
 
+async def get_uploads(request: Request) -> UploadService:
+    return get_container(request).uploads
+
+
 async def get_callbacks(request: Request) -> CallbackVerifier:
     return get_container(request).callbacks
+
+
+async def get_workers(request: Request) -> WorkerService:
+    return get_container(request).workers
+
+
+async def get_queue(request: Request) -> QueueService:
+    return get_container(request).queue
 
 
 async def get_health(request: Request) -> Health:
@@ -56,7 +70,10 @@ async def require_client(request: Request) -> str:
 
 Jobs = Annotated[JobService, Depends(get_jobs), Context("container.jobs")]
 Assets = Annotated[AssetService, Depends(get_assets)]
+Uploads = Annotated[UploadService, Depends(get_uploads)]
 Callbacks = Annotated[CallbackVerifier, Depends(get_callbacks)]
+Workers = Annotated[WorkerService, Depends(get_workers), Context("container.workers")]
+Queue = Annotated[QueueService, Depends(get_queue)]
 HealthDep = Annotated[Health, Depends(get_health)]
 Client = Annotated[str, Depends(require_client)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (1-{MAX_PAGE}).")]

@@ -5,28 +5,16 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from pydantic import ValidationError
 
 from mpr_notifier.api.app import create_app
 from mpr_notifier.bootstrap import bootstrap
 from mpr_notifier.settings import NotifierSettings
 from mpr_shared.logs import configure_logging
-
-
-def load_settings() -> NotifierSettings:
-    """The settings, or exit with what is wrong and without the values (they hold secrets)."""
-    try:
-        return NotifierSettings()
-    except ValidationError as exc:
-        problems = (
-            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise SystemExit("invalid notifier settings:\n" + "\n".join(problems)) from None
+from mpr_shared.settings import load_settings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load_settings(NotifierSettings, "notifier")
     configure_logging("notifier", settings.log_level)
     # httpx logs every webhook request at INFO; handlers log the outcome once per event.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from mpr_shared.settings import CommonSettings
 from mpr_transcoder.domain.ffmpeg_args import InputMode
@@ -125,6 +125,13 @@ class TranscoderSettings(CommonSettings):
         description="Scratch space of the Lambda executor (Lambda can only write /tmp).",
     )
     callback_timeout_seconds: float = Field(10.0, gt=0, validation_alias="CALLBACK_TIMEOUT_SECONDS")
+    worker_heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias="WORKER_HEARTBEAT_SECONDS",
+        description="How often a replica announces itself and its current job (WorkerHeartbeat); "
+        "keep it well below the gateway's WORKER_TIMEOUT_SECONDS.",
+    )
     instance_id: str | None = Field(
         None,
         validation_alias="TRANSCODER_INSTANCE_ID",
@@ -148,16 +155,3 @@ class TranscoderSettings(CommonSettings):
         if self.callback_secret.get_secret_value():
             values["MPR_CALLBACK_SECRET"] = self.callback_secret.get_secret_value()
         return values
-
-
-def load_settings() -> TranscoderSettings:
-    """The settings from the environment; invalid ones end the process with what is wrong."""
-    try:
-        return TranscoderSettings()
-    except ValidationError as exc:
-        # Without input values: pydantic would otherwise echo secrets such as AMQP_URL.
-        problems = (
-            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise SystemExit("invalid transcoder settings:\n" + "\n".join(problems)) from None

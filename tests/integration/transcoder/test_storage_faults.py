@@ -13,6 +13,7 @@ import pytest
 
 from mpr_shared import storage
 from mpr_shared.contracts import JobCompleted, JobFailed
+from mpr_transcoder.adapters.s3 import S3Storage
 from tests.integration.transcoder.conftest import probe_json, running_replica
 from tests.integration.transcoder.proxy import CuttableProxy
 from tests.support.media import make_video
@@ -86,6 +87,22 @@ async def test_an_s3_outage_during_a_multipart_upload_leaves_no_upload_open(
     s3_client.download_file(bucket_out, job.output_key, str(local))
     assert local.stat().st_size == done.outputs[0].size_bytes > 32 * MiB
     assert abs(float(probe_json(local)["format"]["duration"]) - 20.0) < 0.5
+
+
+async def test_a_multipart_upload_clears_what_an_earlier_delivery_left_open(
+    s3_client, buckets, tmp_path
+):
+    # An outage longer than a delivery's retries: that delivery's abort failed as well, and
+    # the next delivery's upload went through at once (bench/faults.py, scenario s3).
+    _, bucket_out = buckets
+    s3_client.create_multipart_upload(Bucket=bucket_out, Key="a/job/trim.mp4")
+    s3_client.create_multipart_upload(Bucket=bucket_out, Key="b/job/trim.mp4")
+    output = tmp_path / "trim.mp4"
+    output.write_bytes(b"\0" * 17 * MiB)
+    assert await S3Storage(s3_client).upload(output, bucket_out, "a/job/trim.mp4") == 17 * MiB
+    assert open_uploads(s3_client, bucket_out) == ["b/job/trim.mp4"]  # another job's: kept
+    head = s3_client.head_object(Bucket=bucket_out, Key="a/job/trim.mp4")
+    assert head["ContentLength"] == 17 * MiB
 
 
 async def test_old_incomplete_uploads_are_swept_and_new_ones_kept(

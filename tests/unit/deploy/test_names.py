@@ -36,9 +36,11 @@ SECRETS = {
     "DATABASE_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
     "MPR_API_KEYS",
     "MPR_CALLBACK_SECRET",
     "WEBHOOK_SECRET",
+    "RABBITMQ_MANAGEMENT_URL",  # its URL holds the management user's password
 }
 
 

@@ -28,16 +28,6 @@ MONITORING = K8S / "components" / "monitoring"
 RULES = MONITORING / "prometheusrule.yaml"
 DASHBOARD = MONITORING / "mpr-dashboard.json"
 RULES_SCHEMA = Path(__file__).with_name("rules.schema.json")
-# Metrics the services do not export yet; the dashboard and alerts already use them. The
-# service owners add them with exactly these names and labels (deploy/README.md).
-PLANNED = {
-    "mpr_gateway_outbox_lag_seconds": "gauge: age of the oldest unpublished gateway outbox row",
-    "mpr_catalog_outbox_lag_seconds": "gauge: age of the oldest unpublished catalog outbox row",
-    "mpr_gateway_jobs_finished": "counter {kind, preset, state}: jobs reaching a final state",
-    "mpr_gateway_job_duration_seconds": "histogram {kind, preset, state}: queued to final",
-    "mpr_gateway_job_failures": "counter {kind, reason}: failed jobs by bounded reason code",
-    "mpr_transcoder_ffmpeg_speed": "histogram {kind, preset}: media seconds per wall second",
-}
 # RabbitMQ's Prometheus plugin, /metrics/detailed (components/rabbitmq-cluster).
 RABBITMQ = {
     "rabbitmq_detailed_queue_messages_ready",
@@ -83,11 +73,6 @@ def exported() -> set[str]:
     return series_names(declared)
 
 
-def planned() -> set[str]:
-    kinds = {name: text.split()[0].rstrip(":").capitalize() for name, text in PLANNED.items()}
-    return series_names(kinds)
-
-
 def expressions() -> list[tuple[str, str]]:
     """(where, PromQL) of every alert and every dashboard target."""
     found = [(r["alert"], r["expr"]) for g in rules_file()["groups"] for r in g["rules"]]
@@ -113,8 +98,8 @@ def test_the_alerts_cover_queues_outbox_failures_and_dead_letters() -> None:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
 
 
-def test_every_metric_used_is_exported_planned_or_rabbitmqs() -> None:
-    known = exported() | planned() | RABBITMQ
+def test_every_metric_used_is_exported_or_rabbitmqs() -> None:
+    known = exported() | RABBITMQ
     assert exported(), "no mpr_* metric found in the services' source"
     for where, expr in expressions():
         unknown = set(_METRIC.findall(expr)) - known

@@ -21,6 +21,7 @@ from mpr_transcoder.application.ports import (
     ProgressCallback,
     RunResult,
     SourceMissing,
+    SourceTooLarge,
 )
 from mpr_transcoder.domain.errors import TransientError
 from mpr_transcoder.domain.progress import ProgressSample
@@ -97,10 +98,14 @@ class FakeStorage:
         self._check("size")
         return len(self._get(bucket, key))
 
-    async def download(self, bucket: str, key: str, dest: Path) -> None:
+    async def download(self, bucket: str, key: str, dest: Path, *, max_bytes: int) -> int:
         self._check("download")
-        dest.write_bytes(self._get(bucket, key))
+        data = self._get(bucket, key)
+        if len(data) > max_bytes:
+            raise SourceTooLarge(len(data))
+        dest.write_bytes(data)
         self.downloads.append(dest)
+        return len(data)
 
     async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
         self._get(bucket, key)
@@ -146,6 +151,7 @@ class FakeRunner:
         *,
         returncode: int = 0,
         error_lines: list[str] | None = None,
+        log_tail: list[str] | None = None,
         samples: list[ProgressSample] | None = None,
         block: bool = False,
         renditions: tuple[str, ...] = (),
@@ -154,6 +160,7 @@ class FakeRunner:
         self.output = output or probe_data(height=480, width=854)
         self.returncode = returncode
         self.error_lines = error_lines or []
+        self.log_tail = log_tail or []
         self.samples = (
             samples
             if samples is not None
@@ -185,7 +192,7 @@ class FakeRunner:
             return RunResult(None, [], stopped=True)
         for sample in self.samples:
             await on_progress(sample)
-        return RunResult(self.returncode, self.error_lines)
+        return RunResult(self.returncode, self.error_lines, log_tail=self.log_tail)
 
     def _write(self, path: Path) -> None:
         if "%v" not in str(path):

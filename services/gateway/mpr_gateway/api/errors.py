@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,16 +17,17 @@ from mpr_gateway.domain.errors import (
     NotFound,
     RateLimited,
     RetryLater,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
-
-log = logging.getLogger(__name__)
+from mpr_shared.http_errors import error_response, install_common_handlers
 
 STATUS: dict[type[GatewayError], int] = {
     InvalidRequest: 422,
     NotFound: 404,
     Conflict: 409,
+    TooLarge: 413,
     Unauthorized: 401,
     RateLimited: 429,
     Unavailable: 503,
@@ -46,17 +45,6 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    details: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def gateway_error_response(exc: GatewayError) -> JSONResponse:
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
     headers: dict[str, str] = {}
@@ -65,20 +53,6 @@ def gateway_error_response(exc: GatewayError) -> JSONResponse:
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="mpr"'
     return error_response(status, exc.code, exc.message, exc.details, headers)
-
-
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
-            "message": str(err.get("msg", "")).removeprefix("Value error, "),
-            "type": err.get("type"),
-        }
-        for err in exc.errors()
-    ]
-
-
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 def _http_message(exc: StarletteHTTPException) -> str:
@@ -95,18 +69,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
         return gateway_error_response(exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc)
-        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-        return error_response(422, "validation_error", f"invalid request: {summary}", details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, _http_message(exc), headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "unexpected error; see the gateway log")
+    install_common_handlers(
+        app, service="gateway", validation_error=RequestValidationError, http_message=_http_message
+    )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from mpr_gateway.application.jobs import OutputView
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord
 from mpr_shared.contracts import JobKind, JobStatus
 
@@ -69,6 +70,15 @@ class JobOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    fps: float | None = Field(description="Frames encoded per second (latest progress).")
+    speed: float | None = Field(description="Encoding speed as a multiple of real time.")
+    eta_seconds: float | None = Field(description="Seconds left, estimated; 0 when completed.")
+    out_time_seconds: float | None = Field(description="Media seconds written so far.")
+    log_tail: list[str] = Field(
+        description="FFmpeg's last log lines (at most 20 of at most 500 characters), once the "
+        "job ended; empty before."
+    )
+    executor: Executor = Field(Executor.RABBITMQ, description="rabbitmq | stepfunctions")
 
     @classmethod
     def of(cls, job: JobRecord, outputs: list[OutputView]) -> JobOut:
@@ -95,6 +105,12 @@ class JobOut(BaseModel):
             updated_at=job.updated_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            fps=job.fps,
+            speed=job.speed,
+            eta_seconds=job.eta_seconds,
+            out_time_seconds=job.out_time_seconds,
+            log_tail=job.log_tail or [],
+            executor=Executor(job.executor),
         )
 
 
