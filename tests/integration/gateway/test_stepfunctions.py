@@ -4,7 +4,9 @@ The gateway in-process on the real RabbitMQ and PostgreSQL: a stepfunctions job 
 execution named after its attempt with the ProcessMedia plus the callback URL as input; a
 replayed outbox row starts nothing new; a job accepted while AWS is unreachable starts once
 it answers; cancel stops the execution; retry starts attempt 2; AWS refusing fails the job
-with its error code; the Lambda's callbacks reach mpr.events once.
+with its error code; the Lambda's callbacks reach mpr.events once. End to end, the handler
+in the AWS Lambda runtime interface client runs a job the gateway dispatched, and its events
+reach the notifier's SSE clients and the job's webhook.
 """
 
 from __future__ import annotations
@@ -20,24 +22,33 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
+from httpx_sse import ServerSentEvent, aconnect_sse
 from sqlalchemy import update
+from standardwebhooks import Webhook
 
 from mpr_gateway.domain.executors import execution_name
+from mpr_notifier.application.broadcast import event_payload
 from mpr_shared.contracts import JobCompleted, JobStarted, OutputFile, ProcessMedia
 from mpr_shared.db.models import GatewayOutbox
 from mpr_shared.messaging import TYPE_HEADER
 from mpr_shared.topology import EVENTS
 from tests.integration.gateway.conftest import (
     AUTH,
+    CALLBACK_SECRET,
     Stack,
     eventually,
     gateway_settings,
     running_stack,
 )
 from tests.integration.gateway.test_rest import signed
+from tests.integration.notifier.conftest import API_KEY as NOTIFIER_KEY
+from tests.integration.notifier.conftest import running_notifier, serve, shutdown, webhook_receiver
+from tests.integration.transcoder.test_lambda_runtime import run_in_runtime_client
+from tests.support.media import make_video
 from tests.support.moto import moto_server
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,9 +71,10 @@ def moto_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-def sfn(endpoint: str) -> Any:
+def sfn(endpoint: str, service: str = "stepfunctions") -> Any:
+    """A client of moto's ``service`` (Step Functions by default), with a session token."""
     return boto3.client(
-        "stepfunctions",
+        service,
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
@@ -328,3 +340,95 @@ async def test_executors_the_deployment_does_not_allow_or_sources_too_long_are_4
         "/api/jobs", json={**cases[0][0], "kind": "audio"}, headers=AUTH
     )
     assert "LAMBDA_MAX_SOURCE_SECONDS" in too_long.text and "use executor rabbitmq" in too_long.text
+
+
+async def test_a_lambda_jobs_events_reach_sse_clients_and_its_webhook(
+    service_env: dict,
+    database_url: str,
+    buckets,
+    amqp_url: str,
+    moto_endpoint: str,
+    state_machine: str,
+    tmp_path: Path,
+):
+    """gateway -> Step Functions (moto) -> the handler in the runtime interface client on
+    moto's S3 -> signed callbacks -> the gateway's outbox -> mpr.events -> the notifier -> an
+    SSE client and the job's webhook. moto's executions invoke nothing: the test plays the
+    Lambda's part with the execution's input, as the state machine's Payload.$ passes it."""
+    port = _free_port()
+    env = sfn_env(
+        moto_endpoint,
+        state_machine,
+        EXECUTOR="stepfunctions",
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+    settings = gateway_settings(service_env, database_url, **env)
+    s3 = sfn(moto_endpoint, "s3")
+    for bucket in buckets:  # the Lambda's S3 (moto's, which takes session tokens) by those names
+        s3.create_bucket(Bucket=bucket)
+    clip = make_video(tmp_path / "clip.mp4", seconds=1, size="160x90")
+    s3.upload_file(str(clip), buckets[0], "sfn/e2e.mp4")
+    lambda_env = {
+        "S3_BUCKET_IN": buckets[0],
+        "S3_BUCKET_OUT": buckets[1],
+        "S3_ENDPOINT_URL": moto_endpoint,
+        "MPR_CALLBACK_SECRET": CALLBACK_SECRET,
+    }
+    sse_params = {"types": "job.queued,job.started,job.completed"}
+    sse_auth = {"Authorization": f"Bearer {NOTIFIER_KEY}"}
+    async with (
+        running_notifier(amqp_url, database_url) as notifier,
+        webhook_receiver() as hooks,
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http,
+    ):
+        async for stack in running_stack(settings, buckets):
+            # The Lambda posts its callbacks to PUBLIC_URL: the same app, over HTTP.
+            server, task = await serve(stack.app, port, lifespan="off")
+            try:
+                url = f"{notifier.url}/api/events"
+                async with aconnect_sse(
+                    http, "GET", url, params=sse_params, headers=sse_auth
+                ) as source:
+                    hook = f"{hooks.url}/lambda"
+                    job = await submit(stack, "sfn/e2e.mp4", duration=1.0, webhook_url=hook)
+                    job_id = uuid.UUID(job["id"])
+                    execution = await started(
+                        moto_endpoint, state_machine, execution_name(job_id, 1)
+                    )
+                    event = json.loads(execution["input"])
+                    runtime = await asyncio.to_thread(
+                        run_in_runtime_client, event, lambda_env, tmp_path
+                    )
+                    assert runtime.result()["type"] == "JobCompleted"
+                    # A later message through the same outbox: once its event arrives, so has
+                    # everything the callbacks published before it.
+                    sentinel = (await submit(stack, "sfn/sentinel.mp4"))["id"]
+                    received = await sse_until(source, sentinel)
+            finally:
+                await shutdown(server, task)
+
+            mine = [s for s in received if s.json().get("job_id") == str(job_id)]
+            assert [s.event for s in mine] == ["job.queued", "job.started", "job.completed"]
+            completed = JobCompleted.model_validate(mine[-1].json())
+            (output,) = completed.outputs
+            head = s3.head_object(Bucket=output.bucket, Key=output.key)
+            assert head["ContentLength"] == output.size_bytes > 0
+
+            [(path, headers, body)] = await hooks.wait_for(str(completed.id), 1)
+            verifier = Webhook(notifier.settings.webhook_secret.get_secret_value())
+            assert path == "/lambda"
+            assert verifier.verify(body, headers) == event_payload(completed)
+            got = (await stack.client.get(f"/api/jobs/{job_id}", headers=AUTH)).json()
+            assert (got["status"], got["worker"]) == ("completed", "lambda:req-rie-1")
+    assert [json.loads(r[2])["type"] for r in hooks.requests] == ["JobCompleted"]
+
+
+async def sse_until(source: Any, job_id: str) -> list[ServerSentEvent]:
+    """The stream's events up to the first of job ``job_id`` (within 30 s)."""
+    received = []
+    async with asyncio.timeout(30):
+        async for sse in source.aiter_sse():
+            received.append(sse)
+            if sse.json().get("job_id") == job_id:
+                return received
+    raise AssertionError(f"the stream ended after {[s.event for s in received]}")

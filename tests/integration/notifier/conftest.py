@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import httpx
@@ -39,10 +40,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def serve(app, port: int, *, signals: bool = False) -> tuple[uvicorn.Server, asyncio.Task]:
-    """Run uvicorn in this event loop; `signals` keeps its SIGTERM handler, as in production."""
+async def serve(
+    app, port: int, *, signals: bool = False, **options: Any
+) -> tuple[uvicorn.Server, asyncio.Task]:
+    """Run uvicorn in this event loop; `signals` keeps its SIGTERM handler, as in production;
+    `options` go to uvicorn.Config (lifespan="off" serves an app whose lifespan already ran)."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=3
+        app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=3, **options
     )
     server = uvicorn.Server(config)
     if not signals:
@@ -109,15 +113,24 @@ def notifier_settings(amqp_url: str, database_url: str, port: int) -> NotifierSe
 
 @pytest.fixture(scope="module")
 async def notifier(amqp_url: str, notifier_database: str) -> AsyncIterator[Running]:
+    async with running_notifier(amqp_url, notifier_database) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_notifier(amqp_url: str, database_url: str) -> AsyncIterator[Running]:
+    """The notifier's app under uvicorn on a free port, once /api/ready says so."""
     port = free_port()
-    settings = notifier_settings(amqp_url, notifier_database, port)
+    settings = notifier_settings(amqp_url, database_url, port)
     server, task = await serve(create_app(bootstrap(settings)), port)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as client, asyncio.timeout(30):
         while (await client.get(f"{url}/api/ready")).status_code != 200:
             await asyncio.sleep(0.1)
-    yield Running(url, settings, notifier_database)
-    await shutdown(server, task)
+    try:
+        yield Running(url, settings, database_url)
+    finally:
+        await shutdown(server, task)
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +164,13 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[Receiver]:
+    async with webhook_receiver() as rec:
+        yield rec
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[Receiver]:
+    """A :class:`Receiver` served by uvicorn on a free port of 127.0.0.1."""
     port = free_port()
     rec = Receiver(f"http://127.0.0.1:{port}")
 
@@ -169,8 +189,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     app = Starlette(routes=[Route("/{name}", hook, methods=["POST"])])
     server, task = await serve(app, port)
-    yield rec
-    await shutdown(server, task)
+    try:
+        yield rec
+    finally:
+        await shutdown(server, task)
 
 
 # ---------------------------------------------------------------- the gateway's side

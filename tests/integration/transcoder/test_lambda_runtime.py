@@ -40,6 +40,7 @@ class RuntimeApi:
 
     def __init__(self, event: dict[str, Any]) -> None:
         self.results: list[tuple[str, dict[str, Any]]] = []
+        self.output = ""  # what the runtime client printed
         self.answered = threading.Event()
         self.closing = threading.Event()
         served = threading.Lock()
@@ -99,6 +100,12 @@ class RuntimeApi:
     def address(self) -> str:
         return f"127.0.0.1:{self.server.server_port}"
 
+    def result(self) -> dict[str, Any]:
+        """The handler's return value, posted as the invocation's one response."""
+        [(path, result)] = self.results
+        assert path == f"{API}/invocation/req-rie-1/response", (result, self.output[-3000:])
+        return result
+
 
 @pytest.fixture
 def moto_s3() -> Iterator[str]:
@@ -118,48 +125,55 @@ def test_the_runtime_interface_client_runs_the_handler_with_a_session_token(
     receiver = Receiver(SECRET)
     receiver.thread.start()
     event = event_for(env, receiver, kind="audio")
-    runtime = RuntimeApi(event)
-    runtime.thread.start()
-    lambda_env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        **env,
-        **CREDENTIALS,
-        "MPR_ENV": "production",  # as deployed: no development defaults
-        "AMQP_URL": "amqp://lambda:unused-by-the-lambda@127.0.0.1:5672/",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "S3_ENDPOINT_URL": moto_s3,
-        "MPR_CALLBACK_SECRET": SECRET,
-        "LAMBDA_WORK_DIR": str(tmp_path / "lambda-tmp"),
-        "AWS_LAMBDA_RUNTIME_API": runtime.address,
-        "AWS_LAMBDA_FUNCTION_NAME": "mpr-transcoder",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [sys.executable, "-m", "awslambdaric", "mpr_transcoder.lambda_handler.handler"]
-    process = subprocess.Popen(
-        command, env=lambda_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    lambda_env = {**env, "S3_ENDPOINT_URL": moto_s3, "MPR_CALLBACK_SECRET": SECRET}
     try:
-        answered = runtime.answered.wait(60)
+        runtime = run_in_runtime_client(event, lambda_env, tmp_path)
     finally:
-        runtime.closing.set()
-        process.terminate()
-        output = process.communicate(timeout=10)[0].decode(errors="replace")
-        runtime.server.shutdown()
         receiver.server.shutdown()
-    assert answered, f"the runtime client never answered the invocation:\n{output[-3000:]}"
 
-    [(path, result)] = runtime.results
-    assert path == f"{API}/invocation/req-rie-1/response", (result, output[-3000:])
-    assert result["type"] == "JobCompleted", result
+    assert runtime.result()["type"] == "JobCompleted"
     assert receiver.rejected == 0
     assert receiver.types()[0] == "JobStarted" and receiver.types()[-1] == "JobCompleted"
     assert receiver.received[0][1]["data"]["worker"] == "lambda:req-rie-1"
     (output_file,) = JobCompleted.model_validate(receiver.received[-1][1]["data"]).outputs
     head = s3.head_object(Bucket=output_file.bucket, Key=output_file.key)
     assert head["ContentLength"] == output_file.size_bytes > 0
+
+
+def run_in_runtime_client(event: dict[str, Any], env: dict[str, str], workdir: Path) -> RuntimeApi:
+    """Invoke the Lambda image's command once with ``event``, as deployed (production settings,
+    a session token); ``env`` adds the buckets, S3_ENDPOINT_URL and MPR_CALLBACK_SECRET.
+    Blocks until the client answered (or 60 s passed) and returns the runtime API it used."""
+    runtime = RuntimeApi(event)
+    runtime.thread.start()
+    lambda_env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        **CREDENTIALS,
+        "MPR_ENV": "production",  # as deployed: no development defaults
+        "AMQP_URL": "amqp://lambda:unused-by-the-lambda@127.0.0.1:5672/",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "LAMBDA_WORK_DIR": str(workdir / "lambda-tmp"),
+        "AWS_LAMBDA_RUNTIME_API": runtime.address,
+        "AWS_LAMBDA_FUNCTION_NAME": "mpr-transcoder",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    command = [sys.executable, "-m", "awslambdaric", "mpr_transcoder.lambda_handler.handler"]
+    process = subprocess.Popen(
+        command, env=lambda_env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        answered = runtime.answered.wait(60)
+    finally:
+        runtime.closing.set()
+        process.terminate()
+        runtime.output = process.communicate(timeout=10)[0].decode(errors="replace")
+        runtime.server.shutdown()
+    assert answered, f"the runtime client never answered the invocation:\n{runtime.output[-3000:]}"
+    return runtime
 
 
 def _boto(credentials: dict[str, str]) -> dict[str, str]:
