@@ -15,7 +15,8 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from aio_pika import IncomingMessage
+from aio_pika import IncomingMessage, RobustConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from faststream import BaseMiddleware, ContextRepo
 from faststream.exceptions import SubscriberNotFound
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue, RabbitRouter
@@ -25,6 +26,7 @@ from faststream.rabbit.utils import RabbitClientProperties
 from pamqp.commands import Basic
 from pydantic import ValidationError
 
+from mpr_shared.amqp_nodes import NodeRing, RotatingConnection, amqp_nodes
 from mpr_shared.contracts import Command, Event, Message
 from mpr_shared.topology import COMMANDS, DEAD_LETTER, EVENTS
 
@@ -69,9 +71,13 @@ def make_broker(
     prefetch: int | None = 16,
     graceful_timeout: float | None = 15.0,
 ) -> RabbitBroker:
-    """A RabbitBroker with publisher confirms and bounded prefetch (``queue_router``: DLQs)."""
-    return RabbitBroker(
-        amqp_url,
+    """A RabbitBroker with publisher confirms and bounded prefetch (``queue_router``: DLQs).
+
+    ``amqp_url`` may list a cluster's nodes (``amqp://u:p@n1:5672,n2:5672/``, amqp_nodes.py).
+    """
+    nodes = amqp_nodes(amqp_url)
+    return ClusterBroker(
+        nodes,
         app_id=f"mpr-{service}",
         # Unbounded prefetch lets one replica hoard a queue; bound it per channel.
         # https://www.rabbitmq.com/docs/consumer-prefetch
@@ -83,6 +89,29 @@ def make_broker(
         # to RabbitMQ, which shows it in the management UI.
         client_properties=cast("RabbitClientProperties", {"connection_name": f"mpr-{service}"}),
     )
+
+
+class ClusterBroker(RabbitBroker):
+    """A RabbitBroker whose connection takes a cluster's nodes in turn (amqp_nodes.py); on
+    one node, a plain RabbitBroker."""
+
+    def __init__(self, nodes: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(nodes[0], **kwargs)
+        self._ring = NodeRing(nodes)
+        if len(nodes) > 1:
+            # FastStream passes its connection kwargs on to aio_pika.connect_robust.
+            self._connection_kwargs["connection_class"] = RotatingConnection.over(self._ring)
+
+    async def _connect(self) -> RobustConnection:
+        """The first connection tries every node once before giving up."""
+        for tried in range(1, len(self._ring.urls) + 1):
+            try:
+                return await super()._connect()
+            except CONNECTION_EXCEPTIONS as exc:
+                if tried == len(self._ring.urls):
+                    raise
+                log.warning("RabbitMQ node unreachable (%s); trying the next one", exc)
+        raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- publish properties
