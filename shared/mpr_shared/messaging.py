@@ -25,6 +25,7 @@ from faststream.rabbit.schemas import Channel
 from faststream.rabbit.utils import RabbitClientProperties
 from pamqp.commands import Basic
 from pydantic import ValidationError
+from yarl import URL
 
 from mpr_shared.amqp_nodes import NodeRing, RotatingConnection, amqp_nodes
 from mpr_shared.contracts import Command, Event, Message
@@ -75,7 +76,10 @@ def make_broker(
 
     ``amqp_url`` may list a cluster's nodes (``amqp://u:p@n1:5672,n2:5672/``, amqp_nodes.py).
     """
-    nodes = amqp_nodes(amqp_url)
+    # aiormq names the connection (RabbitMQ's connection list, the management UI) after the
+    # URL's ``name``; FastStream's connection_name below does not reach it.
+    named = {"name": f"mpr-{service}"}
+    nodes = tuple(str(URL(n).update_query(named)) for n in amqp_nodes(amqp_url))
     return ClusterBroker(
         nodes,
         app_id=f"mpr-{service}",
@@ -97,7 +101,9 @@ class ClusterBroker(RabbitBroker):
 
     def __init__(self, nodes: tuple[str, ...], **kwargs: Any) -> None:
         super().__init__(nodes[0], **kwargs)
-        self._ring = NodeRing(nodes)
+        # FastStream adds options (connection_name ...) to the URL's query: every node's too.
+        options = URL(self._connection_kwargs["url"]).query
+        self._ring = NodeRing(tuple(str(URL(n).update_query(options)) for n in nodes))
         if len(nodes) > 1:
             # FastStream passes its connection kwargs on to aio_pika.connect_robust.
             self._connection_kwargs["connection_class"] = RotatingConnection.over(self._ring)

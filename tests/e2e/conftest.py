@@ -13,9 +13,9 @@ from tests.support.stack import Stack, free_port
 API_KEY = "e2e-test-key-0123456789"
 
 
-@pytest.fixture
-def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
-    env = {
+def stack_env(service_env: dict, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The services' environment: real endpoints, free ports, the e2e API key."""
+    return {
         **service_env,
         "MPR_ENV": "test",
         "LOG_LEVEL": "INFO",
@@ -23,8 +23,13 @@ def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
         "GATEWAY_PORT": str(free_port()),
         "NOTIFIER_PORT": str(free_port()),
         "TRANSCODER_WORK_DIR": str(tmp_path / "work"),
+        **extra,
     }
-    stack = Stack(env=env, log_dir=tmp_path / "logs")
+
+
+@pytest.fixture
+def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
+    stack = Stack(env=stack_env(service_env, tmp_path), log_dir=tmp_path / "logs")
     try:
         stack.start()
         yield stack

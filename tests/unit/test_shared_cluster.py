@@ -106,7 +106,8 @@ async def test_a_cluster_url_makes_a_broker_whose_connection_rotates() -> None:
     connection = connection_class(URL("amqp://u:p@a:5701/"), reconnect_interval=1)
     for _ in range(4):
         connection.transport = None  # what aio-pika does before each attempt
-        seen.add((connection.url.host, connection.url.port, connection.url.password))
-    assert seen == {("a", 5701, "p"), ("b", 5702, "p")}
+        url = connection.url
+        seen.add((url.host, url.port, url.password, url.query.get("name")))
+    assert seen == {("a", 5701, "p", "mpr-test"), ("b", 5702, "p", "mpr-test")}
     single = make_broker("amqp://u:p@a:5701/", service="test")
     assert "connection_class" not in single._connection_kwargs
