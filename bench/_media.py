@@ -52,11 +52,13 @@ def probe(path: Path | str) -> MediaInfo:
 def source_info(job: ProcessMedia, local: Path) -> MediaInfo:
     """What the replica knows of the source when it plans ``job``.
 
-    A copy trim that carries the catalog's duration is planned from that alone
-    (mpr_transcoder.application.job_core, ``JobCore.probe_source``); every other job from an
-    ffprobe of the source.
+    A job that carries the catalog's duration and streams is planned from them, a copy trim
+    from the duration alone (mpr_transcoder.application.job_core, ``JobCore.probe_source``);
+    every other job from a probe of the source.
     """
-    spec = job.spec
+    spec, streams = job.spec, job.source_streams
+    if job.source_duration and streams is not None:
+        return MediaInfo(job.source_duration, None, **streams.model_dump())
     copy_trim = spec.kind is JobKind.TRIM and (spec.mode or TrimMode.COPY) is TrimMode.COPY
     if copy_trim and job.source_duration:
         return MediaInfo(duration=job.source_duration, format_name=None)

@@ -28,7 +28,7 @@ STEPS = (
     ("mpr_transcoder.adapters.s3", "S3Storage", "download", "S3 download"),
     ("mpr_transcoder.adapters.s3", "S3Storage", "upload", "S3 upload"),
     ("mpr_transcoder.adapters.ffmpeg", "SubprocessRunner", "run", "FFmpeg"),
-    ("mpr_transcoder.adapters.ffmpeg", "SubprocessRunner", "probe", "ffprobe"),
+    ("mpr_transcoder.adapters.ffmpeg", "SubprocessRunner", "probe", "probe"),
 )
 _JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("job", default=None)
 

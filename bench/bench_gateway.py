@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 from sqlalchemy import func, insert, select
@@ -156,6 +157,26 @@ async def outbox_counts(database_url: str) -> tuple[int, int]:
     return int(total or 0), int(pending or 0)
 
 
+def gateway_env(
+    port: int, amqp_url: str, database_url: str, buckets: tuple[str, str], api_key: str
+) -> dict[str, str]:
+    """A benchmark gateway's environment: quiet, on loopback, the local S3 server."""
+    return {
+        **os.environ,
+        "MPR_ENV": "development",
+        "LOG_LEVEL": "WARNING",
+        "ACCESS_LOG": "false",
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "AMQP_URL": amqp_url,
+        "DATABASE_URL": database_url,
+        "MPR_API_KEYS": f"bench:{api_key}",
+        "S3_ENDPOINT_URL": LOCAL_S3,
+        "S3_BUCKET_IN": buckets[0],
+        "S3_BUCKET_OUT": buckets[1],
+    }
+
+
 @contextlib.contextmanager
 def gateway_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
@@ -236,26 +257,35 @@ def main() -> None:
         aws_secret_access_key="minioadmin",
         region_name="us-east-1",
     )
-    suffix = uuid.uuid4().hex[:8]
-    bucket_in, bucket_out = f"mpr-bench-in-{suffix}", f"mpr-bench-out-{suffix}"
-    for bucket in (bucket_in, bucket_out):
-        s3.create_bucket(Bucket=bucket)
-    tmp = tempfile.TemporaryDirectory()
     load_before = os.getloadavg()[0]
     runs: dict[str, tuple[dict[str, dict], tuple[int, int]]] = {}
+    with (
+        bench_buckets(s3) as (bucket_in, bucket_out),
+        tempfile.TemporaryDirectory() as tmp,
+        databases(tmp) as chosen,
+        amqp_endpoint() as amqp_url,
+    ):
+        for label, database_url in chosen:
+            runs[label] = run_on(database_url, amqp_url, bucket_in, bucket_out)
+    report(runs, load_before, os.getloadavg()[0])
+
+
+@contextlib.contextmanager
+def bench_buckets(s3: Any) -> Iterator[tuple[str, str]]:
+    """A fresh (input, output) bucket pair on the local S3 server, emptied and deleted after."""
+    suffix = uuid.uuid4().hex[:8]
+    pair = (f"mpr-bench-in-{suffix}", f"mpr-bench-out-{suffix}")
+    for bucket in pair:
+        s3.create_bucket(Bucket=bucket)
     try:
-        with databases(tmp.name) as chosen, amqp_endpoint() as amqp_url:
-            for label, database_url in chosen:
-                runs[label] = run_on(database_url, amqp_url, bucket_in, bucket_out)
+        yield pair
     finally:
-        for bucket in (bucket_in, bucket_out):
+        for bucket in pair:
             with contextlib.suppress(Exception):
                 for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
                     for item in page.get("Contents", ()):
                         s3.delete_object(Bucket=bucket, Key=item["Key"])
                 s3.delete_bucket(Bucket=bucket)
-        tmp.cleanup()
-    report(runs, load_before, os.getloadavg()[0])
 
 
 def run_on(
@@ -264,20 +294,7 @@ def run_on(
     """Seed, start a gateway, run every scenario, wait for the outbox relay to catch up."""
     asset_id, job_id = asyncio.run(seed(database_url, bucket_in, bucket_out))
     port = free_port()
-    env = {
-        **os.environ,
-        "MPR_ENV": "development",
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG": "false",
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "AMQP_URL": amqp_url,
-        "DATABASE_URL": database_url,
-        "MPR_API_KEYS": f"bench:{API_KEY}",
-        "S3_ENDPOINT_URL": LOCAL_S3,
-        "S3_BUCKET_IN": bucket_in,
-        "S3_BUCKET_OUT": bucket_out,
-    }
+    env = gateway_env(port, amqp_url, database_url, (bucket_in, bucket_out), API_KEY)
     base = f"http://127.0.0.1:{port}"
     urls = {"GET": f"{base}/api/jobs/{job_id}", "POST": f"{base}/api/jobs"}
     body = json.dumps({"asset_id": str(asset_id), "kind": "transcode", "preset": "h264-720p"})

@@ -77,19 +77,24 @@ def _empty_and_delete(client, bucket: str) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
-@pytest.fixture
-def buckets(s3_client) -> Iterator[tuple[str, str]]:
-    """A fresh (input, output) bucket pair for one test."""
+def bucket_pair(client) -> Iterator[tuple[str, str]]:
+    """A fresh (input, output) bucket pair, emptied and deleted afterwards."""
     suffix = uuid.uuid4().hex[:10]
     pair = (f"mpr-test-in-{suffix}", f"mpr-test-out-{suffix}")
     for name in pair:
-        s3_client.create_bucket(Bucket=name)
+        client.create_bucket(Bucket=name)
     yield pair
     for name in pair:
         try:
-            _empty_and_delete(s3_client, name)
+            _empty_and_delete(client, name)
         except Exception as exc:  # leave no failure behind, but say so
             print(f"could not delete test bucket {name}: {exc}")
+
+
+@pytest.fixture
+def buckets(s3_client) -> Iterator[tuple[str, str]]:
+    """A fresh (input, output) bucket pair for one test."""
+    yield from bucket_pair(s3_client)
 
 
 # ---------------------------------------------------------------- databases
@@ -103,7 +108,11 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    server = request.getfixturevalue("postgres_server")
+    yield from postgres_database(request.getfixturevalue("postgres_server"))
+
+
+def postgres_database(server: str) -> Iterator[str]:
+    """A new, migrated database on ``server`` (its asyncpg URL), dropped afterwards."""
     name = f"mpr_test_{uuid.uuid4().hex[:12]}"
     admin = make_url(server).set(drivername="postgresql+asyncpg")
     async_url = admin.set(database=name).render_as_string(hide_password=False)
@@ -152,7 +161,13 @@ async def sessions(database_url: str) -> AsyncIterator:
 @pytest.fixture
 def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_path: Path) -> dict:
     """Environment for a service under test: real endpoints, fresh buckets, SQLite file."""
-    bucket_in, bucket_out = buckets
+    return endpoints_env(amqp_url, s3, buckets, f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}")
+
+
+def endpoints_env(
+    amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], database_url: str
+) -> dict[str, str]:
+    """A service's environment on these endpoints, buckets and database."""
     return {
         "MPR_ENV": "test",
         "AMQP_URL": amqp_url,
@@ -160,9 +175,9 @@ def service_env(amqp_url: str, s3: S3Endpoint, buckets: tuple[str, str], tmp_pat
         "AWS_ACCESS_KEY_ID": s3.access_key,
         "AWS_SECRET_ACCESS_KEY": s3.secret_key,
         "AWS_REGION": "us-east-1",
-        "S3_BUCKET_IN": bucket_in,
-        "S3_BUCKET_OUT": bucket_out,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}",
+        "S3_BUCKET_IN": buckets[0],
+        "S3_BUCKET_OUT": buckets[1],
+        "DATABASE_URL": database_url,
     }
 
 

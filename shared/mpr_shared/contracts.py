@@ -86,6 +86,18 @@ class OutputFile(BaseModel):
     probe: dict[str, Any] | None = Field(None, description="ffprobe summary of the output.")
 
 
+class SourceStreams(BaseModel):
+    """The catalog's probe of a source: its first video stream (cover art aside) and its
+    first audio stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    video_codec: str | None = Field(None, description="Codec of the video; None: no video.")
+    width: int | None = Field(None, ge=1, description="Width of the video, pixels.")
+    height: int | None = Field(None, ge=1, description="Height of the video, pixels.")
+    audio_codec: str | None = Field(None, description="Codec of the audio; None: no audio.")
+
+
 class ProcessMedia(Command):
     """Run one media job. Consumed by exactly one transcoder replica (or the Lambda executor)."""
 
@@ -97,6 +109,11 @@ class ProcessMedia(Command):
     source_bucket: str = Field(description="Bucket of the source object.")
     source_key: S3Key = Field(description="S3 key of the source object.")
     source_duration: float | None = Field(None, ge=0, description="Probed duration, seconds.")
+    source_streams: SourceStreams | None = Field(
+        None,
+        description="The source's probed streams, when known: with source_duration, the "
+        "transcoder plans from them instead of probing the source again.",
+    )
     spec: JobSpec = Field(description="What to produce.")
     output_bucket: str = Field(description="Bucket the outputs go to.")
     output_key: S3Key = Field(
@@ -125,6 +142,9 @@ class CancelJob(Command):
     ROUTING_KEY: ClassVar[str] = "job.cancel"
 
     job_id: UUID
+    attempt: int | None = Field(
+        None, description="The attempt to stop (the Step Functions execution of that attempt)."
+    )
     reason: str = "cancelled by user"
 
 
@@ -221,6 +241,20 @@ class ScanResult(BaseModel):
     files: list[str] = Field(description="Keys newly registered.")
     updated: int = Field(0, description="Known assets whose object changed (re-probed).")
     error: str | None = Field(None, description="Why the scan failed (then counts are 0).")
+
+
+class RegisterObject(Command):
+    """Register one object of the input bucket now (e.g. a finished upload), then probe it.
+
+    Registering the same object twice changes nothing."""
+
+    ROUTING_KEY: ClassVar[str] = "catalog.register"
+
+    bucket: str = Field(description="Bucket of the object (the catalog's input bucket).")
+    key: S3Key = Field(description="S3 key of the object.")
+    size_bytes: NonNegativeInt = Field(description="Object size.")
+    etag: str = Field(max_length=128, description="Object ETag, without quotes.")
+    requested_by: str = Field(description="Who asked (e.g. 'gateway:upload:<upload id>').")
 
 
 class AssetRegistered(Event):

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from faststream.rabbit import RabbitBroker, RabbitExchange
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import ColumnElement, Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpr_shared.contracts import Message
@@ -119,7 +119,10 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         batch_size: int = 200,
         write_lock: asyncio.Lock | None = None,
+        rows: ColumnElement[bool] | None = None,
     ) -> None:
+        """``rows``: which rows this relay dispatches (a table's rows may go to several
+        targets, each relay with its own publisher and its own retry backoff)."""
         if not isinstance(model.__table__, Table):
             raise TypeError(f"{model.__name__} is not mapped to a table")
         self._publisher = publisher
@@ -132,6 +135,7 @@ class OutboxRelay:
         )
         self._poll_interval = poll_interval
         self._batch_size = batch_size
+        self._rows = rows
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -223,6 +227,7 @@ class OutboxRelay:
         query = (
             select(table)
             .where(table.c.published_at.is_(None))
+            .where(*(() if self._rows is None else (self._rows,)))
             .order_by(table.c.created_at)
             .limit(self._batch_size)
         )

@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Values that are fine on a laptop and never acceptable in production.
 PLACEHOLDER_SECRETS = frozenset({"", "minioadmin", "guest", "changeme", "change-me", "secret"})
 DEFAULT_SQLITE_PATH = Path("var/mpr.db")
+# The local S3 server's keys (scripts/infra.sh, compose), used only in development and only
+# against an S3_ENDPOINT_URL when no keys are configured.
+DEVELOPMENT_S3_KEYS = ("minioadmin", "minioadmin")
 
 
 class QueueType(StrEnum):
@@ -69,12 +72,19 @@ class CommonSettings(BaseSettings):
     s3_bucket_out: str = Field("mpr-media-out", validation_alias="S3_BUCKET_OUT")
     aws_region: str = Field("us-east-1", validation_alias="AWS_REGION")
     aws_access_key_id: str | None = Field(
-        "minioadmin",
+        None,
         validation_alias="AWS_ACCESS_KEY_ID",
-        description="Empty means boto3's default credential chain (IAM role, profile, ...).",
+        description="Static key id, used only together with AWS_SECRET_ACCESS_KEY; neither "
+        "set means boto3's default credential chain (web identity/IRSA/Pod Identity, instance "
+        "profile, Lambda's role). In development against S3_ENDPOINT_URL: minioadmin.",
     )
-    aws_secret_access_key: SecretStr = Field(
-        SecretStr("minioadmin"), validation_alias="AWS_SECRET_ACCESS_KEY"
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias="AWS_SECRET_ACCESS_KEY", description="Static secret key."
+    )
+    aws_session_token: SecretStr | None = Field(
+        None,
+        validation_alias="AWS_SESSION_TOKEN",
+        description="Session token of temporary static keys (Lambda's role, assumed roles).",
     )
     s3_events_exchange: str = Field("mpr.s3-events", validation_alias="S3_EVENTS_EXCHANGE")
     s3_events_routing_key: str | None = Field(
@@ -120,12 +130,41 @@ class CommonSettings(BaseSettings):
         "s3_public_endpoint_url",
         "s3_events_routing_key",
         "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
         "database_role",
         mode="before",
     )
     @classmethod
-    def _empty_means_unset(cls, value: str | None) -> str | None:
+    def _empty_means_unset(cls, value: str | SecretStr | None) -> str | SecretStr | None:
+        if isinstance(value, SecretStr):
+            return value if value.get_secret_value() else None
         return value or None
+
+    @model_validator(mode="after")
+    def _static_keys_in_pairs(self) -> Self:
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError(
+                "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (static keys) or neither "
+                "(boto3's default credential chain: web identity, instance profile, Lambda's role)"
+            )
+        return self
+
+    def aws_credentials(self) -> dict[str, str]:
+        """boto3 client keywords: the static keys (and session token) when both keys are set,
+        the local server's in development, else nothing (boto3's default credential chain)."""
+        if self.aws_access_key_id is not None and self.aws_secret_access_key is not None:
+            keys = {
+                "aws_access_key_id": self.aws_access_key_id,
+                "aws_secret_access_key": self.aws_secret_access_key.get_secret_value(),
+            }
+            if self.aws_session_token is not None:
+                keys["aws_session_token"] = self.aws_session_token.get_secret_value()
+            return keys
+        if self.mpr_env is Environment.DEVELOPMENT and self.s3_endpoint_url:
+            key_id, secret = DEVELOPMENT_S3_KEYS
+            return {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+        return {}
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Self:
@@ -142,7 +181,8 @@ class CommonSettings(BaseSettings):
     def secret_values(self) -> dict[str, str]:
         """Secrets checked in production; services extend this with their own."""
         secrets = {"AMQP_URL": _url_password(self.amqp_url.get_secret_value())}
-        if self.aws_access_key_id:  # static keys; without them boto3 uses the IAM role
+        if self.aws_access_key_id and self.aws_secret_access_key:  # else boto3's chain
+            secrets["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
             secrets["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key.get_secret_value()
         return secrets
 

@@ -16,11 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from mpr_shared.aws import aws_client
 from mpr_shared.media import MEDIA_EXTENSIONS, extension
 from mpr_shared.settings import CommonSettings, common_settings
 
@@ -42,6 +42,7 @@ __all__ = [
     "S3Object",
     "abort_multipart_uploads",
     "abort_stale_multipart_uploads",
+    "content_type_of",
     "download_file",
     "download_to_temp",
     "expire_incomplete_multipart_uploads",
@@ -85,18 +86,8 @@ def _client_config() -> Config:
 
 
 def _build_client(settings: CommonSettings, endpoint_url: str | None) -> S3Client:
-    key_id, secret = None, None
-    if settings.aws_access_key_id:  # otherwise boto3's chain: IAM role, profile, env
-        key_id = settings.aws_access_key_id
-        secret = settings.aws_secret_access_key.get_secret_value()
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=settings.aws_region,
-        config=_client_config(),
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
+    return cast(
+        S3Client, aws_client("s3", settings, endpoint_url=endpoint_url, config=_client_config())
     )
 
 
@@ -196,7 +187,7 @@ def upload_file(
 ) -> int:
     """Upload a local file (managed multipart above 16 MiB); returns its size in bytes."""
     path = Path(local_path)
-    guessed = content_type or mimetypes.guess_type(path.name)[0] or _extra_types(path.suffix)
+    guessed = content_type or content_type_of(path.name)
     extra = {"ContentType": guessed} if guessed else {}
     (client or get_s3_client()).upload_file(
         str(path),
@@ -327,6 +318,11 @@ def _lifecycle_rules(s3: S3Client, bucket: str) -> list[LifecycleRuleTypeDef]:
         raise
     # The rules as read are the rules to write back (the same shape on the wire).
     return cast("list[LifecycleRuleTypeDef]", found.get("Rules", []))
+
+
+def content_type_of(name: str) -> str | None:
+    """The Content-Type an upload of a file called ``name`` gets (None: S3's default)."""
+    return mimetypes.guess_type(name)[0] or _extra_types(Path(name).suffix)
 
 
 def _extra_types(suffix: str) -> str | None:

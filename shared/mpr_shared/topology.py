@@ -114,6 +114,7 @@ class QueueTypeMismatch(SystemExit):
 # Commands (on COMMANDS).
 TRANSCODER_JOBS = work_queue("mpr.transcoder.jobs", "job.run", max_priority=MAX_JOB_PRIORITY)
 CATALOG_SCAN = work_queue("mpr.catalog.scan", "catalog.scan")
+CATALOG_REGISTER = work_queue("mpr.catalog.register", "catalog.register")
 GATEWAY_JOB_REQUESTS = work_queue("mpr.gateway.job-requests", "job.create")
 
 # Events (on EVENTS).
@@ -168,6 +169,7 @@ def durable_bindings(settings: CommonSettings) -> list[Binding]:
     return [
         Binding(COMMANDS, TRANSCODER_JOBS),
         Binding(COMMANDS, CATALOG_SCAN),
+        Binding(COMMANDS, CATALOG_REGISTER),
         Binding(COMMANDS, GATEWAY_JOB_REQUESTS),
         Binding(EVENTS, GATEWAY_JOB_EVENTS, GATEWAY_JOB_EVENT_KEYS, ("job.*",)),
         Binding(EVENTS, NOTIFIER_WEBHOOKS),

@@ -99,9 +99,15 @@ def test_unknown_preset_lists_valid_ones():
 
 def test_production_refuses_placeholder_secrets():
     with pytest.raises(ValidationError, match="AWS_SECRET_ACCESS_KEY"):
-        CommonSettings(MPR_ENV="production", AMQP_URL="amqp://u:strong@h/")
+        CommonSettings(
+            MPR_ENV="production",
+            AMQP_URL="amqp://u:strong@h/",
+            AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
+            AWS_SECRET_ACCESS_KEY="minioadmin",
+        )
     ok = CommonSettings(
         MPR_ENV="production",
+        AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
         AWS_SECRET_ACCESS_KEY="a-real-secret",
         AMQP_URL="amqp://mpr:a-real-password@rabbit:5672/",
         S3_ENDPOINT_URL="",

@@ -10,6 +10,7 @@ from typing import Annotated
 from faststream import Context
 
 from mpr_catalog.application.notifications import BucketNotifications
+from mpr_catalog.application.registration import Registrar
 from mpr_catalog.application.scanning import Scanner
 from mpr_catalog.metrics import Metrics
 
@@ -17,4 +18,5 @@ CONTAINER = "container"
 
 ScannerDep = Annotated[Scanner, Context(f"{CONTAINER}.scanner")]
 NotificationsDep = Annotated[BucketNotifications, Context(f"{CONTAINER}.notifications")]
+RegistrarDep = Annotated[Registrar, Context(f"{CONTAINER}.registrar")]
 MetricsDep = Annotated[Metrics, Context(f"{CONTAINER}.metrics")]

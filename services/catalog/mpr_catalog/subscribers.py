@@ -10,12 +10,19 @@ from faststream import StreamMessage
 from faststream.rabbit import RabbitMessage, RabbitResponse, RabbitRouter
 
 from mpr_catalog.application.notifications import AppliedChange
-from mpr_catalog.deps import MetricsDep, NotificationsDep, ScannerDep
+from mpr_catalog.deps import MetricsDep, NotificationsDep, RegistrarDep, ScannerDep
+from mpr_catalog.domain.assets import ObjectInfo
 from mpr_catalog.domain.notifications import Action, InvalidNotification, parse_notification
-from mpr_shared.contracts import ScanBucket, ScanResult
+from mpr_shared.contracts import RegisterObject, ScanBucket, ScanResult
 from mpr_shared.messaging import PoisonMessage, publish_properties, queue_router
 from mpr_shared.settings import CommonSettings
-from mpr_shared.topology import CATALOG_SCAN, COMMANDS, catalog_s3_events, s3_events_exchange
+from mpr_shared.topology import (
+    CATALOG_REGISTER,
+    CATALOG_SCAN,
+    COMMANDS,
+    catalog_s3_events,
+    s3_events_exchange,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,25 @@ async def on_scan_bucket(
         return _reply(ScanResult(found=0, registered=0, skipped=0, files=[], error=error), message)
     metrics.scanned("request", report)
     return _reply(report.result(), message)
+
+
+async def on_register_object(command: RegisterObject, registrar: RegistrarDep) -> None:
+    """Register one object now (a completed upload); the probe follows. Idempotent."""
+    log.info(
+        "RegisterObject %s: %s/%a (%s)",
+        command.id,
+        command.bucket,
+        command.key,
+        command.requested_by,
+    )
+    if command.bucket != registrar.bucket:
+        raise PoisonMessage(
+            f"the catalog registers bucket {registrar.bucket}, not {command.bucket}"
+        )
+    obj = ObjectInfo(key=command.key, size=command.size_bytes, etag=command.etag)
+    result = await registrar.register_object(obj, envelope=command.caused())
+    if result.refused:
+        log.warning("RegisterObject %s refused: %s", command.id, result.refused[0].reason)
 
 
 def _reply(result: ScanResult, request: RabbitMessage) -> RabbitResponse:
@@ -89,12 +115,19 @@ def router(settings: CommonSettings) -> RabbitRouter:
     """The catalog's subscribers: scan requests and bucket notifications, each on its queue."""
     s3_events = catalog_s3_events(settings)
     scans, notifications = queue_router(CATALOG_SCAN), queue_router(s3_events)
+    registrations = queue_router(CATALOG_REGISTER)
     scans.subscriber(
         CATALOG_SCAN,
         COMMANDS,
         title="catalog.scan",
         description="ScanBucket request; the reply is a ScanResult.",
     )(on_scan_bucket)
+    registrations.subscriber(
+        CATALOG_REGISTER,
+        COMMANDS,
+        title="catalog.register",
+        description="RegisterObject: register one object now (a completed upload).",
+    )(on_register_object)
     notifications.subscriber(
         s3_events,
         s3_events_exchange(settings),
@@ -102,4 +135,4 @@ def router(settings: CommonSettings) -> RabbitRouter:
         title="s3-events",
         description="S3 bucket notifications (MinIO AMQP target or AWS event format).",
     )(on_bucket_notification)
-    return RabbitRouter(routers=(scans, notifications))
+    return RabbitRouter(routers=(scans, registrations, notifications))

@@ -19,6 +19,7 @@ from mpr_gateway.api.auth import authenticate
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
 from mpr_gateway.application.pages import MAX_PAGE
+from mpr_gateway.application.uploads import UploadService
 from mpr_shared.health import Health
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ async def get_assets(request: Request) -> AssetService:
     return get_container(request).assets
 
 
+async def get_uploads(request: Request) -> UploadService:
+    return get_container(request).uploads
+
+
 async def get_callbacks(request: Request) -> CallbackVerifier:
     return get_container(request).callbacks
 
@@ -56,6 +61,7 @@ async def require_client(request: Request) -> str:
 
 Jobs = Annotated[JobService, Depends(get_jobs), Context("container.jobs")]
 Assets = Annotated[AssetService, Depends(get_assets)]
+Uploads = Annotated[UploadService, Depends(get_uploads)]
 Callbacks = Annotated[CallbackVerifier, Depends(get_callbacks)]
 HealthDep = Annotated[Health, Depends(get_health)]
 Client = Annotated[str, Depends(require_client)]

@@ -6,6 +6,11 @@ x-mpr-type header, so a retry republished to the queue reaches the same handler)
 dead-letter. Each acks only after its transaction committed, and is idempotent (the state
 machine is monotonic, CreateJob is deduplicated by its idempotency key). A type no handler
 takes is dead-lettered with the reason.
+
+The events of Lambda jobs arrive on the callback route and are republished to mpr.events
+(JobService.apply_event(republish=True)), so they come back here too: they are left bound,
+not filtered out, because applying an applied event is a no-op (``decide`` returns None:
+the job is already at or past it) and costs one read; the outcome is counted as "ignored".
 """
 
 from __future__ import annotations

@@ -30,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mpr_shared.db import engine_for
 from mpr_shared.health import Dependency, Health, serving
 from mpr_shared.messaging import make_broker
+from mpr_shared.multipart_sweeper import UploadSweeper
 from mpr_shared.storage import get_s3_client
 from mpr_shared.topology import declare_topology
 from mpr_transcoder.adapters.broker import BrokerEventPublisher, BrokerRedelivery
 from mpr_transcoder.adapters.db import SqlJobRows
 from mpr_transcoder.adapters.ffmpeg import SubprocessRunner
-from mpr_transcoder.adapters.s3 import S3Storage, UploadSweeper
+from mpr_transcoder.adapters.s3 import S3Storage
 from mpr_transcoder.adapters.workspace import Workspace, new_instance_id
 from mpr_transcoder.application.job_core import CoreConfig, JobCore
 from mpr_transcoder.application.ports import EventPublisher, FFmpegRunner, JobRows, Storage

@@ -2,6 +2,7 @@
 
 - ``assets``, ``catalog_outbox``: written by the catalog.
 - ``jobs``, ``gateway_outbox``: written by the gateway (the owner of job state).
+- ``uploads``: written by the gateway (presigned uploads into the input bucket).
 Other services may read them.
 """
 
@@ -116,6 +117,34 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # rabbitmq | stepfunctions: where the job's attempts run (the gateway's EXECUTOR).
+    executor: Mapped[str] = mapped_column(String(16), default="rabbitmq", server_default="rabbitmq")
+
+
+class Upload(Base):
+    """A presigned upload into the input bucket, from start to completion. Written by the
+    gateway only."""
+
+    __tablename__ = "uploads"
+    # The TTL sweep reads pending uploads oldest first.
+    __table_args__ = (Index("ix_uploads_status_created", "status", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    bucket: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    # single | multipart
+    mode: Mapped[str] = mapped_column(String(16))
+    part_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # S3's UploadId of a multipart upload.
+    multipart_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # pending | completed | aborted | expired
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    client: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class _OutboxColumns:
@@ -134,10 +163,14 @@ class _OutboxColumns:
 
 
 class GatewayOutbox(_OutboxColumns, Base):
-    """Commands and events the gateway owes the broker. Written by the gateway only."""
+    """Commands and events the gateway owes the broker, or a job executor (``target``: a
+    ProcessMedia/CancelJob row with target stepfunctions starts/stops an execution instead).
+    Written by the gateway only."""
 
     __tablename__ = "gateway_outbox"
     __table_args__ = (Index("ix_gateway_outbox_pending", "published_at", "created_at"),)
+
+    target: Mapped[str] = mapped_column(String(16), default="rabbitmq", server_default="rabbitmq")
 
 
 class CatalogOutbox(_OutboxColumns, Base):
@@ -156,4 +189,5 @@ TABLE_WRITERS: dict[str, str] = {
     "catalog_outbox": "catalog",
     "jobs": "gateway",
     "gateway_outbox": "gateway",
+    "uploads": "gateway",
 }

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mpr_shared.contracts import JobQueued, JobSpec
 from mpr_shared.db import create_engine, engine_for, session_factory
-from mpr_shared.db.models import TABLE_WRITERS, Asset, CatalogOutbox, GatewayOutbox, Job
+from mpr_shared.db.models import TABLE_WRITERS, Asset, CatalogOutbox, GatewayOutbox, Job, Upload
 from mpr_shared.outbox import OutboxRelay, outbox_row
 from mpr_shared.settings import CommonSettings
 
@@ -51,6 +51,17 @@ JOB = {
     "updated_at": NOW,
 }
 
+UPLOAD = {
+    "id": uuid.uuid4(),
+    "bucket": "in",
+    "key": "up.mp4",
+    "size_bytes": 1,
+    "mode": "single",
+    "status": "pending",
+    "created_at": NOW,
+    "expires_at": NOW,
+}
+
 
 def event_row() -> dict:
     return outbox_row(JobQueued(job_id=JOB_ID, source_key="a.mp4", spec=JobSpec(kind="audio")))
@@ -62,9 +73,10 @@ WRITES = {
     "catalog_outbox": lambda: insert(CatalogOutbox).values(event_row()),
     "jobs": lambda: insert(Job).values(JOB),
     "gateway_outbox": lambda: insert(GatewayOutbox).values(event_row()),
+    "uploads": lambda: insert(Upload).values(UPLOAD),
 }
 READS = {
-    "mpr_gateway": {"assets", "jobs", "gateway_outbox"},
+    "mpr_gateway": {"assets", "jobs", "gateway_outbox", "uploads"},
     "mpr_catalog": {"assets", "catalog_outbox"},
     "mpr_transcoder": {"jobs"},
     "mpr_notifier": {"jobs"},
@@ -98,7 +110,7 @@ async def refused(connection: AsyncConnection, statement) -> bool:
 
 @ON_POSTGRES
 async def test_each_service_writes_its_own_tables_and_nothing_else(as_role):
-    for table in ("assets", "catalog_outbox", "jobs", "gateway_outbox"):  # owner's, in order
+    for table in ("assets", "catalog_outbox", "jobs", "gateway_outbox", "uploads"):  # in order
         role = f"mpr_{TABLE_WRITERS[table]}"
         async with as_role(role) as connection:
             assert await connection.scalar(text("SELECT current_user")) == role

@@ -11,7 +11,13 @@ from faststream.specification import AsyncAPI
 
 from mpr_catalog.bootstrap import bootstrap
 from mpr_catalog.settings import CatalogSettings
-from mpr_shared.contracts import AssetRegistered, AssetRemoved, ScanBucket, ScanResult
+from mpr_shared.contracts import (
+    AssetRegistered,
+    AssetRemoved,
+    RegisterObject,
+    ScanBucket,
+    ScanResult,
+)
 from mpr_shared.messaging import ERROR_HEADER, TYPE_HEADER
 from mpr_shared.topology import (
     COMMANDS,
@@ -153,12 +159,36 @@ async def test_malformed_notification_is_dead_lettered_with_the_reason(
     assert store.by_key("ok.mp4") is not None
 
 
+async def test_register_object_registers_one_object_once(
+    broker: RabbitBroker, store: FakeDatabase
+) -> None:
+    command = RegisterObject(
+        correlation_id="upload-1",
+        bucket=BUCKET,
+        key="up/clip.mp4",
+        size_bytes=42,
+        etag="e1",
+        requested_by="gateway:upload:1",
+    )
+    for _ in range(2):  # delivered twice: registered once
+        await broker.publish(
+            command.model_dump(mode="json"), exchange=COMMANDS, routing_key="catalog.register"
+        )
+    asset = store.by_key("up/clip.mp4")
+    assert asset is not None and asset.state.size == 42
+    registered = store.messages(AssetRegistered)
+    assert [(m.key, m.causation_id, m.correlation_id) for m in registered] == [
+        ("up/clip.mp4", command.id, "upload-1")
+    ]
+
+
 def test_asyncapi_documents_what_the_catalog_consumes_and_sends(settings: CatalogSettings) -> None:
     broker = bootstrap(settings).broker
     document = AsyncAPI(broker, title="catalog").to_specification().to_jsonable()
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {
         "catalog.scan",
+        "catalog.register",
         settings.events_routing_key,
         "asset.registered",
         "asset.probed",

@@ -35,5 +35,7 @@ def test_unknown_preset_is_refused_with_the_valid_names(monkeypatch: pytest.Monk
 
 def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MPR_ENV", "production")
-    with pytest.raises(ValidationError, match="AWS_SECRET_ACCESS_KEY"):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "minioadmin")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "minioadmin")
+    with pytest.raises(ValidationError, match="AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"):
         CatalogSettings()

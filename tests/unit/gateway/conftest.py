@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -24,14 +25,24 @@ def metrics() -> GatewayMetrics:
     return GatewayMetrics()
 
 
-@pytest.fixture
-def service(store: FakeStore, wakes: list[int], metrics: GatewayMetrics) -> JobService:
+def job_service(
+    store: FakeStore, wakes: list[int], metrics: GatewayMetrics, **ports: Any
+) -> JobService:
+    """A JobService on fakes; ``ports`` replace its other arguments (e.g. ``executors``)."""
+    defaults: dict[str, Any] = {
+        "bucket_in": "in",
+        "bucket_out": "out",
+        "presigner": FakePresigner(),
+        "sources": FakeSources({("in", "loose/clip.mov")}),
+    }
     return JobService(
         uow=partial(FakeUnitOfWork, store),
-        bucket_in="in",
-        bucket_out="out",
-        presigner=FakePresigner(),
-        sources=FakeSources({("in", "loose/clip.mov")}),
         wake_relay=lambda: wakes.append(1),
         telemetry=metrics,
+        **{**defaults, **ports},
     )
+
+
+@pytest.fixture
+def service(store: FakeStore, wakes: list[int], metrics: GatewayMetrics) -> JobService:
+    return job_service(store, wakes, metrics)

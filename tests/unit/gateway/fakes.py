@@ -26,10 +26,15 @@ from mpr_gateway.application.ports import (
     Presigner,
     Scanner,
     SourceObjects,
+    StoredObject,
     UnitOfWork,
+    UploadRepository,
+    UploadStorage,
 )
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
+from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
 from mpr_shared.contracts import Message, ProbeStatus, ScanResult
 from mpr_shared.outbox import outbox_row
 
@@ -40,11 +45,17 @@ class FakeStore:
     def __init__(self) -> None:
         self.jobs: dict[UUID, JobRecord] = {}
         self.assets: dict[UUID, AssetRecord] = {}
+        self.uploads: dict[UUID, UploadRecord] = {}
         self.outbox: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []  # which relay dispatches each row
         self.commits = 0
 
     def messages(self, kind: type[Message]) -> list[Message]:
         return [m for _, m, _ in self.outbox if isinstance(m, kind)]
+
+    def via(self, executor: Executor) -> list[str]:
+        """The types of the committed messages that ``executor``'s relay dispatches."""
+        return [type(m).__name__ for target, m in self.targets if target is executor]
 
 
 def _job_matches(job: JobRecord, filters: JobFilter) -> bool:
@@ -139,14 +150,42 @@ class FakeAssets:
         return rows[:limit]
 
 
+class FakeUploads:
+    """Writes land at commit, as the SQL transaction's do."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.pending: dict[UUID, UploadRecord] = {}
+
+    async def get(self, upload_id: UUID) -> UploadRecord | None:
+        found = self.store.uploads.get(upload_id)
+        return copy.copy(found) if found else None
+
+    async def add(self, upload: UploadRecord) -> None:
+        self.pending[upload.id] = copy.copy(upload)
+
+    async def finish(self, upload_id: UUID, status: UploadStatus, now: datetime) -> bool:
+        current = self.pending.get(upload_id) or self.store.uploads.get(upload_id)
+        if current is None or current.status != UploadStatus.PENDING:
+            return False
+        self.pending[upload_id] = replace(current, status=status.value, finished_at=now)
+        return True
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]:
+        rows = sorted(self.store.uploads.values(), key=lambda u: u.created_at)
+        return [u for u in rows if u.status == UploadStatus.PENDING and u.expires_at < now][:limit]
+
+
 class FakeOutbox:
     def __init__(self) -> None:
         self.pending: list[tuple[str, Message, int | None]] = []
+        self.targets: list[tuple[Executor, Message]] = []
 
-    def add(self, *messages: Message) -> None:
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
         for message in messages:
             row = outbox_row(message)  # the real row builder: exchange and priority
             self.pending.append((row["exchange"], message, row["priority"]))
+            self.targets.append((via, message))
 
 
 class FakeUnitOfWork:
@@ -154,6 +193,7 @@ class FakeUnitOfWork:
         self.store = store
         self.jobs = FakeJobs(store)
         self.assets = FakeAssets(store)
+        self.uploads = FakeUploads(store)
         self.outbox = FakeOutbox()
 
     async def __aenter__(self) -> Self:
@@ -170,7 +210,11 @@ class FakeUnitOfWork:
         self.store.jobs.update({job.id: job for job in self.jobs.added})
         self.store.jobs.update(self.jobs.updates)
         self.store.outbox += self.outbox.pending
-        self.jobs.added, self.jobs.updates, self.outbox.pending = [], {}, []
+        self.store.uploads.update(self.uploads.pending)
+        self.store.targets += self.outbox.targets
+        self.jobs.added, self.jobs.updates = [], {}
+        self.outbox.pending, self.outbox.targets = [], []
+        self.uploads.pending = {}
         self.store.commits += 1
 
 
@@ -199,6 +243,57 @@ class FakeSources:
         return (bucket, key) in self.existing
 
 
+class FakeUploadStorage:
+    """The input bucket: objects, multipart uploads and their parts; URLs name what they sign."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.multipart: dict[str, tuple[str, str, list[StoredPart]]] = {}
+        self.aborted: list[str] = []
+        self.stale: list[datetime] = []  # when abort_stale was asked (its ``now``)
+
+    async def head(self, bucket: str, key: str) -> StoredObject | None:
+        return self.objects.get((bucket, key))
+
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        return f"https://s3.test/{bucket}/{key}?put&size={size}&expires={expires}"
+
+    async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
+        upload_id = f"mp-{len(self.multipart) + 1}"
+        self.multipart[upload_id] = (bucket, key, [])
+        return upload_id
+
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        query = f"uploadId={upload_id}&partNumber={number}&size={size}"
+        return f"https://s3.test/{bucket}/{key}?{query}"
+
+    def send_part(self, upload_id: str, number: int, size: int) -> None:
+        """What a client's PUT to a part URL does."""
+        self.multipart[upload_id][2].append(StoredPart(number, size, f"etag-{number}-{size}"))
+
+    async def parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart] | None:
+        found = self.multipart.get(upload_id)
+        return list(found[2]) if found else None
+
+    async def complete(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[StoredPart]
+    ) -> str:
+        del self.multipart[upload_id]
+        size = sum(p.size for p in parts)
+        self.objects[(bucket, key)] = StoredObject(size, f"etag-{len(parts)}")
+        return f"etag-{len(parts)}"
+
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        self.multipart.pop(upload_id, None)
+        self.aborted.append(upload_id)
+
+    async def abort_stale(self, bucket: str, older_than_seconds: int, now: datetime) -> int:
+        self.stale.append(now)
+        return 0
+
+
 def asset(
     key: str,
     *,
@@ -214,7 +309,7 @@ def asset(
         key=key,
         media_type=media_type,
         size_bytes=1000,
-        etag="e",
+        etag=kw.pop("etag", "e"),
         status=kw.pop("status", "active"),
         probe_status=probe_status.value,
         created_at=now,
@@ -227,13 +322,23 @@ def asset(
 # Each fake as its port: mypy refuses a fake that drifted from the Protocol it stands for.
 _store = FakeStore()
 CONFORMS: tuple[
-    UnitOfWork, JobRepository, AssetRepository, Outbox, Scanner, Presigner, SourceObjects
+    UnitOfWork,
+    JobRepository,
+    AssetRepository,
+    UploadRepository,
+    Outbox,
+    Scanner,
+    Presigner,
+    SourceObjects,
+    UploadStorage,
 ] = (
     FakeUnitOfWork(_store),
     FakeJobs(_store),
     FakeAssets(_store),
+    FakeUploads(_store),
     FakeOutbox(),
     FakeScanner(ScanResult(found=0, registered=0, skipped=0, files=[])),
     FakePresigner(),
     FakeSources(),
+    FakeUploadStorage(),
 )

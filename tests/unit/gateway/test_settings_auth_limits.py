@@ -16,6 +16,7 @@ from mpr_shared.auth import ApiKeys
 
 PROD = {
     "MPR_ENV": "production",
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "real-secret",
     "AMQP_URL": "amqp://mpr:strong@rabbit/",
 }

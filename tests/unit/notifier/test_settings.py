@@ -12,6 +12,7 @@ from mpr_notifier.settings import NotifierSettings
 REAL_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
 PROD = {
     "MPR_ENV": "production",
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "real-aws-secret",
     "AMQP_URL": "amqp://mpr:real-password@rabbit:5672/",
     "WEBHOOK_SECRET": REAL_SECRET,

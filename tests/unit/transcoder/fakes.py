@@ -21,6 +21,7 @@ from mpr_transcoder.application.ports import (
     ProgressCallback,
     RunResult,
     SourceMissing,
+    SourceTooLarge,
 )
 from mpr_transcoder.domain.errors import TransientError
 from mpr_transcoder.domain.progress import ProgressSample
@@ -97,10 +98,14 @@ class FakeStorage:
         self._check("size")
         return len(self._get(bucket, key))
 
-    async def download(self, bucket: str, key: str, dest: Path) -> None:
+    async def download(self, bucket: str, key: str, dest: Path, *, max_bytes: int) -> int:
         self._check("download")
-        dest.write_bytes(self._get(bucket, key))
+        data = self._get(bucket, key)
+        if len(data) > max_bytes:
+            raise SourceTooLarge(len(data))
+        dest.write_bytes(data)
         self.downloads.append(dest)
+        return len(data)
 
     async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
         self._get(bucket, key)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mpr_shared.contracts import JobCancelled, JobCompleted, JobFailed, JobProgress, JobStarted
+from mpr_shared.contracts import (
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    SourceStreams,
+)
 from mpr_transcoder.application.job_core import CoreConfig, JobCore, StopSignal
 from mpr_transcoder.application.ports import FFprobeFailed, RunResult, SourceMissing
 from mpr_transcoder.domain.errors import Interrupted, StopReason, TransientError
@@ -149,7 +156,7 @@ async def test_a_missing_source_is_bad_input(tmp_path):
 async def test_a_source_deleted_between_head_and_get_is_bad_input(tmp_path):
     storage = FakeStorage()
 
-    async def vanished(bucket, key, dest):
+    async def vanished(bucket, key, dest, *, max_bytes):
         raise SourceMissing(key)
 
     storage.download = vanished
@@ -261,3 +268,99 @@ async def test_hls_uploads_every_file_and_removes_stale_ones_of_its_own(tmp_path
 def test_hls_owned_keys_match_only_our_names():
     keys = ["p/master.m3u8", "p/720p/index.m3u8", "p/720p/segment_00001.ts", "p/x/y/z.ts", "p/a"]
     assert hls_owned_keys("p/", keys) == keys[:3]
+
+
+async def test_the_source_downloads_while_admission_is_decided_and_jobstarted_waits_for_it(
+    tmp_path,
+):
+    storage = FakeStorage()
+    downloading = asyncio.Event()
+    download = storage.download
+
+    async def signalled_download(*args, **kwargs):
+        downloading.set()
+        return await download(*args, **kwargs)
+
+    storage.download = signalled_download
+    core, publisher = core_with(tmp_path, storage=storage)
+
+    async def admit() -> bool:
+        await asyncio.wait_for(downloading.wait(), 5)  # the GET started before the answer
+        assert publisher.events == []  # and JobStarted waits for it
+        return True
+
+    event = await core.run(make_job(), StopSignal(), admit)
+    assert isinstance(event, JobCompleted)
+    assert publisher.types() == ["JobStarted", "JobProgress", "JobProgress"]
+
+
+async def test_a_job_not_admitted_reports_nothing_and_leaves_no_files(tmp_path):
+    runner = FakeRunner()
+    core, publisher = core_with(tmp_path, runner=runner, storage=FakeStorage({}))
+
+    async def refuse() -> bool:
+        return False
+
+    # The source is missing too: a job that does not run reports neither.
+    assert await core.run(make_job(), StopSignal(), refuse) is None
+    assert publisher.events == [] and runner.runs == []
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_progress_confirms_do_not_hold_ffmpeg_but_precede_the_final_event(tmp_path):
+    confirm = asyncio.Event()
+    publisher = FakePublisher()
+    publish = publisher.publish
+
+    async def slow_progress(event):
+        if isinstance(event, JobProgress):
+            await confirm.wait()
+        await publish(event)
+
+    publisher.publish = slow_progress
+    runner = FakeRunner()
+    core = JobCore(
+        config=CoreConfig(scratch=tmp_path, limits=Limits()),
+        storage=FakeStorage(),
+        runner=runner,
+        publisher=publisher,
+        metrics=FakeMetrics(),
+        worker="replica-1",
+    )
+    task = asyncio.create_task(core.run(make_job()))
+    while "out" not in {bucket for bucket, _ in core.storage.objects}:  # uploaded
+        await asyncio.sleep(0.01)
+    assert not task.done() and publisher.types() == ["JobStarted"]
+    confirm.set()
+    assert isinstance(await task, JobCompleted)
+    assert publisher.types() == ["JobStarted", "JobProgress", "JobProgress"]
+
+
+async def test_a_jobstarted_that_cannot_be_published_fails_the_run(tmp_path):
+    core, publisher = core_with(tmp_path)
+    publisher.fail = True
+    with pytest.raises(ConnectionError):
+        await core.run(make_job())
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_thumbnail_plans_from_the_catalogs_probe_without_probing_the_source(tmp_path):
+    # The catalog saw a 320x240 source (the fake's own probe would say 1280x720).
+    runner = FakeRunner(output=probe_data(video="mjpeg", audio=None, height=240))
+    core, _ = core_with(tmp_path, runner=runner)
+    job = make_job("thumbnail", output_key="a/j/t.jpg", preset="thumbnail-jpg", at=2)
+    streams = SourceStreams(video_codec="h264", width=320, height=240, audio_codec="aac")
+    job = job.model_copy(update={"source_duration": 5.0, "source_streams": streams})
+    event = await core.run(job)
+    assert isinstance(event, JobCompleted), event
+    assert all("/source" not in p for p in runner.probes)  # only the output was probed
+    assert "scale=-2:240" in " ".join(runner.runs[0])
+
+
+async def test_a_thumbnail_without_the_catalogs_probe_probes_the_source(tmp_path):
+    runner = FakeRunner(output=probe_data(video="mjpeg", audio=None, height=320))
+    core, _ = core_with(tmp_path, runner=runner)
+    job = make_job("thumbnail", output_key="a/j/t.jpg", preset="thumbnail-jpg", at=2)
+    job = job.model_copy(update={"source_duration": 5.0})  # a duration alone is not enough
+    assert isinstance(await core.run(job), JobCompleted)
+    assert any("/source" in p for p in runner.probes)

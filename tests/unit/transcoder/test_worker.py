@@ -122,6 +122,26 @@ async def test_a_cancel_arriving_while_the_jobs_row_is_read_still_stops_the_job(
     assert h.publisher.types() == ["JobCancelled"]
 
 
+async def test_a_first_deliverys_jobs_row_is_read_while_its_source_downloads(tmp_path):
+    h = Harness(tmp_path)
+    job = h.queued()
+    downloading = asyncio.Event()
+    download, read = h.storage.download, h.rows.get
+
+    async def signalled_download(*args, **kwargs):
+        downloading.set()
+        return await download(*args, **kwargs)
+
+    async def read_during_download(job_id):
+        await asyncio.wait_for(downloading.wait(), 5)
+        assert h.publisher.events == []  # JobStarted waits for the row's answer
+        return await read(job_id)
+
+    h.storage.download, h.rows.get = signalled_download, read_during_download
+    assert await h.worker.handle(job, FakeDelivery()) == "completed"
+    assert h.publisher.types() == ["JobStarted", "JobProgress", "JobProgress", "JobCompleted"]
+
+
 async def test_a_job_without_a_jobs_row_is_dead_lettered_unrun(tmp_path):
     # The outbox commits the row before the command: without one it is forged or stale.
     h = Harness(tmp_path)

@@ -54,6 +54,7 @@ def test_production_refuses_a_placeholder_callback_secret():
     with pytest.raises(ValidationError, match="MPR_CALLBACK_SECRET"):
         TranscoderSettings(
             MPR_ENV="production",
+            AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
             AWS_SECRET_ACCESS_KEY="real-secret-1",
             AMQP_URL="amqp://mpr:real-pass@rabbit/",
             MPR_CALLBACK_SECRET="changeme",

@@ -39,26 +39,41 @@ from sqlalchemy.pool import NullPool
 
 from mpr_gateway.application.ports import AssetFilter, DuplicateIdempotencyKey, JobFilter
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
-from mpr_shared.contracts import JobSpec, Message
+from mpr_gateway.domain.uploads import UploadRecord, UploadStatus
+from mpr_shared.contracts import JobSpec, JobStatus, Message
 from mpr_shared.db import create_engine as create_async_engine
 from mpr_shared.db import role_connect_args
-from mpr_shared.db.models import Asset, Base, GatewayOutbox, Job
+from mpr_shared.db.models import Asset, Base, GatewayOutbox, Job, Upload
 from mpr_shared.outbox import outbox_row
 from mpr_shared.settings import normalize_database_url
 
 JOBS = Base.metadata.tables[Job.__tablename__]
 ASSETS = Base.metadata.tables[Asset.__tablename__]
 OUTBOX = Base.metadata.tables[GatewayOutbox.__tablename__]
+UPLOADS = Base.metadata.tables[Upload.__tablename__]
 JOB_FIELDS = tuple(c.name for c in JOBS.columns)
 ASSET_FIELDS = ("id", *(f for f in AssetRecord.__slots__ if f != "id"))
-TIME_FIELDS = ("created_at", "updated_at", "started_at", "finished_at", "deleted_at")
+TIME_FIELDS = (
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "deleted_at",
+    "expires_at",
+)
 T = TypeVar("T")
 
 # The per-request lookups, built once: a statement built per call costs more to build and
 # to derive its compiled-cache key (~50 µs) than SQLite takes to run it.
 JOB_BY_ID = select(JOBS).where(JOBS.c.id == bindparam("id"))
 JOB_BY_IDEMPOTENCY_KEY = select(JOBS).where(JOBS.c.idempotency_key == bindparam("key"))
+JOB_QUEUED = select(JOBS.c.id).where(
+    JOBS.c.id == bindparam("id"),
+    JOBS.c.attempt == bindparam("attempt"),
+    JOBS.c.status == JobStatus.QUEUED.value,
+)
 ASSET_COLUMNS = select(*(ASSETS.c[name] for name in ASSET_FIELDS))
 ASSET_BY_ID = ASSET_COLUMNS.where(ASSETS.c.id == bindparam("id"))
 ASSET_BY_KEY = ASSET_COLUMNS.where(
@@ -258,14 +273,44 @@ class SqlAssets:
         return [_asset(r) for r in await self._db.read(query)]
 
 
+class SqlUploads:
+    def __init__(self, db: _Statements) -> None:
+        self._db = db
+
+    async def get(self, upload_id: UUID) -> UploadRecord | None:
+        rows = await self._db.read(select(UPLOADS).where(UPLOADS.c.id == upload_id))
+        return UploadRecord(**_columns(rows[0])) if rows else None
+
+    async def add(self, upload: UploadRecord) -> None:
+        row = {c.name: getattr(upload, c.name) for c in UPLOADS.columns}
+        await self._db.write(insert(UPLOADS).values(row))
+
+    async def finish(self, upload_id: UUID, status: UploadStatus, now: datetime) -> bool:
+        query = (
+            update(UPLOADS)
+            .where(UPLOADS.c.id == upload_id, UPLOADS.c.status == UploadStatus.PENDING.value)
+            .values(status=status.value, finished_at=now)
+        )
+        return await self._db.write(query) == 1
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]:
+        query = (
+            select(UPLOADS)
+            .where(UPLOADS.c.status == UploadStatus.PENDING.value, UPLOADS.c.expires_at < now)
+            .order_by(UPLOADS.c.created_at)
+            .limit(limit)
+        )
+        return [UploadRecord(**_columns(r)) for r in await self._db.read(query)]
+
+
 class SqlOutbox:
     """Rows for ``gateway_outbox`` (``outbox_row``), inserted by the unit of work's commit."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def add(self, *messages: Message) -> None:
-        self.rows.extend(outbox_row(m) for m in messages)
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
+        self.rows.extend({**outbox_row(m), "target": via.value} for m in messages)
 
 
 class SqlUnitOfWork:
@@ -290,6 +335,7 @@ class SqlUnitOfWork:
         statements = _Statements(self)
         self.jobs = SqlJobs(statements)
         self.assets = SqlAssets(statements)
+        self.uploads = SqlUploads(statements)
         self.outbox = SqlOutbox()
         return self
 
@@ -435,6 +481,10 @@ class SqlDatabase:
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
+
+    async def job_awaits_start(self, job_id: UUID, attempt: int) -> bool:
+        """True while the job's ``attempt`` is queued: an executor may still start it."""
+        return bool(await self.read(JOB_QUEUED, {"id": job_id, "attempt": attempt}))
 
     async def ping(self) -> None:
         """SELECT 1: the readiness check."""

@@ -11,7 +11,7 @@ from mpr_gateway.api.errors import install_error_handlers
 from mpr_gateway.api.graphql.app import GraphQLEndpoint
 from mpr_gateway.api.limits import BodySizeLimit
 from mpr_gateway.api.openapi import install_openapi
-from mpr_gateway.api.routes import assets, health, jobs, presets
+from mpr_gateway.api.routes import assets, health, jobs, presets, uploads
 from mpr_gateway.bootstrap import Container, running
 from mpr_gateway.metrics import MetricsMiddleware
 
@@ -42,6 +42,7 @@ def create_app(container: Container) -> FastAPI:
     install_openapi(app)
     for router in (assets.router, jobs.router, presets.router, health.router):
         app.include_router(router)
+    app.include_router(uploads.router)
     settings = container.settings
     graphql = GraphQLEndpoint(settings.graphql_max_depth, settings.graphql_max_complexity)
     app.add_route("/graphql", graphql.handle, methods=["GET", "POST"], include_in_schema=False)

@@ -17,6 +17,7 @@ from mpr_gateway.domain.errors import (
     NotFound,
     RateLimited,
     RetryLater,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -26,6 +27,7 @@ STATUS: dict[type[GatewayError], int] = {
     InvalidRequest: 422,
     NotFound: 404,
     Conflict: 409,
+    TooLarge: 413,
     Unauthorized: 401,
     RateLimited: 429,
     Unavailable: 503,

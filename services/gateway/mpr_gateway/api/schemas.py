@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from mpr_gateway.application.jobs import OutputView
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord
 from mpr_shared.contracts import JobKind, JobStatus
 
@@ -69,6 +70,7 @@ class JobOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    executor: Executor = Field(Executor.RABBITMQ, description="rabbitmq | stepfunctions")
 
     @classmethod
     def of(cls, job: JobRecord, outputs: list[OutputView]) -> JobOut:
@@ -95,6 +97,7 @@ class JobOut(BaseModel):
             updated_at=job.updated_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            executor=Executor(job.executor),
         )
 
 

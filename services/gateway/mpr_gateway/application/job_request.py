@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from mpr_gateway.domain.errors import InvalidRequest
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.planning import job_spec
 from mpr_shared.contracts import JobKind, JobSpec, TrimMode
 
@@ -39,6 +40,11 @@ class JobRequest(BaseModel):
     priority: int = Field(0, ge=0, le=9, description="0 (lowest) to 9 (highest).")
     webhook_url: HttpUrl | None = Field(
         None, description="Called by the notifier when the job finishes."
+    )
+    executor: Executor | None = Field(
+        None,
+        description="rabbitmq | stepfunctions; the deployment's EXECUTOR if unset. Only "
+        "those in EXECUTORS_ALLOWED are accepted (422 names them).",
     )
 
     @model_validator(mode="after")

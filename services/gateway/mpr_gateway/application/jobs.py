@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -31,6 +31,7 @@ from mpr_gateway.domain import jobs as machine
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.cursor import decode_cursor, encode_cursor
 from mpr_gateway.domain.errors import Conflict, InvalidRequest, NotFound
+from mpr_gateway.domain.executors import Executor, ExecutorPolicy
 from mpr_gateway.domain.failures import failure_reason
 from mpr_gateway.domain.jobs import JobEvent, JobRecord, Transition
 from mpr_gateway.domain.keys import check_key
@@ -88,6 +89,7 @@ class NewJob:
     priority: int
     idempotency_key: str | None
     webhook_url: str | None = None
+    executor: Executor = Executor.RABBITMQ
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class JobService:
     sources: SourceObjects
     wake_relay: Callable[[], None]
     telemetry: Telemetry
+    executors: ExecutorPolicy = field(default_factory=ExecutorPolicy)
 
     # ------------------------------------------------------------------ reads
 
@@ -154,8 +157,9 @@ class JobService:
         scoped = f"api:{client}:{idempotency_key}" if idempotency_key else None
         async with self.uow() as uow:
             source = await self._source(uow, self.bucket_in, request.source_key, request.asset_id)
+            executor = self.executors.choose(request.executor, source.duration)
             if scoped and (existing := await uow.jobs.by_idempotency_key(scoped)):
-                return _replay(existing, source, request)
+                return _replay(existing, source, request, executor)
             new = NewJob(
                 source,
                 request.spec(),
@@ -163,11 +167,12 @@ class JobService:
                 request.priority,
                 scoped,
                 request.webhook,
+                executor,
             )
             job = self._new_job(new)
             if await self._commit_new(uow, job, source.duration, origin="api"):
                 return Created(job)
-        return _replay(await self._twin(scoped), source, request)
+        return _replay(await self._twin(scoped), source, request, executor)
 
     async def create_from_command(self, command: CreateJob) -> Created:
         """The catalog's auto-job rule; the same idempotency key never creates two jobs."""
@@ -178,21 +183,30 @@ class JobService:
             source = await self._source(
                 uow, command.source_bucket, command.source_key, command.asset_id
             )
-            job = self._new_job(NewJob(source, command.spec, None, command.priority, scoped))
+            executor = self.executors.choose(None, source.duration)
+            new = NewJob(source, command.spec, None, command.priority, scoped, executor=executor)
+            job = self._new_job(new)
             if await self._commit_new(uow, job, source.duration, origin="command", cause=command):
                 return Created(job)
         return Created(await self._twin(scoped), replayed=True)
 
     async def cancel(self, job_id: UUID, reason: str = "cancelled by user") -> JobRecord:
-        """Queued → cancelled at once; running → CancelJob to the transcoders; else 409."""
+        """Queued → cancelled at once; running → CancelJob to the transcoders (or, on Step
+        Functions, StopExecution and cancelled at once: a stopped execution reports
+        nothing); else 409."""
         for _ in range(CAS_ATTEMPTS):
             async with self.uow() as uow:
                 job = await _require(uow, job_id)
                 now = utcnow()
-                transition = machine.cancel(job.state, reason, now)
+                executor = Executor(job.executor)
+                transition = machine.cancel(
+                    job.state, reason, now, stops_at_once=executor.stops_at_once
+                )
                 if transition and not await uow.jobs.transition(job_id, job.state, transition, now):
                     continue  # an event moved the job meanwhile; decide again
-                uow.outbox.add(*_cancel_messages(job, reason, cancelled=transition is not None))
+                command, *events = _cancel_messages(job, reason, cancelled=transition is not None)
+                uow.outbox.add(command, via=executor)
+                uow.outbox.add(*events)
                 await uow.commit()
             self.wake_relay()
             if transition is None:
@@ -213,16 +227,23 @@ class JobService:
                 if not await uow.jobs.transition(job_id, job.state, transition, now):
                     continue
                 retried = _applied(job, transition, now)
-                uow.outbox.add(*_queued(retried, asset.duration_seconds if asset else None))
+                _queue(uow, retried, asset.duration_seconds if asset else None)
                 await uow.commit()
             self.wake_relay()
             return retried
         raise Conflict("the job kept changing while retrying; retry the request")
 
-    async def apply_event(self, event: JobEvent) -> Outcome:
-        """Apply an executor's event (broker or Lambda callback); replays change nothing."""
+    async def apply_event(self, event: JobEvent, *, republish: bool = False) -> Outcome:
+        """Apply an executor's event (broker or Lambda callback); replays change nothing.
+
+        ``republish``: an event that no broker carried (the Lambda's callback, a refused
+        dispatch) also goes to mpr.events through the outbox, in the transaction that applies
+        it and only when it changed the job, so every listener hears both executors alike.
+        The gateway's own subscriber then receives it back and ignores it (the job is
+        already there: ``decide`` returns None for an applied event).
+        """
         for _ in range(CAS_ATTEMPTS):
-            outcome = await self._apply_once(event)
+            outcome = await self._apply_once(event, republish)
             if outcome is not None:
                 self.telemetry.event_applied(type(event).__name__, outcome.value)
                 return outcome
@@ -230,7 +251,19 @@ class JobService:
 
     # ------------------------------------------------------------------ helpers
 
-    async def _apply_once(self, event: JobEvent) -> Outcome | None:
+    async def dispatch_refused(self, job_id: UUID, attempt: int, reason: str) -> Outcome:
+        """The executor refused to start the attempt for good: the job fails with AWS's
+        reason (retryable: a user may retry it once the deployment is fixed)."""
+        failed = JobFailed(
+            job_id=job_id,
+            attempt=attempt,
+            reason=reason,
+            retryable=True,
+            correlation_id=str(job_id),
+        )
+        return await self.apply_event(failed, republish=True)
+
+    async def _apply_once(self, event: JobEvent, republish: bool = False) -> Outcome | None:
         """The outcome, or None when another writer moved the job after it was read."""
         async with self.uow() as uow:
             job = await uow.jobs.get(event.job_id)
@@ -242,7 +275,11 @@ class JobService:
             now = utcnow()
             if not await uow.jobs.transition(job.id, job.state, transition, now):
                 return None
+            if republish:
+                uow.outbox.add(event)
             await uow.commit()
+        if republish:
+            self.wake_relay()
         if transition.status.terminal and not job.state.status.terminal:
             failure = failure_reason(event) if isinstance(event, JobFailed) else None
             self.telemetry.job_finished(_applied(job, transition, now), failure)
@@ -259,7 +296,7 @@ class JobService:
     ) -> bool:
         """Commit the job with its messages; False when a concurrent twin took its key."""
         uow.jobs.add(job)
-        uow.outbox.add(*_queued(job, duration, cause))
+        _queue(uow, job, duration, cause)
         try:
             await uow.commit()
         except DuplicateIdempotencyKey:
@@ -315,6 +352,7 @@ class JobService:
             priority=new.priority,
             idempotency_key=new.idempotency_key,
             webhook_url=new.webhook_url,
+            executor=new.executor.value,
             created_at=now,
             updated_at=now,
         )
@@ -375,7 +413,9 @@ def _media_type(key: str) -> MediaType:
     return kind
 
 
-def _replay(existing: JobRecord, source: Source, request: JobRequest) -> Created:
+def _replay(
+    existing: JobRecord, source: Source, request: JobRequest, executor: Executor
+) -> Created:
     """Same key and same request: the same job. Same key, another request: 409."""
     try:
         plan: JobPlan | None = plan_job(existing.id, source, request.spec(), request.output_key)
@@ -387,6 +427,7 @@ def _replay(existing: JobRecord, source: Source, request: JobRequest) -> Created
         and (existing.spec, existing.output_key) == (plan.spec, plan.output_key)
         and existing.priority == request.priority
         and existing.webhook_url == request.webhook
+        and existing.executor == executor
     )
     if not same:
         raise Conflict(
@@ -395,6 +436,15 @@ def _replay(existing: JobRecord, source: Source, request: JobRequest) -> Created
             details={"job_id": str(existing.id)},
         )
     return Created(existing, replayed=True)
+
+
+def _queue(
+    uow: UnitOfWork, job: JobRecord, duration: float | None, cause: Message | None = None
+) -> None:
+    """The job's ProcessMedia to its executor, its JobQueued to mpr.events (one transaction)."""
+    process, queued = _queued(job, duration, cause)
+    uow.outbox.add(process, via=Executor(job.executor))
+    uow.outbox.add(queued)
 
 
 def _queued(job: JobRecord, duration: float | None, cause: Message | None = None) -> list[Message]:
@@ -428,7 +478,9 @@ def _queued(job: JobRecord, duration: float | None, cause: Message | None = None
 
 def _cancel_messages(job: JobRecord, reason: str, *, cancelled: bool) -> list[Message]:
     """CancelJob for the transcoders; JobCancelled too when the job was cancelled at once."""
-    command = CancelJob(job_id=job.id, reason=reason, correlation_id=str(job.id))
+    command = CancelJob(
+        job_id=job.id, attempt=job.attempt, reason=reason, correlation_id=str(job.id)
+    )
     if not cancelled:
         return [command]
     return [

@@ -9,8 +9,10 @@ from typing import Any, Protocol, Self
 from uuid import UUID
 
 from mpr_gateway.domain.assets import AssetRecord
+from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.failures import FailureReason
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
+from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
 from mpr_shared.contracts import Message, ScanResult
 
 
@@ -69,7 +71,10 @@ class AssetRepository(Protocol):
 class Outbox(Protocol):
     """Messages saved in the unit of work's transaction; the relay publishes them later."""
 
-    def add(self, *messages: Message) -> None: ...
+    def add(self, *messages: Message, via: Executor = Executor.RABBITMQ) -> None:
+        """``via`` the job's executor: a ProcessMedia or CancelJob for Step Functions is
+        dispatched by the Step Functions relay (StartExecution, StopExecution)."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -79,6 +84,8 @@ class UnitOfWork(Protocol):
     def jobs(self) -> JobRepository: ...
     @property
     def assets(self) -> AssetRepository: ...
+    @property
+    def uploads(self) -> UploadRepository: ...
     @property
     def outbox(self) -> Outbox: ...
 
@@ -116,4 +123,63 @@ class Telemetry(Protocol):
     def event_applied(self, event_type: str, outcome: str) -> None: ...
     def job_finished(self, job: JobRecord, failure: FailureReason | None) -> None:
         """``job`` reached a final state (``failure`` says why, when it failed)."""
+        ...
+
+
+# ---------------------------------------------------------------------------- uploads
+
+
+class UploadRepository(Protocol):
+    async def get(self, upload_id: UUID) -> UploadRecord | None: ...
+    async def add(self, upload: UploadRecord) -> None: ...
+    async def finish(self, upload_id: UUID, status: UploadStatus, now: datetime) -> bool:
+        """Move a pending upload to ``status`` (compare-and-set); False if it was not pending."""
+        ...
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]:
+        """Pending uploads whose time ran out, oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    size: int
+    etag: str
+
+
+class UploadStorage(Protocol):
+    """The input bucket as uploads need it; URLs are signed for the public endpoint."""
+
+    async def head(self, bucket: str, key: str) -> StoredObject | None: ...
+    def put_url(self, bucket: str, key: str, size: int, expires: int) -> str:
+        """A presigned PUT of exactly ``size`` bytes (Content-Length is signed)."""
+        ...
+
+    async def start_multipart(self, bucket: str, key: str, content_type: str | None) -> str:
+        """CreateMultipartUpload; returns the UploadId."""
+        ...
+
+    def part_url(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> str:
+        """A presigned UploadPart of exactly ``size`` bytes (Content-Length is signed)."""
+        ...
+
+    async def parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart] | None:
+        """The parts uploaded so far (ListParts); None when the upload no longer exists."""
+        ...
+
+    async def complete(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[StoredPart]
+    ) -> str:
+        """CompleteMultipartUpload; returns the object's ETag."""
+        ...
+
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an upload already gone counts as aborted."""
+        ...
+
+    async def abort_stale(self, bucket: str, older_than_seconds: int, now: datetime) -> int:
+        """Abort every multipart upload of ``bucket`` started that long before ``now``;
+        returns how many."""
         ...

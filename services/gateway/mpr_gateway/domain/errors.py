@@ -28,6 +28,12 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
+class TooLarge(GatewayError):
+    """The thing to store is larger than the configured limit."""
+
+    code = "too_large"
+
+
 class Unauthorized(GatewayError):
     code = "unauthorized"
 

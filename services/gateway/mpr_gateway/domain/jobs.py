@@ -67,6 +67,7 @@ class JobRecord:
     webhook_url: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    executor: str = "rabbitmq"  # mpr_gateway.domain.executors.Executor
 
     @property
     def kind(self) -> JobKind:
@@ -150,16 +151,19 @@ def decide(state: JobState, event: JobEvent) -> Transition | None:
             return Transition(JobStatus.CANCELLED, state.attempt, state.progress, cancelled)
 
 
-def cancel(state: JobState, reason: str, now: datetime) -> Transition | None:
+def cancel(
+    state: JobState, reason: str, now: datetime, *, stops_at_once: bool = False
+) -> Transition | None:
     """A user's cancel: a queued job is cancelled at once (Transition); a running one is left
-    running until the transcoder confirms (None); a finished one cannot be cancelled."""
+    running until the transcoder confirms (None), unless its executor stops at once and
+    confirms nothing (``stops_at_once``: Step Functions); a finished one cannot be cancelled."""
     if state.status.terminal:
         raise Conflict(
             f"job is already {state.status.value}; only queued or running jobs can be cancelled"
             + (" (retry the job to run it again)" if state.status in RETRYABLE else ""),
             details={"status": state.status.value},
         )
-    if state.status is JobStatus.RUNNING:
+    if state.status is JobStatus.RUNNING and not stops_at_once:
         return None
     changes = {"finished_at": now, "error": reason}
     return Transition(JobStatus.CANCELLED, state.attempt, state.progress, changes)

@@ -2,6 +2,12 @@
 SeaweedFS and AWS). boto3 blocks, so every call runs in a thread; network failures are
 retried with backoff and then raised as TransientError.
 
+Objects below the multipart threshold (16 MiB, mpr_shared.storage.TRANSFER_CONFIG) move in one
+request: a download is one streamed GetObject whose Content-Length is checked against the limit
+before a byte is written, an upload one PutObject. boto3's managed transfers cost a HEAD before
+the GET and a thread pool per call (~25-45 ms of a short job, bench/README.md); above the
+threshold they are worth it, as parallel ranged GETs and multipart uploads.
+
 Incomplete multipart uploads are garbage that S3 keeps (and bills) until someone aborts them.
 boto3's managed transfer aborts the upload of a part that failed, but only if it can: when S3
 itself is what failed, its abort fails too and is only logged at debug level, and an upload
@@ -10,16 +16,14 @@ attempt aborts its key's incomplete uploads itself once it ends, a multipart one
 succeeded does too (what an earlier delivery of the job could not abort while S3 was down
 outlives that delivery: bench/faults.py found it), and each replica sweeps the
 output bucket of uploads older than MULTIPART_UPLOAD_TTL_SECONDS, at start-up and every
-MULTIPART_SWEEP_INTERVAL_SECONDS (SeaweedFS has no lifecycle rules; where the server has them,
-the AbortIncompleteMultipartUpload rule is set too)."""
+MULTIPART_SWEEP_INTERVAL_SECONDS with mpr_shared.multipart_sweeper (SeaweedFS has no lifecycle
+rules; where the server has them, the AbortIncompleteMultipartUpload rule is set too)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +37,7 @@ from tenacity import (
 )
 
 from mpr_shared import storage
-from mpr_transcoder.application.ports import SourceMissing
+from mpr_transcoder.application.ports import SourceMissing, SourceTooLarge
 from mpr_transcoder.domain.errors import TransientError
 
 if TYPE_CHECKING:
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_ONE_REQUEST_BELOW = storage.TRANSFER_CONFIG.multipart_threshold
+_CHUNK = 1024 * 1024
 
 
 def _code(exc: ClientError) -> str:
@@ -88,8 +94,32 @@ class S3Storage:
         head = await self._call("head", self.client.head_object, Bucket=bucket, Key=key)
         return int(head["ContentLength"])
 
-    async def download(self, bucket: str, key: str, dest: Path) -> None:
-        await self._call("download", storage.download_file, key, dest, bucket, client=self.client)
+    async def download(self, bucket: str, key: str, dest: Path, *, max_bytes: int) -> int:
+        size, written = await self._call("download", self._get, bucket, key, dest, max_bytes)
+        if not written:  # large: parallel ranged GETs
+            await self._call(
+                "download", storage.download_file, key, dest, bucket, client=self.client
+            )
+        return size
+
+    def _get(self, bucket: str, key: str, dest: Path, max_bytes: int) -> tuple[int, bool]:
+        """The object's size, and whether one GET streamed it to ``dest`` (not for a
+        multipart-sized object); SourceTooLarge, before a byte is written, above the limit."""
+        response = self.client.get_object(Bucket=bucket, Key=key)
+        body = response["Body"]
+        try:
+            size = int(response["ContentLength"])
+            if size > max_bytes:
+                raise SourceTooLarge(size)
+            if size >= _ONE_REQUEST_BELOW:
+                return size, False
+            # botocore checks the length read against Content-Length (IncompleteReadError).
+            with dest.open("wb") as out:
+                for chunk in body.iter_chunks(_CHUNK):
+                    out.write(chunk)
+            return size, True
+        finally:
+            body.close()
 
     async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str:
         # Signed for the internal endpoint (this client), not the public one: FFmpeg runs here.
@@ -100,6 +130,8 @@ class S3Storage:
     async def upload(self, path: Path, bucket: str, key: str) -> int:
         """Upload ``path`` (multipart when large); no incomplete upload of ``key`` is left
         behind by an attempt that failed, whether a later one succeeded or not."""
+        if (size := await self._call("upload", self._put, path, bucket, key)) is not None:
+            return size
         failed: list[BaseException] = []
 
         def attempt() -> int:
@@ -119,6 +151,17 @@ class S3Storage:
             # An earlier delivery of this job may have left one: its abort fails while S3 is
             # down, and an outage can outlast a delivery's retries. The key is the job's.
             await self._abort_incomplete(bucket, key)
+        return size
+
+    def _put(self, path: Path, bucket: str, key: str) -> int | None:
+        """One PutObject below the multipart threshold, returning the size (no multipart
+        upload exists to abort when it fails); None, nothing sent, for a larger file."""
+        if (size := path.stat().st_size) >= _ONE_REQUEST_BELOW:
+            return None
+        content_type = storage.content_type_of(path.name)
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        with path.open("rb") as body:
+            self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
         return size
 
     async def _abort_incomplete(self, bucket: str, key: str) -> None:
@@ -157,43 +200,4 @@ class S3Storage:
                 self.client.delete_objects,
                 Bucket=bucket,
                 Delete={"Objects": batch, "Quiet": True},
-            )
-
-
-class UploadSweeper:
-    """Keeps ``bucket`` clear of incomplete multipart uploads older than ``ttl``."""
-
-    def __init__(self, client: S3Client, bucket: str, ttl: timedelta) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.ttl = ttl
-
-    async def expire_by_rule(self) -> None:
-        """Ask the server to abort them itself (its lifecycle rule), where it can."""
-        days = max(1, math.ceil(self.ttl / timedelta(days=1)))
-        try:
-            done = await asyncio.to_thread(
-                storage.expire_incomplete_multipart_uploads, self.bucket, days, client=self.client
-            )
-        except (BotoCoreError, ClientError, OSError) as exc:
-            log.warning("could not set the lifecycle rule of %s: %s", self.bucket, exc)
-            return
-        if not done:
-            log.info("%s has no lifecycle rules: the sweep alone aborts old uploads", self.bucket)
-
-    async def sweep(self) -> None:
-        """Abort the incomplete uploads older than the TTL (never raises)."""
-        try:
-            aborted = await asyncio.to_thread(
-                storage.abort_stale_multipart_uploads, self.bucket, self.ttl, client=self.client
-            )
-        except (BotoCoreError, ClientError, OSError) as exc:
-            log.warning("could not sweep the incomplete uploads of %s: %s", self.bucket, exc)
-            return
-        if aborted:
-            log.info(
-                "aborted %d incomplete upload(s) older than %s in %s",
-                aborted,
-                self.ttl,
-                self.bucket,
             )

@@ -10,6 +10,13 @@ source, probe it, plan the FFmpeg command, encode, verify and upload. ``_phases`
 sequences them and times each one (the replica logs the timings), so phases can be
 reordered or overlapped without touching what each does.
 
+What overlaps, for short jobs (bench/README.md has the measurements): the source downloads
+while the caller's ``admit`` check (the worker's jobs-row read) runs and while JobStarted is
+being confirmed, and FFmpeg's output is read on without waiting for progress confirms. The
+order holds all the same: JobStarted goes out only once the job is admitted, each later event
+only after the one before it was confirmed, and all of them are confirmed before ``run``
+returns the final event (``_JobEvents``).
+
 Input: the source is downloaded to local disk by default (``INPUT_MODE=download``); FFmpeg
 can instead read a presigned URL (``INPUT_MODE=url``). bench/bench_transcoder.py measures both
 in the same run (numbers in services/transcoder/README.md): a 60 s 720p transcode was up to
@@ -26,10 +33,10 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from mpr_shared.contracts import (
     Event,
@@ -49,6 +56,7 @@ from mpr_transcoder.application.ports import (
     FFprobeFailed,
     JobMetrics,
     SourceMissing,
+    SourceTooLarge,
     Storage,
 )
 from mpr_transcoder.domain.diagnostics import name_scratch_paths
@@ -86,7 +94,7 @@ log = logging.getLogger(__name__)
 # FFmpeg errors that mean the network failed while reading a presigned URL: worth a retry.
 _NETWORK_ERROR = re.compile(
     r"connection (refused|reset|timed out)|timed out|network is unreachable|"
-    r"server returned 5\d\d|i/o error|end of file",
+    r"server returned 5(\d\d|xx)|i/o error|end of file",
     re.IGNORECASE,
 )
 
@@ -125,6 +133,55 @@ class StopSignal:
         """Raise Interrupted when the job has been told to stop."""
         if self.reason is not None:
             raise Interrupted(self.reason, self.detail)
+
+
+# Asked once the download has started: may the job run? (False: it ends unreported.)
+Admission = Callable[[], Awaitable[bool]]
+
+
+class _JobEvents:
+    """A job's events before its final one, in order without holding the job up: each is
+    published once the one before it is confirmed, and after a required one (JobStarted)
+    failed none follows. ``settle`` waits for all of them and raises that failure."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self.publisher = publisher
+        self.pending: list[asyncio.Task[None]] = []
+        self.failed: Exception | None = None
+
+    def send(self, event: Event, *, required: bool = False) -> None:
+        self.pending = [task for task in self.pending if not task.done()]
+        previous = self.pending[-1] if self.pending else None
+        self.pending.append(asyncio.create_task(self._send(event, previous, required)))
+
+    async def _send(
+        self, event: Event, previous: asyncio.Task[None] | None, required: bool
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        if self.failed is not None:
+            return
+        try:
+            await self.publisher.publish(event)
+        except Exception as exc:
+            if required:
+                self.failed = exc
+            else:  # progress is best effort: a lost one must not fail the job
+                log.warning("could not publish %s", type(event).__name__, exc_info=True)
+
+    async def settle(self, *, raising: bool = True) -> None:
+        """Wait until every event sent is confirmed (or failed)."""
+        if self.pending:
+            await asyncio.wait(self.pending)
+        self.pending = []
+        if self.failed is not None:
+            if raising:
+                raise self.failed
+            log.warning("could not publish JobStarted: %s", self.failed)
+
+    def cancel(self) -> None:
+        for task in self.pending:
+            task.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,15 +241,44 @@ class JobCore:
         self.worker = worker
         self.clock = clock
 
-    async def run(self, job: ProcessMedia, stop: StopSignal | None = None) -> Event:
-        """Run ``job`` and return its final event; temp files are gone when this returns."""
-        stop = stop or StopSignal()
+    @overload
+    async def run(self, job: ProcessMedia, stop: StopSignal | None = None) -> Event: ...
+
+    @overload
+    async def run(
+        self, job: ProcessMedia, stop: StopSignal | None, admit: Admission
+    ) -> Event | None: ...
+
+    async def run(
+        self, job: ProcessMedia, stop: StopSignal | None = None, admit: Admission | None = None
+    ) -> Event | None:
+        """Run ``job`` and return its final event, every earlier event of the job confirmed;
+        None when ``admit`` said no. Temp files are gone when this returns."""
+        events = _JobEvents(self.publisher)
+        try:
+            final = await self._run(job, stop or StopSignal(), admit, events)
+        except asyncio.CancelledError:
+            events.cancel()
+            raise
+        except BaseException:
+            await events.settle(raising=False)  # the job's own error says more
+            raise
+        await events.settle()
+        return final
+
+    async def _run(
+        self, job: ProcessMedia, stop: StopSignal, admit: Admission | None, events: _JobEvents
+    ) -> Event | None:
         started = self.clock()
+        timer = _PhaseTimer(self.clock)
         workdir = self.config.scratch / f"job-{secrets.token_hex(8)}"
         workdir.mkdir(parents=True, exist_ok=False)
         try:
-            await self.publisher.publish(JobStarted(**_envelope(job), worker=self.worker))
-            outputs = await self._phases(job, workdir, stop)
+            source = await self._admitted(job, workdir, stop, admit, events)
+            if source is None:
+                return None
+            timer.lap("source")
+            outputs = await self._phases(job, source, stop, events, timer)
             elapsed = round(self.clock() - started, 3)
             return JobCompleted(**_envelope(job), outputs=outputs, elapsed_seconds=elapsed)
         except BadInput as exc:
@@ -214,16 +300,46 @@ class JobCore:
             return JobFailed(**_envelope(job), reason=exc.detail or "job timed out")
         raise exc  # the job goes back to the queue as it was
 
-    async def _phases(self, job: ProcessMedia, workdir: Path, stop: StopSignal) -> list[OutputFile]:
-        timer = _PhaseTimer(self.clock)
-        source = await self.open_source(job, workdir)
-        timer.lap("source")
+    async def _admitted(
+        self,
+        job: ProcessMedia,
+        workdir: Path,
+        stop: StopSignal,
+        admit: Admission | None,
+        events: _JobEvents,
+    ) -> Source | None:
+        """The opened source, with JobStarted on its way, once ``admit`` lets the job run;
+        None when it does not. The download overlaps both."""
+        opening = asyncio.ensure_future(self.open_source(job, workdir))
+        try:
+            if admit is not None and not await admit():
+                return None
+            stop.check()
+            events.send(JobStarted(**_envelope(job), worker=self.worker), required=True)
+            return await opening
+        except asyncio.CancelledError:
+            opening.cancel()
+            raise
+        finally:
+            # The download's threads cannot be cancelled: it ends before its work dir goes.
+            await asyncio.wait({opening})
+            if not opening.cancelled():
+                opening.exception()  # retrieved: a job that does not run reports nothing
+
+    async def _phases(
+        self,
+        job: ProcessMedia,
+        source: Source,
+        stop: StopSignal,
+        events: _JobEvents,
+        timer: _PhaseTimer,
+    ) -> list[OutputFile]:
         stop.check()
         info = await self.probe_source(job, source)
         timer.lap("probe")
         stop.check()
         plan = self.plan(job, info, source)
-        await self.encode(job, plan, source, stop)
+        await self.encode(job, plan, source, stop, events)
         timer.lap("ffmpeg")
         stop.check()
         uploaded = await self.verify_and_upload(job, plan, source)
@@ -238,34 +354,43 @@ class JobCore:
     # ---------------------------------------------------------------- source
 
     async def open_source(self, job: ProcessMedia, workdir: Path) -> Source:
-        """Check the source's size, then download it (or presign a URL for FFmpeg)."""
+        """Download the source (or presign a URL for FFmpeg), within MAX_INPUT_BYTES."""
+        limit = self.config.max_input_bytes
         try:
-            size = await self.storage.size(job.source_bucket, job.source_key)
+            if self.config.input_mode is InputMode.URL:
+                if (size := await self.storage.size(job.source_bucket, job.source_key)) > limit:
+                    raise SourceTooLarge(size)
+                url = await self.storage.presigned_url(
+                    job.source_bucket, job.source_key, self.config.url_expiry_seconds
+                )
+                return Source(url, URL_PROTOCOLS, workdir)
+            # A generated name: keys never become local paths.
+            local = workdir / f"source{source_extension(job)}"
+            await self.storage.download(job.source_bucket, job.source_key, local, max_bytes=limit)
+            return Source(str(local), LOCAL_PROTOCOLS, workdir)
         except SourceMissing:
             raise _missing(job) from None
-        if size > self.config.max_input_bytes:
+        except SourceTooLarge as exc:
             raise BadInput(
-                f"source is {size} bytes; the limit (MAX_INPUT_BYTES) is "
-                f"{self.config.max_input_bytes}"
-            )
-        if self.config.input_mode is InputMode.URL:
-            url = await self.storage.presigned_url(
-                job.source_bucket, job.source_key, self.config.url_expiry_seconds
-            )
-            return Source(url, URL_PROTOCOLS, workdir)
-        # A generated name: keys never become local paths.
-        local = workdir / f"source{source_extension(job)}"
-        try:
-            await self.storage.download(job.source_bucket, job.source_key, local)
-        except SourceMissing:  # deleted between the HEAD above and this GET
-            raise _missing(job) from None
-        return Source(str(local), LOCAL_PROTOCOLS, workdir)
+                f"source is {exc.size} bytes; the limit (MAX_INPUT_BYTES) is {limit}"
+            ) from None
 
     async def probe_source(self, job: ProcessMedia, source: Source) -> MediaInfo:
         """What the plan needs to know of the source, within the configured limits."""
-        if _copy_trim(job) and job.source_duration:
-            # A stream copy needs only the duration, which the catalog already probed;
-            # skipping a second ffprobe keeps short trims fast. The output is still verified.
+        streams = job.source_streams
+        if job.source_duration and streams is not None:
+            # The catalog probed this source: planning from its facts saves probing it again
+            # (FFmpeg still reads it through the same whitelists; the output is verified).
+            info = MediaInfo(
+                duration=job.source_duration,
+                format_name=None,
+                video_codec=streams.video_codec,
+                width=streams.width,
+                height=streams.height,
+                audio_codec=streams.audio_codec,
+            )
+        elif _copy_trim(job) and job.source_duration:
+            # A stream copy needs only the duration, which the catalog already probed.
             info = MediaInfo(duration=job.source_duration, format_name=None)
         else:
             info = await self._ffprobe_source(source)
@@ -305,7 +430,9 @@ class JobCore:
         log.debug("job %s: ffmpeg %s", job.job_id, plan.args)
         return plan
 
-    async def encode(self, job: ProcessMedia, plan: Plan, source: Source, stop: StopSignal) -> None:
+    async def encode(
+        self, job: ProcessMedia, plan: Plan, source: Source, stop: StopSignal, events: _JobEvents
+    ) -> None:
         """Run FFmpeg, publishing throttled progress; BadInput with its lines on failure."""
         throttle = ProgressThrottle(plan.expected_seconds, self.clock)
         speeds: list[float] = []
@@ -314,8 +441,8 @@ class JobCore:
             if sample.speed is not None:
                 speeds.append(sample.speed)
             update = throttle.update(sample)
-            if update is not None:
-                await self.publisher.publish(JobProgress(**_envelope(job), **asdict(update)))
+            if update is not None:  # sent in order, confirmed before the final event
+                events.send(JobProgress(**_envelope(job), **asdict(update)))
 
         result = await self.runner.run(plan.args, on_progress=on_progress, stop=stop.event)
         stop.check()

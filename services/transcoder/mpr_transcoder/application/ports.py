@@ -18,6 +18,14 @@ class SourceMissing(Exception):
     """The source object does not exist (a bad input, not a transient failure)."""
 
 
+class SourceTooLarge(Exception):
+    """The source is larger than the limit it was fetched with; nothing was written."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the source is {size} bytes")
+        self.size = size
+
+
 class FFprobeFailed(Exception):
     """ffprobe could not read the file (the catalog's probe failures are its own)."""
 
@@ -51,7 +59,10 @@ class Storage(Protocol):
 
     async def size(self, bucket: str, key: str) -> int: ...
 
-    async def download(self, bucket: str, key: str, dest: Path) -> None: ...
+    async def download(self, bucket: str, key: str, dest: Path, *, max_bytes: int) -> int:
+        """Write the object to ``dest`` and return its size; SourceTooLarge, before a byte
+        is written, when it is larger than ``max_bytes``; SourceMissing when it is absent."""
+        ...
 
     async def presigned_url(self, bucket: str, key: str, expires_in: int) -> str: ...
 
@@ -66,7 +77,7 @@ ProgressCallback = Callable[[ProgressSample], Awaitable[None]]
 
 
 class FFmpegRunner(Protocol):
-    """Runs FFmpeg and ffprobe as subprocesses (argument lists, never a shell)."""
+    """Runs FFmpeg (a subprocess, argument lists, never a shell) and probes media files."""
 
     async def run(
         self, args: list[str], *, on_progress: ProgressCallback, stop: asyncio.Event

@@ -43,7 +43,9 @@ Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
   as bad input: handed back when the replica is shutting down within a second, else retried.
 - The jobs row: the gateway's outbox commits a job's row before its ProcessMedia is
   published, so a ProcessMedia whose job has no row is forged, or stale (its job was
-  deleted): dead-lettered as ``UnknownJob`` with the reason, FFmpeg never started. When the
+  deleted): dead-lettered as ``UnknownJob`` with the reason, FFmpeg never started. A first
+  delivery's row is read while its source downloads (the read has no side effect; JobStarted
+  waits for it), a redelivered one's before anything else. When the
   table cannot be read (the database is down) the job runs anyway and the log says so: a
   database outage must not stop transcoding, a cancel still reaches a running job, and the
   gateway ignores events of a job it already finished.
@@ -168,11 +170,11 @@ class JobWorker:
             log.info("job %s was cancelled; skipping it", job.job_id)
             await self._report_cancelled(job)
             return "skipped"
+        if not delivery.redelivered:
+            return await self._run(job, delivery)  # the jobs row is read as the source downloads
         if (outcome := await self._screen(job, delivery)) is not None:
             return outcome
-        if delivery.redelivered:
-            return await self._count_crash(job, delivery)
-        return await self._run(job, delivery)
+        return await self._count_crash(job, delivery)
 
     def cancel(self, command: CancelJob) -> bool:
         """Remember the cancel and stop the job if it runs here; True when it did."""
@@ -240,13 +242,24 @@ class JobWorker:
 
     async def _run(self, job: ProcessMedia, delivery: Delivery) -> str:
         stop = self._start(job)
-        if stop is None:
-            log.info("job %s was cancelled while being checked; skipping it", job.job_id)
-            await self._report_cancelled(job)
-            return "skipped"
+        screened: list[str] = []
+
+        async def admit() -> bool:
+            """The jobs row says run, and no cancel came while it was read."""
+            outcome = await self._screen(job, delivery)
+            if outcome is None and job.job_id in self.cancelled:
+                log.info("job %s was cancelled while being checked; skipping it", job.job_id)
+                await self._report_cancelled(job)
+                outcome = "skipped"
+            if outcome is not None:
+                screened.append(outcome)
+            return outcome is None
+
         watchdog = asyncio.create_task(self._watch(job, stop, delivery))
         try:
-            event = await self.core.run(job, stop)
+            event = await self.core.run(job, stop, admit)
+            if event is None:
+                return screened[0]
         except Interrupted as exc:
             return await self._interrupted(job, delivery, exc)
         except TransientError as exc:
@@ -267,11 +280,8 @@ class JobWorker:
         log.info("job %s: %s", job.job_id, outcome)
         return outcome
 
-    def _start(self, job: ProcessMedia) -> StopSignal | None:
-        """Register ``job`` as running (cancel() finds it from now on); None when a cancel
-        arrived while the jobs row was read, before it was registered."""
-        if job.job_id in self.cancelled:
-            return None
+    def _start(self, job: ProcessMedia) -> StopSignal:
+        """Register ``job`` as running (cancel() finds it from now on)."""
         stop = StopSignal()
         self.running[job.job_id] = stop
         self._idle.clear()

@@ -101,6 +101,7 @@ class JobType(graphene.ObjectType):
     updated_at = graphene.DateTime(required=True)
     started_at = graphene.DateTime()
     finished_at = graphene.DateTime()
+    executor = graphene.String(required=True, description="rabbitmq | stepfunctions")
 
     @staticmethod
     def resolve_spec(job: JobRecord, info: GraphQLResolveInfo) -> dict[str, Any]:
@@ -292,6 +293,9 @@ class JobInput(graphene.InputObjectType):
     count = graphene.Int()
     priority = graphene.Int()
     webhook_url = graphene.String()
+    executor = graphene.String(
+        description="rabbitmq | stepfunctions (default EXECUTOR; EXECUTORS_ALLOWED lists which)"
+    )
 
 
 class ScanMediaFolderMutation(graphene.Mutation):

@@ -114,10 +114,12 @@ async def job_callback(
     """Lambda executor events, signed with Standard Webhooks (MPR_CALLBACK_SECRET).
 
     The signature is the credential here, so no API key is needed; the event is then applied
-    exactly like the same event from the broker.
+    exactly like the same event from the broker, and published to mpr.events (outbox) when it
+    changed the job, as a replica's would be.
     """
     callbacks.verify(await request.body(), request.headers)
-    outcome = await jobs.apply_event(callback_event(job_id, envelope.type, envelope.data))
+    event = callback_event(job_id, envelope.type, envelope.data)
+    outcome = await jobs.apply_event(event, republish=True)
     if outcome is Outcome.UNKNOWN_JOB:
         raise NotFound(f"no job {job_id}; the callback URL names a job this gateway never created")
     return CallbackResult(outcome="applied" if outcome is Outcome.APPLIED else "ignored")
