@@ -42,6 +42,8 @@ ERROR_HEADER = "x-mpr-error"
 ERROR_TYPE_HEADER = "x-mpr-error-type"
 QUEUE_HEADER = "x-mpr-queue"
 FAILED_AT_HEADER = "x-mpr-failed-at"
+# What a quorum queue sets on a redelivery (QUEUE_TYPE=quorum).
+QUORUM_DELIVERY_COUNT = "x-delivery-count"
 # Tries before an unexpected handler error dead-letters the message.
 HANDLER_ATTEMPTS = 5
 JSON = "application/json"
@@ -404,7 +406,9 @@ class DeadLetterMiddleware(BaseMiddleware):
             reason,
         )
         await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
-        headers = {**_first_routing_key(msg), **msg.headers, ATTEMPTS_HEADER: attempt}
+        # A quorum queue's x-delivery-count belongs to the delivery, not to the new copy.
+        kept = {k: v for k, v in msg.headers.items() if k != QUORUM_DELIVERY_COUNT}
+        headers = {**_first_routing_key(msg), **kept, ATTEMPTS_HEADER: attempt}
         return await self._republish(broker, msg, headers, None, self.queue)
 
     def _reason(self, msg: IncomingMessage, exc: Exception) -> str:
