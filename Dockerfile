@@ -38,6 +38,7 @@ COPY services/catalog/pyproject.toml services/catalog/
 COPY services/gateway/pyproject.toml services/gateway/
 COPY services/notifier/pyproject.toml services/notifier/
 COPY services/transcoder/pyproject.toml services/transcoder/
+COPY cli/pyproject.toml cli/
 
 # ---------------------------------------------------------------- builder
 # Third-party dependencies first (cached until uv.lock changes), then the two workspace

@@ -10,7 +10,7 @@ TRANSCODERS ?= 1
 export TRANSCODERS
 
 .PHONY: help install infra test-infra status dev test test-unit test-service test-integration test-e2e test-cluster \
-        lint format bench faults docs up down logs scale migrate clean
+        lint format bench faults docs screenshot up down logs scale migrate clean
 
 help: ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ format: ## Apply ruff fixes and formatting
 
 bench: infra ## Benchmarks, side by side with bare tools and a Celery baseline (one: make bench BENCH=celery)
 	@$(UV) run python -m bench $(BENCH)
+
+screenshot: test-infra ## Retake docs/dashboard.png (the README's) with the dashboard's browser test
+	@MPR_TEST_SCREENSHOT=docs/dashboard.png $(UV) run pytest tests/e2e/test_dashboard.py $(PYTEST_ARGS)
 
 # Its own RabbitMQ node (:5692), S3 server (:9190) and database beside `make infra`'s, so
 # breaking them disturbs nobody: bench/README.md, "Fault suite".

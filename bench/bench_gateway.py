@@ -28,10 +28,10 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from sqlalchemy import func, insert, select
@@ -43,6 +43,7 @@ from mpr_shared.db.models import Asset, GatewayOutbox, Job
 from tests.support.endpoints import LOCAL_POSTGRES, LOCAL_S3, amqp_endpoint, port_open
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 API_KEY = "bench-" + uuid.uuid4().hex
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 CONNECTIONS = 32  # closed-loop clients for the throughput runs
@@ -177,23 +178,30 @@ def gateway_env(
     }
 
 
+def gateway_process(env: dict[str, str], port: int) -> contextlib.AbstractContextManager:
+    return service_process("gateway", env, port)
+
+
 @contextlib.contextmanager
-def gateway_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
+def service_process(
+    service: str, env: dict[str, str], port: int, ready: str = "/api/health"
+) -> Iterator[subprocess.Popen]:
+    """``python -m mpr_<service>``, once ``ready`` on ``port`` answers; stopped after."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mpr_gateway"], env=env, cwd=ROOT, stdout=log, stderr=log
+        [sys.executable, "-m", f"mpr_{service}"], env=env, cwd=ROOT, stdout=log, stderr=log
     )
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=1):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     tail = log.read().decode()[-3000:]
-                    raise RuntimeError("gateway did not start:\n" + tail) from None
+                    raise RuntimeError(f"{service} did not start:\n" + tail) from None
                 time.sleep(0.2)
         yield proc
     finally:
@@ -249,24 +257,33 @@ def _admin_exec(sql: str) -> None:
     asyncio.run(run())
 
 
-def main() -> None:
-    s3 = boto3.client(
+def local_s3() -> Any:
+    return boto3.client(
         "s3",
         endpoint_url=LOCAL_S3,
         aws_access_key_id="minioadmin",
         aws_secret_access_key="minioadmin",
         region_name="us-east-1",
     )
-    load_before = os.getloadavg()[0]
-    runs: dict[str, tuple[dict[str, dict], tuple[int, int]]] = {}
+
+
+def each_database(run_on: Callable[[str, str, str, str], T]) -> dict[str, T]:
+    """``run_on(database_url, amqp_url, bucket_in, bucket_out)`` on each database, by label."""
+    runs: dict[str, T] = {}
     with (
-        bench_buckets(s3) as (bucket_in, bucket_out),
+        bench_buckets(local_s3()) as (bucket_in, bucket_out),
         tempfile.TemporaryDirectory() as tmp,
         databases(tmp) as chosen,
         amqp_endpoint() as amqp_url,
     ):
         for label, database_url in chosen:
             runs[label] = run_on(database_url, amqp_url, bucket_in, bucket_out)
+    return runs
+
+
+def main() -> None:
+    load_before = os.getloadavg()[0]
+    runs = each_database(run_on)
     report(runs, load_before, os.getloadavg()[0])
 
 

@@ -10,7 +10,8 @@
 #   scripts/dev.sh gateway catalog       only some services (Procfile.dev's names)
 #
 # Environment (then .env, then defaults): TRANSCODERS [1], GATEWAY_PORT [8000],
-# NOTIFIER_PORT [8001], MPR_API_KEYS [dev:<key kept in var/dev-api-key>],
+# NOTIFIER_PORT [8001], CORS_ORIGINS [the gateway's origins], PUBLIC_EVENTS_URL [the notifier's
+# URL], MPR_API_KEYS [dev:<key kept in var/dev-api-key>],
 # DATABASE_URL [SQLite var/mpr.db], PROCFILE [Procfile.dev],
 # MPR_SKIP_MIGRATIONS=1 to skip `python -m mpr_shared.db upgrade`.
 set -euo pipefail
@@ -40,6 +41,9 @@ export S3_ENDPOINT_URL="${S3_ENDPOINT_URL:-http://127.0.0.1:${S3_PORT:-9000}}"
 export SCAN_INTERVAL_SECONDS="${SCAN_INTERVAL_SECONDS:-15}"
 export GATEWAY_PORT="${GATEWAY_PORT:-8000}"
 export NOTIFIER_PORT="${NOTIFIER_PORT:-8001}"
+# The dashboard (the gateway's page) reads the notifier's SSE stream across origins.
+export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$GATEWAY_PORT,http://localhost:$GATEWAY_PORT}"
+export PUBLIC_EVENTS_URL="${PUBLIC_EVENTS_URL-http://127.0.0.1:$NOTIFIER_PORT}"
 # Logs reach the supervisor line by line instead of in 8 KiB blocks.
 export PYTHONUNBUFFERED=1
 # On Ctrl-C a transcoder with a job hands it back to the queue within this grace (the
@@ -79,7 +83,7 @@ if [[ "${MPR_SKIP_MIGRATIONS:-}" != 1 ]]; then
 fi
 
 base_port="${PORT:-5000}"
-echo "dev: gateway http://127.0.0.1:$GATEWAY_PORT  notifier http://127.0.0.1:$NOTIFIER_PORT  transcoders ${TRANSCODERS:-1}"
+echo "dev: dashboard http://127.0.0.1:$GATEWAY_PORT/  notifier http://127.0.0.1:$NOTIFIER_PORT  transcoders ${TRANSCODERS:-1}"
 echo "dev: health/metrics: catalog :$((base_port + 100)), transcoders :$((base_port + 200))+  (Ctrl-C stops all)"
 # exec: the supervisor takes this pid, so signals sent to the script reach it. The
 # environment (.env merged above, environment first) is complete: it reads no .env itself.

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt
 
 from mpr_shared.jobspec import JobKind as JobKind
 from mpr_shared.jobspec import JobSpec as JobSpec
@@ -20,6 +20,10 @@ from mpr_shared.jobspec import TrimMode as TrimMode
 from mpr_shared.keys import S3Key, S3Prefix
 
 SCHEMA_VERSION: Final = 1
+# The FFmpeg log tail a job event carries: its last lines, each cut, so that an event (and the
+# jobs row, SSE and webhooks after it) stays small whatever FFmpeg printed.
+LOG_TAIL_LINES: Final = 20
+LOG_LINE_CHARS: Final = 500
 
 
 def utcnow() -> datetime:
@@ -58,6 +62,15 @@ class Event(Message):
 
 
 # ---------------------------------------------------------------------------- jobs
+
+
+def bounded_tail(lines: list[str]) -> list[str]:
+    """The last LOG_TAIL_LINES of ``lines``, each cut to LOG_LINE_CHARS characters."""
+    return [line[:LOG_LINE_CHARS] for line in lines[-LOG_TAIL_LINES:]]
+
+
+# Trimmed, never refused: an event is a fact, and a longer tail is no reason to lose it.
+LogTail = Annotated[list[str], AfterValidator(bounded_tail)]
 
 
 class JobStatus(StrEnum):
@@ -186,6 +199,11 @@ class JobCompleted(Event):
     attempt: int = 1
     outputs: list[OutputFile]
     elapsed_seconds: float | None = None
+    log_tail: LogTail = Field(
+        default_factory=list,
+        description=f"FFmpeg's last log lines (at most {LOG_TAIL_LINES}, each at most "
+        f"{LOG_LINE_CHARS} characters; URLs unsigned, scratch paths named).",
+    )
 
 
 class JobFailed(Event):
@@ -196,6 +214,11 @@ class JobFailed(Event):
     reason: str = Field(description="What went wrong, for humans.")
     error_lines: list[str] = Field(default_factory=list, description="FFmpeg's last error lines.")
     retryable: bool = Field(False, description="True for transient failures (S3, network).")
+    log_tail: LogTail = Field(
+        default_factory=list,
+        description=f"FFmpeg's last log lines (at most {LOG_TAIL_LINES}, each at most "
+        f"{LOG_LINE_CHARS} characters), as on JobCompleted.",
+    )
 
 
 class JobCancelled(Event):
@@ -214,6 +237,38 @@ JOB_EVENTS: tuple[type[Event], ...] = (
     JobFailed,
     JobCancelled,
 )
+
+# ---------------------------------------------------------------------------- workers
+
+
+class WorkerHeartbeat(Event):
+    """A transcoder replica is alive; sent every WORKER_HEARTBEAT_SECONDS while it runs."""
+
+    ROUTING_KEY: ClassVar[str] = "worker.heartbeat"
+
+    worker: str = Field(description="Replica id (the worker named on JobStarted).")
+    host: str = Field(description="Host name the replica runs on.")
+    pid: int = Field(ge=0, description="Process id of the replica on its host.")
+    ffmpeg_version: str | None = Field(None, description="FFmpeg's version, e.g. '5.1.6'.")
+    current_job_id: UUID | None = Field(None, description="The job it runs now; null when idle.")
+    current_job_progress: float | None = Field(
+        None, ge=0, le=100, description="Percent done of the current job, when known."
+    )
+    started_at: datetime = Field(description="When the replica started (UTC).")
+    interval_seconds: float = Field(gt=0, description="Seconds until its next heartbeat.")
+    version: str = Field(description="MPR version the replica runs.")
+
+
+class WorkerStopped(Event):
+    """A transcoder replica shut down gracefully; it sends no more heartbeats."""
+
+    ROUTING_KEY: ClassVar[str] = "worker.stopped"
+
+    worker: str = Field(description="Replica id, as on its heartbeats.")
+    reason: str = Field("", description="Why it stopped (a signal, idle exit).")
+
+
+WORKER_EVENTS: tuple[type[Event], ...] = (WorkerHeartbeat, WorkerStopped)
 
 # ---------------------------------------------------------------------------- assets
 
@@ -296,5 +351,5 @@ class AssetRemoved(Event):
 
 ASSET_EVENTS: tuple[type[Event], ...] = (AssetRegistered, AssetProbed, AssetUpdated, AssetRemoved)
 EVENTS_BY_ROUTING_KEY: dict[str, type[Event]] = {
-    e.ROUTING_KEY: e for e in JOB_EVENTS + ASSET_EVENTS
+    e.ROUTING_KEY: e for e in JOB_EVENTS + WORKER_EVENTS + ASSET_EVENTS
 }

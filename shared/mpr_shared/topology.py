@@ -129,6 +129,18 @@ GATEWAY_JOB_EVENT_KEYS = (
     "job.cancelled",
 )
 NOTIFIER_WEBHOOKS = work_queue("mpr.notifier.webhooks", "job.*")
+# Worker heartbeats: only the latest matters, so a backlog (the gateway down for a while) is
+# dropped by the TTL instead of piling up, and expired ones are not dead-lettered (no DLX
+# argument; a heartbeat that fails its handler is still dead-lettered by queue_router).
+# https://www.rabbitmq.com/docs/ttl#per-queue-message-ttl
+# As long as the gateway's default WORKER_TIMEOUT_SECONDS: an older heartbeat proves nothing.
+WORKER_HEARTBEAT_TTL_MS = 30_000
+GATEWAY_WORKERS = RabbitQueue(
+    "mpr.gateway.workers",
+    durable=True,
+    routing_key="worker.*",
+    arguments={"x-message-ttl": WORKER_HEARTBEAT_TTL_MS},
+)
 
 
 def catalog_s3_events(settings: CommonSettings) -> RabbitQueue:
@@ -173,6 +185,7 @@ def durable_bindings(settings: CommonSettings) -> list[Binding]:
         Binding(COMMANDS, GATEWAY_JOB_REQUESTS),
         Binding(EVENTS, GATEWAY_JOB_EVENTS, GATEWAY_JOB_EVENT_KEYS, ("job.*",)),
         Binding(EVENTS, NOTIFIER_WEBHOOKS),
+        Binding(EVENTS, GATEWAY_WORKERS),
         Binding(s3_events_exchange(settings), catalog_s3_events(settings)),
     ]
 

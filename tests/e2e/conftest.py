@@ -13,23 +13,30 @@ from tests.support.stack import Stack, free_port
 API_KEY = "e2e-test-key-0123456789"
 
 
-def stack_env(service_env: dict, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The services' environment: real endpoints, free ports, the e2e API key."""
+@pytest.fixture
+def stack_env() -> dict[str, str]:
+    """Extra settings for the services; a test module overrides this fixture to add some."""
+    return {}
+
+
+def e2e_env(service_env: dict, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The services' environment: real endpoints, ``extra``, free ports, the e2e API key."""
     return {
         **service_env,
+        **extra,
         "MPR_ENV": "test",
         "LOG_LEVEL": "INFO",
         "MPR_API_KEYS": f"e2e:{API_KEY}",
         "GATEWAY_PORT": str(free_port()),
         "NOTIFIER_PORT": str(free_port()),
         "TRANSCODER_WORK_DIR": str(tmp_path / "work"),
-        **extra,
     }
 
 
 @pytest.fixture
-def stack(service_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
-    stack = Stack(env=stack_env(service_env, tmp_path), log_dir=tmp_path / "logs")
+def stack(service_env: dict, stack_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
+    env = e2e_env(service_env, tmp_path, **stack_env)
+    stack = Stack(env=env, log_dir=tmp_path / "logs")
     try:
         stack.start()
         yield stack

@@ -25,7 +25,7 @@ import pytest
 from mpr_shared.messaging import make_broker
 from mpr_shared.settings import CommonSettings, QueueType
 from mpr_shared.topology import EVENTS, TRANSCODER_JOBS, QueueTypeMismatch, declare_topology
-from tests.e2e.conftest import API_KEY, stack_env
+from tests.e2e.conftest import API_KEY, e2e_env
 from tests.support import rabbit_cluster
 from tests.support.media import make_video
 from tests.support.rabbit_cluster import Connection, Node, RabbitCluster
@@ -160,7 +160,7 @@ def test_baseline_one_node_with_classic_queues(
     opt_in: None, clip: None, service_env: dict, s3_client, buckets, tmp_path: Path
 ) -> None:
     """The same jobs on the machine's node (a vhost of their own) with classic queues."""
-    env = stack_env(service_env, tmp_path, QUEUE_TYPE="classic")
+    env = e2e_env(service_env, tmp_path, QUEUE_TYPE="classic")
     stack = Stack(env=env, log_dir=tmp_path / "logs", transcoders=2)
     try:
         stack.start()
@@ -183,7 +183,7 @@ def test_jobs_survive_the_loss_of_the_job_queue_leader(
     cluster: RabbitCluster, clip: None, service_env: dict, s3_client, buckets, tmp_path: Path
 ) -> None:
     url = cluster.url()
-    env = stack_env(service_env, tmp_path, AMQP_URL=url, QUEUE_TYPE="quorum")
+    env = e2e_env(service_env, tmp_path, AMQP_URL=url, QUEUE_TYPE="quorum")
     stack = Stack(env=env, log_dir=tmp_path / "logs", transcoders=2)
     try:
         stack.start()

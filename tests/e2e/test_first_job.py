@@ -65,6 +65,16 @@ def test_upload_scan_transcode_download(stack, api, s3_client, buckets, tmp_path
     assert job["status"] == "completed", job
     [output] = job["outputs"]
     assert output["size_bytes"] > 0
+    # FFmpeg's own summary, as the transcoder saw it; the replica announced itself meanwhile.
+    assert any("libx264" in line for line in job["log_tail"]), job["log_tail"]
+    assert job["speed"] and job["fps"] and job["eta_seconds"] == 0.0, job
+    [worker] = api.get("/api/workers").json()["items"]
+    assert worker["id"] == job["worker"] and worker["ffmpeg_version"], worker
+    queue = api.get("/api/queue").json()
+    assert queue["consumers"] == 1 and queue["jobs"] == {"queued": 0, "running": 0}, queue
+    stats = api.get("/api/stats").json()
+    assert (stats["completed"], stats["bytes_out"]) == (1, output["size_bytes"]), stats
+    assert stats["bytes_in"] == clip.stat().st_size and stats["median_speed"] == job["speed"]
 
     local = tmp_path / "out.mp4"
     s3_client.download_file(bucket_out, output["key"], str(local))

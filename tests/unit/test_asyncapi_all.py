@@ -20,6 +20,6 @@ def test_every_service_builds_and_every_message_is_documented(tmp_path: Path) ->
         and issubclass(cls, contracts.Message)
         and cls not in (contracts.Message, contracts.Command, contracts.Event)
     ]
-    assert len(messages) == 15  # 5 commands, 10 events
+    assert len(messages) == 17  # 5 commands, 12 events
     missing = [cls.__name__ for cls in messages if f'"{cls.__name__}"' not in schemas]
     assert missing == [], f"messages without AsyncAPI documentation: {missing}"

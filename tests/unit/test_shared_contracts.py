@@ -10,12 +10,16 @@ from pydantic import ValidationError
 from mpr_shared.contracts import (
     EVENTS_BY_ROUTING_KEY,
     CancelJob,
+    Event,
     JobCompleted,
+    JobFailed,
     JobKind,
     JobSpec,
     JobStarted,
     ProcessMedia,
     ScanBucket,
+    WorkerHeartbeat,
+    WorkerStopped,
 )
 from mpr_shared.media import MediaType, is_supported, media_type
 from mpr_shared.presets import PRESETS, UnknownPreset, get_preset
@@ -62,7 +66,24 @@ def test_every_message_has_envelope_and_round_trips():
 
 
 def test_routing_keys_are_unique():
-    assert len(EVENTS_BY_ROUTING_KEY) == 10
+    assert len(EVENTS_BY_ROUTING_KEY) == 12
+
+
+def test_log_tail_is_bounded_and_old_messages_still_parse():
+    old = JobCompleted(job_id=uuid.uuid4(), outputs=[]).model_dump(mode="json")
+    del old["log_tail"]
+    assert JobCompleted.model_validate(old).log_tail == []
+    lines = [f"{i} " + "x" * 600 for i in range(30)]
+    failed = JobFailed(job_id=uuid.uuid4(), reason="r", log_tail=lines)
+    assert len(failed.log_tail) == 20 and failed.log_tail[0].startswith("10 ")
+    assert all(len(line) == 500 for line in failed.log_tail)
+
+
+def test_worker_events_describe_every_field():
+    for model in (WorkerHeartbeat, WorkerStopped):
+        own = set(model.model_fields) - set(Event.model_fields)
+        assert own and all(model.model_fields[f].description for f in own), model
+    assert EVENTS_BY_ROUTING_KEY["worker.heartbeat"] is WorkerHeartbeat
 
 
 @pytest.mark.parametrize(

@@ -18,20 +18,29 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 
-from mpr_gateway.adapters.broker import BrokerConnection, BrokerScanner, keep_connecting
+from mpr_gateway.adapters.broker import (
+    BrokerConnection,
+    BrokerQueueProbe,
+    BrokerScanner,
+    keep_connecting,
+)
 from mpr_gateway.adapters.callbacks import CallbackVerifier
 from mpr_gateway.adapters.db import SqlDatabase
+from mpr_gateway.adapters.operations import SqlJobFigures, SqlWorkers
+from mpr_gateway.adapters.rabbit_management import ManagementApi, NoUnackedCount, amqp_vhost
 from mpr_gateway.adapters.s3 import CachedPresigner, S3Buckets, S3Sources
 from mpr_gateway.adapters.stepfunctions import StepFunctionsDispatcher, stepfunctions_client
 from mpr_gateway.adapters.uploads import S3Uploads, prepare_buckets
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
+from mpr_gateway.application.operations import QueueService, WorkerService
 from mpr_gateway.application.ports import (
     Presigner,
     Scanner,
     SourceObjects,
     UnitOfWorkFactory,
     UploadStorage,
+    WorkerRegistry,
 )
 from mpr_gateway.application.rate_limit import RateLimit
 from mpr_gateway.application.uploads import UploadLimits, UploadService
@@ -54,7 +63,7 @@ from mpr_shared.db.models import GatewayOutbox
 from mpr_shared.health import Dependency, Health
 from mpr_shared.messaging import make_broker
 from mpr_shared.outbox import OutboxPublisher, OutboxRelay
-from mpr_shared.topology import COMMANDS, EVENTS
+from mpr_shared.topology import COMMANDS, EVENTS, TRANSCODER_JOBS
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,9 @@ class Container:
     callbacks: CallbackVerifier
     metrics: GatewayMetrics
     health: Health
+    workers: WorkerService
+    queue: QueueService
+    unacked: ManagementApi | NoUnackedCount
     uploads: UploadService
     # Dispatches the outbox rows of Step Functions jobs; None unless stepfunctions is allowed.
     executor_relay: OutboxRelay | None = None
@@ -103,6 +115,7 @@ def bootstrap(
     scanner: Scanner | None = None,
     upload_storage: UploadStorage | None = None,
     stepfunctions: Any = None,
+    worker_registry: WorkerRegistry | None = None,
 ) -> Container:
     """The gateway, wired (no I/O); the keyword arguments replace a port's adapter (or the
     boto3 Step Functions client)."""
@@ -138,6 +151,7 @@ def bootstrap(
         wake_relay=relay.wake,
     )
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
+    unacked = _unacked(settings)
     container = Container(
         settings=settings,
         db=db,
@@ -149,6 +163,11 @@ def bootstrap(
         callbacks=CallbackVerifier(secret),
         metrics=metrics,
         health=_health(db, broker, settings, metrics),
+        workers=WorkerService(worker_registry or SqlWorkers(db), settings.worker_timeout_seconds),
+        queue=QueueService(
+            TRANSCODER_JOBS.name, BrokerQueueProbe(broker), unacked, SqlJobFigures(db)
+        ),
+        unacked=unacked,
         uploads=uploads,
         executor_relay=executor_relay,
     )
@@ -181,6 +200,14 @@ def _broker(settings: GatewaySettings) -> RabbitBroker:
             description=description,
         )
     return broker
+
+
+def _unacked(settings: GatewaySettings) -> ManagementApi | NoUnackedCount:
+    """The management API when RABBITMQ_MANAGEMENT_URL is set (no connection until asked)."""
+    if settings.rabbitmq_management_url is None:
+        return NoUnackedCount()
+    url = settings.rabbitmq_management_url.get_secret_value()
+    return ManagementApi(url, amqp_vhost(settings.amqp_url.get_secret_value()))
 
 
 def _relay(
@@ -300,4 +327,6 @@ async def _stop(
             log.warning("outbox relay did not flush on shutdown: %s", exc)
     with contextlib.suppress(Exception):
         await container.broker.stop()
+    if isinstance(container.unacked, ManagementApi):
+        await container.unacked.close()
     await container.db.dispose()

@@ -18,6 +18,7 @@ from mpr_gateway.adapters.callbacks import CallbackVerifier
 from mpr_gateway.api.auth import authenticate
 from mpr_gateway.application.assets import AssetService
 from mpr_gateway.application.jobs import JobService
+from mpr_gateway.application.operations import QueueService, WorkerService
 from mpr_gateway.application.pages import MAX_PAGE
 from mpr_gateway.application.uploads import UploadService
 from mpr_shared.health import Health
@@ -50,6 +51,14 @@ async def get_callbacks(request: Request) -> CallbackVerifier:
     return get_container(request).callbacks
 
 
+async def get_workers(request: Request) -> WorkerService:
+    return get_container(request).workers
+
+
+async def get_queue(request: Request) -> QueueService:
+    return get_container(request).queue
+
+
 async def get_health(request: Request) -> Health:
     return get_container(request).health
 
@@ -63,6 +72,8 @@ Jobs = Annotated[JobService, Depends(get_jobs), Context("container.jobs")]
 Assets = Annotated[AssetService, Depends(get_assets)]
 Uploads = Annotated[UploadService, Depends(get_uploads)]
 Callbacks = Annotated[CallbackVerifier, Depends(get_callbacks)]
+Workers = Annotated[WorkerService, Depends(get_workers), Context("container.workers")]
+Queue = Annotated[QueueService, Depends(get_queue)]
 HealthDep = Annotated[Health, Depends(get_health)]
 Client = Annotated[str, Depends(require_client)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (1-{MAX_PAGE}).")]

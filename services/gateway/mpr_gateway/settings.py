@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -219,6 +220,26 @@ class GatewaySettings(CommonSettings):
             ) from None
         return ExecutorPolicy.of(self.executor, allowed, self.lambda_max_source_seconds)
 
+    worker_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="WORKER_TIMEOUT_SECONDS",
+        description="A transcoder replica without a heartbeat for this long is no longer listed "
+        "(GET /api/workers) and its row is deleted; keep it above WORKER_HEARTBEAT_SECONDS.",
+    )
+    rabbitmq_management_url: SecretStr | None = Field(
+        None,
+        validation_alias="RABBITMQ_MANAGEMENT_URL",
+        description="RabbitMQ management API (http://user:password@host:15672) for the job "
+        "queue's unacked count in GET /api/queue; unset: that count is null.",
+    )
+    public_events_url: str = Field(
+        "http://127.0.0.1:8001",
+        validation_alias="PUBLIC_EVENTS_URL",
+        description="The notifier's base URL as browsers and the CLI reach it (SSE); '' means "
+        "the gateway's own origin (behind nginx or an ingress). Served by GET /api/config.",
+    )
+
     @cached_property
     def api_key_map(self) -> dict[str, str]:
         """Configured keys by client name; bare keys are named key1, key2, ..."""
@@ -262,4 +283,7 @@ class GatewaySettings(CommonSettings):
         values.update({f"MPR_API_KEYS[{name}]": key for name, key in self.api_key_map.items()})
         if self.callback_secret is not None:
             values["MPR_CALLBACK_SECRET"] = self.callback_secret.get_secret_value()
+        if self.rabbitmq_management_url is not None:
+            url = self.rabbitmq_management_url.get_secret_value()
+            values["RABBITMQ_MANAGEMENT_URL"] = urlsplit(url).password or ""
         return values

@@ -20,7 +20,7 @@ import logging
 from faststream.rabbit import RabbitQueue, RabbitRouter
 
 from mpr_gateway.application.jobs import Outcome
-from mpr_gateway.deps import Jobs
+from mpr_gateway.deps import Jobs, Workers
 from mpr_gateway.domain.errors import InvalidRequest, NotFound
 from mpr_gateway.domain.jobs import JobEvent
 from mpr_shared.contracts import (
@@ -30,6 +30,8 @@ from mpr_shared.contracts import (
     JobFailed,
     JobProgress,
     JobStarted,
+    WorkerHeartbeat,
+    WorkerStopped,
 )
 from mpr_shared.messaging import PoisonMessage, of_type, queue_router
 from mpr_shared.topology import (
@@ -38,6 +40,7 @@ from mpr_shared.topology import (
     GATEWAY_JOB_EVENT_KEYS,
     GATEWAY_JOB_EVENTS,
     GATEWAY_JOB_REQUESTS,
+    GATEWAY_WORKERS,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,16 @@ async def on_create_job(command: CreateJob, jobs: Jobs) -> None:
     log.info("CreateJob %s → job %s%s", command.id, created.job.id, replay)
 
 
+async def on_worker_heartbeat(beat: WorkerHeartbeat, workers: Workers) -> None:
+    log.debug("heartbeat %s of %s (job %s)", beat.id, beat.worker, beat.current_job_id)
+    await workers.heartbeat(beat)
+
+
+async def on_worker_stopped(event: WorkerStopped, workers: Workers) -> None:
+    log.info("transcoder %s stopped (%s)", event.worker, event.reason or "no reason given")
+    await workers.stopped(event)
+
+
 JOB_EVENT_HANDLERS = (
     (JobStarted, on_job_started),
     (JobProgress, on_job_progress),
@@ -107,4 +120,19 @@ def build_router() -> RabbitRouter:
         title=GATEWAY_JOB_REQUESTS.name,
         description="CreateJob from the catalog's auto-job rule; idempotent by idempotency_key.",
     )(on_create_job)
-    return RabbitRouter(routers=(events, requests))
+    return RabbitRouter(routers=(events, requests, _worker_router()))
+
+
+def _worker_router() -> RabbitRouter:
+    """Heartbeats into the workers table; the queue's TTL drops a backlog nobody needs."""
+    router = queue_router(GATEWAY_WORKERS)
+    worker_events = router.subscriber(
+        RabbitQueue(GATEWAY_WORKERS.name, declare=False),
+        EVENTS,
+        title=GATEWAY_WORKERS.name,
+        description="Transcoder replicas' WorkerHeartbeat and WorkerStopped (worker.*); "
+        "they keep the workers table behind GET /api/workers.",
+    )
+    worker_events(on_worker_heartbeat, filter=of_type(WorkerHeartbeat))
+    worker_events(on_worker_stopped, filter=of_type(WorkerStopped))
+    return router

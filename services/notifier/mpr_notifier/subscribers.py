@@ -35,6 +35,8 @@ from mpr_shared.contracts import (
     JobProgress,
     JobQueued,
     JobStarted,
+    WorkerHeartbeat,
+    WorkerStopped,
 )
 from mpr_shared.messaging import of_type, queue_router
 from mpr_shared.topology import EVENTS, NOTIFIER_WEBHOOKS, live_queue
@@ -84,6 +86,14 @@ async def live_asset_updated(event: AssetUpdated, hub: HubDep, metrics: MetricsD
 
 
 async def live_asset_removed(event: AssetRemoved, hub: HubDep, metrics: MetricsDep) -> None:
+    _fan_out(event, hub, metrics)
+
+
+async def live_worker_heartbeat(event: WorkerHeartbeat, hub: HubDep, metrics: MetricsDep) -> None:
+    _fan_out(event, hub, metrics)
+
+
+async def live_worker_stopped(event: WorkerStopped, hub: HubDep, metrics: MetricsDep) -> None:
     _fan_out(event, hub, metrics)
 
 
@@ -144,6 +154,8 @@ LIVE: tuple[Handler, ...] = (
     live_asset_probed,
     live_asset_updated,
     live_asset_removed,
+    live_worker_heartbeat,
+    live_worker_stopped,
 )
 WEBHOOKS: tuple[Handler, ...] = (
     webhook_job_queued,
@@ -169,8 +181,8 @@ def router(instance_id: str) -> RabbitRouter:
         live_q,
         EVENTS,
         title=live_q.name,
-        description="Every job.* and asset.* event, fanned out to this replica's SSE clients. "
-        "Its dead letters go to mpr.notifier.live.dlq.",
+        description="Every job.*, worker.* and asset.* event, fanned out to this replica's SSE "
+        "clients. Its dead letters go to mpr.notifier.live.dlq.",
     )
     on_webhook = webhooks.subscriber(
         NOTIFIER_WEBHOOKS,

@@ -17,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,9 +39,10 @@ from mpr_shared.storage import get_s3_client
 from mpr_shared.topology import declare_topology
 from mpr_transcoder.adapters.broker import BrokerEventPublisher, BrokerRedelivery
 from mpr_transcoder.adapters.db import SqlJobRows
-from mpr_transcoder.adapters.ffmpeg import SubprocessRunner
+from mpr_transcoder.adapters.ffmpeg import SubprocessRunner, ffmpeg_version
 from mpr_transcoder.adapters.s3 import S3Storage
 from mpr_transcoder.adapters.workspace import Workspace, new_instance_id
+from mpr_transcoder.application.heartbeat import Heartbeat, Replica
 from mpr_transcoder.application.job_core import CoreConfig, JobCore
 from mpr_transcoder.application.ports import EventPublisher, FFmpegRunner, JobRows, Storage
 from mpr_transcoder.application.worker import JobWorker, WorkerConfig
@@ -66,6 +71,7 @@ class Container:
     metrics: Metrics
     health: Health
     upload_sweeper: UploadSweeper
+    heartbeat: Heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,7 @@ def bootstrap(
         metrics=metrics,
         health=Health(SERVICE, real.dependencies(broker), metrics.registry),
         upload_sweeper=real.upload_sweeper(),
+        heartbeat=_heartbeat(settings, instance, publisher, worker),
     )
     broker.context.set_global("container", container)
     return container
@@ -177,6 +184,32 @@ class _Adapters:
         ]
 
 
+def _heartbeat(
+    settings: TranscoderSettings, instance: str, publisher: EventPublisher, worker: JobWorker
+) -> Heartbeat:
+    replica = Replica(
+        worker=instance,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        version=_version(),
+        started_at=datetime.now(UTC),
+    )
+    return Heartbeat(
+        replica=replica,
+        publisher=publisher,
+        current_job=worker.current_job,
+        ffmpeg_version=lambda: ffmpeg_version(settings.ffmpeg_binary),
+        interval=settings.worker_heartbeat_seconds,
+    )
+
+
+def _version() -> str:
+    try:
+        return package_version("mpr-transcoder")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _s3_client(settings: TranscoderSettings) -> S3Client:
     return get_s3_client(settings)
 
@@ -232,6 +265,8 @@ async def running(container: Container) -> AsyncIterator[Container]:
             health = serving(container.health.app(), settings.health_host, settings.health_port)
             await stack.enter_async_context(health)
         await container.broker.start()
+        beating = asyncio.create_task(container.heartbeat.run(), name="worker-heartbeat")
+        stack.push_async_callback(_stop_heartbeat, container, beating)  # after the drain
         stack.push_async_callback(_drain, container)
         sweeping = asyncio.create_task(_sweep_uploads(container), name="upload-sweeper")
         stack.callback(sweeping.cancel)
@@ -248,6 +283,14 @@ async def _sweep_uploads(container: Container) -> None:
         if not interval:
             return
         await asyncio.sleep(interval)
+
+
+async def _stop_heartbeat(container: Container, beating: asyncio.Task[None]) -> None:
+    """Stop beating and say WorkerStopped (while the broker is still connected)."""
+    beating.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await beating
+    await container.heartbeat.stopped("replica shut down")
 
 
 async def _drain(container: Container) -> None:

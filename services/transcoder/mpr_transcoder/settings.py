@@ -125,6 +125,13 @@ class TranscoderSettings(CommonSettings):
         description="Scratch space of the Lambda executor (Lambda can only write /tmp).",
     )
     callback_timeout_seconds: float = Field(10.0, gt=0, validation_alias="CALLBACK_TIMEOUT_SECONDS")
+    worker_heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias="WORKER_HEARTBEAT_SECONDS",
+        description="How often a replica announces itself and its current job (WorkerHeartbeat); "
+        "keep it well below the gateway's WORKER_TIMEOUT_SECONDS.",
+    )
     instance_id: str | None = Field(
         None,
         validation_alias="TRANSCODER_INSTANCE_ID",

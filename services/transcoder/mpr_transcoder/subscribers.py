@@ -23,6 +23,8 @@ from mpr_shared.contracts import (
     JobProgress,
     JobStarted,
     ProcessMedia,
+    WorkerHeartbeat,
+    WorkerStopped,
 )
 from mpr_shared.messaging import of_type, queue_router
 from mpr_shared.topology import COMMANDS, DEAD_LETTER, EVENTS, TRANSCODER_JOBS, live_queue
@@ -81,7 +83,8 @@ def build_router(instance: str) -> tuple[RabbitRouter, Consumer]:
 
 def _document_publishers(router: RabbitRouter) -> None:
     """Every message the transcoder sends, for AsyncAPI (``make docs``)."""
-    for event in (JobStarted, JobProgress, JobCompleted, JobFailed, JobCancelled):
+    events = (JobStarted, JobProgress, JobCompleted, JobFailed, JobCancelled)
+    for event in (*events, WorkerHeartbeat, WorkerStopped):
         router.publisher(
             exchange=EVENTS,
             routing_key=event.ROUTING_KEY,

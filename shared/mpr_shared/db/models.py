@@ -1,7 +1,8 @@
 """SQLAlchemy 2.0 models. Each table has exactly one writing service (see ARCHITECTURE.md).
 
 - ``assets``, ``catalog_outbox``: written by the catalog.
-- ``jobs``, ``gateway_outbox``: written by the gateway (the owner of job state).
+- ``jobs``, ``gateway_outbox``, ``workers``: written by the gateway (the owner of job state;
+  ``workers`` from the transcoders' heartbeats).
 - ``uploads``: written by the gateway (presigned uploads into the input bucket).
 Other services may read them.
 """
@@ -90,6 +91,8 @@ class Job(Base):
         Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_kind_created", "kind", "created_at"),
         Index("ix_jobs_asset_created", "asset_id", "created_at"),
+        # The last 24 hours' figures (GET /api/stats).
+        Index("ix_jobs_finished_at", "finished_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -117,8 +120,37 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # The latest JobProgress (null until one arrives) and FFmpeg's log tail at the end.
+    fps: Mapped[float | None] = mapped_column(Float, default=None)
+    speed: Mapped[float | None] = mapped_column(Float, default=None)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    out_time_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    log_tail: Mapped[list[Any] | None] = mapped_column(JSONType, default=None)
+    bytes_out: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
     # rabbitmq | stepfunctions: where the job's attempts run (the gateway's EXECUTOR).
     executor: Mapped[str] = mapped_column(String(16), default="rabbitmq", server_default="rabbitmq")
+
+
+class Worker(Base):
+    """A transcoder replica as its heartbeats describe it. Written by the gateway only."""
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_last_seen", "last_seen"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the replica id
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    ffmpeg_version: Mapped[str | None] = mapped_column(String(128), default=None)
+    version: Mapped[str] = mapped_column(String(64))
+    current_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    current_job_progress: Mapped[float | None] = mapped_column(Float, default=None)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    # When the replica sent its latest heartbeat (its clock; orders them) and when the
+    # gateway received it (the gateway's clock; decides liveness).
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Upload(Base):
@@ -189,5 +221,6 @@ TABLE_WRITERS: dict[str, str] = {
     "catalog_outbox": "catalog",
     "jobs": "gateway",
     "gateway_outbox": "gateway",
+    "workers": "gateway",
     "uploads": "gateway",
 }

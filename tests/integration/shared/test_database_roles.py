@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mpr_shared.contracts import JobQueued, JobSpec
 from mpr_shared.db import create_engine, engine_for, session_factory
-from mpr_shared.db.models import TABLE_WRITERS, Asset, CatalogOutbox, GatewayOutbox, Job, Upload
+from mpr_shared.db.models import (
+    TABLE_WRITERS,
+    Asset,
+    CatalogOutbox,
+    GatewayOutbox,
+    Job,
+    Upload,
+    Worker,
+)
 from mpr_shared.outbox import OutboxRelay, outbox_row
 from mpr_shared.settings import CommonSettings
 
@@ -50,6 +58,16 @@ JOB = {
     "created_at": NOW,
     "updated_at": NOW,
 }
+WORKER = {
+    "id": f"w-{uuid.uuid4().hex[:8]}",
+    "host": "h",
+    "pid": 1,
+    "version": "0.1.0",
+    "started_at": NOW,
+    "interval_seconds": 10.0,
+    "beat_at": NOW,
+    "last_seen": NOW,
+}
 
 UPLOAD = {
     "id": uuid.uuid4(),
@@ -73,10 +91,11 @@ WRITES = {
     "catalog_outbox": lambda: insert(CatalogOutbox).values(event_row()),
     "jobs": lambda: insert(Job).values(JOB),
     "gateway_outbox": lambda: insert(GatewayOutbox).values(event_row()),
+    "workers": lambda: insert(Worker).values(WORKER),
     "uploads": lambda: insert(Upload).values(UPLOAD),
 }
 READS = {
-    "mpr_gateway": {"assets", "jobs", "gateway_outbox", "uploads"},
+    "mpr_gateway": {"assets", "jobs", "gateway_outbox", "workers", "uploads"},
     "mpr_catalog": {"assets", "catalog_outbox"},
     "mpr_transcoder": {"jobs"},
     "mpr_notifier": {"jobs"},
@@ -110,7 +129,8 @@ async def refused(connection: AsyncConnection, statement) -> bool:
 
 @ON_POSTGRES
 async def test_each_service_writes_its_own_tables_and_nothing_else(as_role):
-    for table in ("assets", "catalog_outbox", "jobs", "gateway_outbox", "uploads"):  # in order
+    owned_in_order = ("assets", "catalog_outbox", "jobs", "gateway_outbox", "workers", "uploads")
+    for table in owned_in_order:
         role = f"mpr_{TABLE_WRITERS[table]}"
         async with as_role(role) as connection:
             assert await connection.scalar(text("SELECT current_user")) == role

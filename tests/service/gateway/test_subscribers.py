@@ -162,3 +162,47 @@ async def test_invalid_create_job_is_dead_lettered(container: Container, store):
         await br.publish(body, exchange=COMMANDS, routing_key=CreateJob.ROUTING_KEY)
     assert store.jobs == {}
     assert len(dead) == 1 and "unknown preset 'no-such-preset'" in dead[0][ERROR_HEADER]
+
+
+async def test_worker_heartbeats_and_stops_keep_the_workers_table(store):
+    from datetime import UTC, datetime
+
+    from mpr_shared.contracts import WorkerHeartbeat, WorkerStopped
+    from mpr_shared.topology import GATEWAY_WORKERS
+    from tests.unit.gateway.fakes import FakeWorkers
+
+    registry = FakeWorkers()
+    settings = GatewaySettings(_env_file=None, S3_BUCKET_IN="mpr-media-in")
+    container = bootstrap(
+        settings,
+        uow=partial(FakeUnitOfWork, store),
+        presigner=FakePresigner(),
+        sources=FakeSources(),
+        worker_registry=registry,
+    )
+    dead = _dead_letters(container.broker, GATEWAY_WORKERS)
+    job_id = uuid4()
+    beat = WorkerHeartbeat(
+        worker="replica-1",
+        host="h",
+        pid=1,
+        current_job_id=job_id,
+        started_at=datetime.now(UTC),
+        interval_seconds=10,
+        version="0.1.0",
+    )
+    async with TestRabbitBroker(container.broker) as br:
+        await publish(br, beat, EVENTS, routing_key=GATEWAY_WORKERS.name)
+        [live] = await container.workers.live()
+        assert (live.id, live.current_job_id, live.status) == ("replica-1", job_id, "busy")
+        await publish(
+            br, WorkerStopped(worker="replica-1"), EVENTS, routing_key=GATEWAY_WORKERS.name
+        )
+        assert await container.workers.live() == []
+        await br.publish(
+            {"worker": "x"},
+            exchange=EVENTS,
+            routing_key=GATEWAY_WORKERS.name,
+            headers={"x-mpr-type": "WorkerHeartbeat"},
+        )
+    assert len(dead) == 1 and "host" in dead[0][ERROR_HEADER]

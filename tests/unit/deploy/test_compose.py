@@ -326,6 +326,9 @@ def test_nginx_template_variables_and_upstreams_exist_in_compose() -> None:
     }
     upstreams = dict(re.findall(r"^\s*server (\w+):(\d+) resolve;", template, re.M))
     assert upstreams == ports
+    for dashboard in ("location = / {", "location /ui/ {"):  # the gateway's page and files
+        block = template.split(dashboard, 1)[1].split("}", 1)[0]
+        assert "proxy_pass http://mpr_gateway;" in block, dashboard
     sse = re.search(r"location \^~ /api/events \{(.*?)\}", template, re.S).group(1)
     assert "proxy_buffering off;" in sse and "proxy_pass http://mpr_notifier;" in sse
     for prefix, bucket in (("/media/in/", "S3_BUCKET_IN"), ("/media/out/", "S3_BUCKET_OUT")):

@@ -188,7 +188,7 @@ def test_ingress_routes_sse_unbuffered_to_the_notifier(overlay) -> None:
     annotations = events["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
-    for path in ("/api", "/graphql", "/docs", "/openapi.json"):
+    for path in ("/api", "/graphql", "/docs", "/openapi.json", "/", "/ui"):
         assert routes[path][1] == "mpr-gateway", path
         assert "proxy-buffering" not in str(routes[path][0]["metadata"].get("annotations"))
 

@@ -40,6 +40,7 @@ SECRETS = {
     "MPR_API_KEYS",
     "MPR_CALLBACK_SECRET",
     "WEBHOOK_SECRET",
+    "RABBITMQ_MANAGEMENT_URL",  # its URL holds the management user's password
 }
 
 

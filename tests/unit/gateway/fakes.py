@@ -10,6 +10,7 @@ is in its ``files``) checks them against each other.
 from __future__ import annotations
 
 import copy
+import statistics
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,21 +21,26 @@ from mpr_gateway.application.ports import (
     AssetFilter,
     AssetRepository,
     DuplicateIdempotencyKey,
+    JobFigures,
     JobFilter,
     JobRepository,
     Outbox,
     Presigner,
+    QueueProbe,
     Scanner,
     SourceObjects,
     StoredObject,
+    UnackedCounter,
     UnitOfWork,
     UploadRepository,
     UploadStorage,
+    WorkerRegistry,
 )
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
+from mpr_gateway.domain.workers import QueueDepth, WindowFigures, WorkerRecord
 from mpr_shared.contracts import Message, ProbeStatus, ScanResult
 from mpr_shared.outbox import outbox_row
 
@@ -341,4 +347,91 @@ CONFORMS: tuple[
     FakePresigner(),
     FakeSources(),
     FakeUploadStorage(),
+)
+
+
+class FakeWorkers:
+    """The workers table: a late heartbeat changes nothing, like the SQL upsert's guard."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, WorkerRecord] = {}
+
+    async def record(self, worker: WorkerRecord) -> None:
+        stored = self.rows.get(worker.id)
+        if stored is None or stored.beat_at < worker.beat_at:
+            self.rows[worker.id] = worker
+
+    async def forget(self, worker_id: str, beat_before: datetime) -> None:
+        stored = self.rows.get(worker_id)
+        if stored is not None and stored.beat_at <= beat_before:
+            del self.rows[worker_id]
+
+    async def expire(self, seen_before: datetime) -> int:
+        old = [i for i, w in self.rows.items() if w.last_seen < seen_before]
+        for worker_id in old:
+            del self.rows[worker_id]
+        return len(old)
+
+    async def live(self, seen_since: datetime) -> list[WorkerRecord]:
+        return sorted(
+            (w for w in self.rows.values() if w.last_seen >= seen_since), key=lambda w: w.id
+        )
+
+
+class FakeQueueProbe:
+    def __init__(self, depth: QueueDepth | Exception) -> None:
+        self.result = depth
+
+    async def depth(self, queue: str) -> QueueDepth:
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+class FakeUnacked:
+    def __init__(self, count: int | None) -> None:
+        self.count = count
+
+    async def unacked(self, queue: str) -> int | None:
+        return self.count
+
+
+class FakeJobFigures:
+    """Aggregates computed from a FakeStore's jobs and assets, as the SQL would."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def active(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for job in self.store.jobs.values():
+            if job.status in ("queued", "running"):
+                counts[job.status] = counts.get(job.status, 0) + 1
+        return counts
+
+    async def finished_since(self, since: datetime) -> WindowFigures:
+        recent = [j for j in self.store.jobs.values() if j.finished_at and j.finished_at >= since]
+        counts: dict[str, int] = {}
+        for job in recent:
+            counts[job.status] = counts.get(job.status, 0) + 1
+        done = [j for j in recent if j.status == "completed"]
+        speeds = [j.speed for j in done if j.speed is not None]
+        sizes = [
+            self.store.assets[j.asset_id].size_bytes
+            for j in done
+            if j.asset_id in self.store.assets
+        ]
+        return WindowFigures(
+            counts,
+            statistics.median(speeds) if speeds else None,
+            sum(sizes),
+            sum(j.bytes_out or 0 for j in done),
+        )
+
+
+CONFORMS_OPERATIONS: tuple[WorkerRegistry, QueueProbe, UnackedCounter, JobFigures] = (
+    FakeWorkers(),
+    FakeQueueProbe(QueueDepth(0, 0)),
+    FakeUnacked(None),
+    FakeJobFigures(_store),
 )

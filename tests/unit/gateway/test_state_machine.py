@@ -24,8 +24,8 @@ JOB = uuid4()
 Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 
 
-def state(status=Q, attempt=1, progress=0.0, worker=None) -> JobState:
-    return JobState(status, attempt, progress, worker)
+def state(status=Q, attempt=1, progress=0.0, worker=None, out_time=None) -> JobState:
+    return JobState(status, attempt, progress, worker, out_time)
 
 
 def started(attempt=1):
@@ -134,3 +134,53 @@ def test_retry_starts_a_new_attempt_from_scratch():
     for status in (Q, R, JobStatus.COMPLETED):
         with pytest.raises(Conflict):
             retry(state(status))
+
+
+def figures(pct, out_time, fps=24.0, speed=2.0, eta=5.0):
+    return JobProgress(
+        job_id=JOB,
+        percent=pct,
+        out_time_seconds=out_time,
+        fps=fps,
+        speed=speed,
+        eta_seconds=eta,
+    )
+
+
+def test_progress_records_fps_speed_eta_and_output_time():
+    t = decide(state(R, progress=10.0, out_time=1.0), figures(30.0, 3.0))
+    assert t.progress == 30.0
+    assert t.changes == {"fps": 24.0, "speed": 2.0, "eta_seconds": 5.0, "out_time_seconds": 3.0}
+
+
+def test_progress_at_the_same_percent_but_later_output_time_updates_the_figures():
+    # Without a known duration the percent stays put while FFmpeg moves on.
+    t = decide(state(R, progress=0.0, out_time=1.0), figures(0.0, 2.0, fps=30.0, eta=None))
+    assert t.progress == 0.0 and t.changes["fps"] == 30.0 and t.changes["out_time_seconds"] == 2.0
+    assert "eta_seconds" not in t.changes  # N/A keeps the last figure
+
+
+def test_late_progress_changes_no_figure():
+    assert decide(state(R, progress=50.0, out_time=5.0), figures(40.0, 4.0)) is None
+    assert decide(state(R, progress=50.0, out_time=5.0), figures(50.0, 4.0)) is None
+    assert decide(state(R, progress=50.0, out_time=5.0), figures(50.0, 5.0)) is None
+    # A late one that still starts a queued job starts it without its stale figures.
+    t = decide(state(Q, progress=50.0, out_time=5.0), figures(40.0, 4.0))
+    assert t.status is R and set(t.changes) == {"started_at"}
+
+
+def test_completed_and_failed_carry_the_log_tail():
+    out = OutputFile(key="a/b.mp4", bucket="out", size_bytes=10)
+    done = JobCompleted(job_id=JOB, outputs=[out, out], log_tail=["video:1kB"])
+    t = decide(state(R, progress=70.0), done)
+    assert t.changes["log_tail"] == ["video:1kB"] and t.changes["bytes_out"] == 20
+    assert t.changes["eta_seconds"] == 0.0
+    failed = JobFailed(job_id=JOB, reason="x", error_lines=["e"], log_tail=["l1", "e"])
+    t = decide(state(R), failed)
+    assert t.changes["log_tail"] == ["l1", "e"] and t.changes["eta_seconds"] is None
+
+
+def test_retry_clears_the_figures_and_the_log_tail():
+    t = retry(state(JobStatus.FAILED, progress=80.0, out_time=8.0))
+    cleared = ("fps", "speed", "eta_seconds", "out_time_seconds", "log_tail", "bytes_out")
+    assert all(t.changes[name] is None for name in cleared)

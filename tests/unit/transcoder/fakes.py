@@ -151,6 +151,7 @@ class FakeRunner:
         *,
         returncode: int = 0,
         error_lines: list[str] | None = None,
+        log_tail: list[str] | None = None,
         samples: list[ProgressSample] | None = None,
         block: bool = False,
         renditions: tuple[str, ...] = (),
@@ -159,6 +160,7 @@ class FakeRunner:
         self.output = output or probe_data(height=480, width=854)
         self.returncode = returncode
         self.error_lines = error_lines or []
+        self.log_tail = log_tail or []
         self.samples = (
             samples
             if samples is not None
@@ -190,7 +192,7 @@ class FakeRunner:
             return RunResult(None, [], stopped=True)
         for sample in self.samples:
             await on_progress(sample)
-        return RunResult(self.returncode, self.error_lines)
+        return RunResult(self.returncode, self.error_lines, log_tail=self.log_tail)
 
     def _write(self, path: Path) -> None:
         if "%v" not in str(path):

@@ -77,3 +77,12 @@ def test_a_presigned_source_url_is_the_source_too():
     assert name_scratch_paths(lines, source=url, scratch="/w/job-1") == [
         "the source: Server returned 404 Not Found"
     ]
+
+
+def test_log_tail_keeps_the_last_lines_bounded_and_unsigned():
+    from mpr_transcoder.domain.diagnostics import log_tail
+
+    lines = [f"line {i}" for i in range(30)] + ["", "from 'https://s3/x.mp4?X-Amz-Signature=abc':"]
+    tail = log_tail([*lines, "y" * 900])
+    assert len(tail) == 20 and tail[0] == "line 12"
+    assert tail[-2] == "from 'https://s3/x.mp4':" and len(tail[-1]) == 500

@@ -270,6 +270,28 @@ def test_hls_owned_keys_match_only_our_names():
     assert hls_owned_keys("p/", keys) == keys[:3]
 
 
+async def test_the_log_tail_travels_on_completed_and_failed_with_scratch_paths_named(tmp_path):
+    def tail_naming(workdir_marker: str) -> list[str]:
+        return [f"Input #0, mov, from '{workdir_marker}':", "video:12kB audio:3kB muxing 1%"]
+
+    runner = FakeRunner()
+    core, _ = core_with(tmp_path, runner=runner)
+    original = runner.run
+
+    async def run_with_tail(args, *, on_progress, stop):
+        runner.log_tail = tail_naming(args[args.index("-i") + 1])
+        return await original(args, on_progress=on_progress, stop=stop)
+
+    runner.run = run_with_tail
+    done = await core.run(make_job())
+    assert isinstance(done, JobCompleted)
+    assert done.log_tail == ["Input #0, mov, from 'the source':", "video:12kB audio:3kB muxing 1%"]
+    runner.returncode, runner.error_lines = 1, ["Error while decoding"]
+    failed = await core.run(make_job())
+    assert isinstance(failed, JobFailed) and failed.log_tail[0].endswith("'the source':")
+    assert str(tmp_path) not in "".join(done.log_tail + failed.log_tail)
+
+
 async def test_the_source_downloads_while_admission_is_decided_and_jobstarted_waits_for_it(
     tmp_path,
 ):

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit.helpers.declarer import RabbitDeclarer
 from pydantic import ValidationError
 
 from mpr_gateway.domain.errors import Unavailable
+from mpr_gateway.domain.workers import QueueDepth
 from mpr_shared.contracts import ScanBucket, ScanResult
 from mpr_shared.messaging import message_properties
 from mpr_shared.settings import CommonSettings
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 # How long a scan waits for a reconnecting broker before answering 503.
 CONNECTED_WAIT_SECONDS = 1.0
 RECONNECT_SECONDS = 5.0
+PROBE_CHANNEL = Channel()
 
 
 class BrokerScanner:
@@ -92,3 +95,26 @@ async def keep_connecting(broker: RabbitBroker, settings: CommonSettings) -> Non
         else:
             log.info("connected to RabbitMQ; consuming job events and job requests")
             return
+
+
+class BrokerQueueProbe:
+    """QueueProbe by a passive queue.declare: RabbitMQ answers with the ready messages and
+    consumers (https://www.rabbitmq.com/docs/queues#properties). On a channel of its own, as
+    a failed passive declare closes its channel."""
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self._broker = broker
+
+    async def depth(self, queue: str) -> QueueDepth:
+        if not await self._broker.ping(timeout=CONNECTED_WAIT_SECONDS):
+            raise Unavailable("the message broker is unreachable; the queue depth is unknown")
+        try:
+            declarer: RabbitDeclarer = self._broker.config.declarer
+            declared = await declarer.declare_queue(
+                RabbitQueue(queue, declare=False), channel=PROBE_CHANNEL
+            )
+            result = await declared.declare()  # the cached queue, declared again: fresh counts
+        except Exception as exc:
+            log.warning("passive declare of %s failed: %s", queue, exc)
+            raise Unavailable(f"could not read queue {queue}: {type(exc).__name__}") from None
+        return QueueDepth(ready=result.message_count or 0, consumers=result.consumer_count or 0)

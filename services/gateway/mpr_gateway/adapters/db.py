@@ -126,6 +126,11 @@ def _where_equal(query: Select[Any], equals: dict[ColumnElement[Any], Any]) -> S
     return query
 
 
+def _equal(column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+    """``column = value``, where None means IS NULL (as SQL's = never matches NULL)."""
+    return column.is_(None) if value is None else column == value
+
+
 def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -177,9 +182,8 @@ class SqlJobs:
                 JOBS.c.status == expected.status.value,
                 JOBS.c.attempt == expected.attempt,
                 JOBS.c.progress == expected.progress,
-                JOBS.c.worker.is_(None)
-                if expected.worker is None
-                else JOBS.c.worker == expected.worker,
+                _equal(JOBS.c.worker, expected.worker),
+                _equal(JOBS.c.out_time_seconds, expected.out_time_seconds),
             )
             .values(**transition.columns(), updated_at=now)
         )

@@ -11,7 +11,8 @@ from mpr_gateway.api.errors import install_error_handlers
 from mpr_gateway.api.graphql.app import GraphQLEndpoint
 from mpr_gateway.api.limits import BodySizeLimit
 from mpr_gateway.api.openapi import install_openapi
-from mpr_gateway.api.routes import assets, health, jobs, presets, uploads
+from mpr_gateway.api.routes import assets, health, jobs, operations, presets, uploads
+from mpr_gateway.api.routes.dashboard import install_dashboard
 from mpr_gateway.bootstrap import Container, running
 from mpr_gateway.metrics import MetricsMiddleware
 
@@ -43,9 +44,11 @@ def create_app(container: Container) -> FastAPI:
     for router in (assets.router, jobs.router, presets.router, health.router):
         app.include_router(router)
     app.include_router(uploads.router)
+    app.include_router(operations.router)
     settings = container.settings
     graphql = GraphQLEndpoint(settings.graphql_max_depth, settings.graphql_max_complexity)
     app.add_route("/graphql", graphql.handle, methods=["GET", "POST"], include_in_schema=False)
+    install_dashboard(app)
     # Outermost first: metrics see every response, including the body limit's 413.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=container.metrics)

@@ -70,6 +70,14 @@ class JobOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    fps: float | None = Field(description="Frames encoded per second (latest progress).")
+    speed: float | None = Field(description="Encoding speed as a multiple of real time.")
+    eta_seconds: float | None = Field(description="Seconds left, estimated; 0 when completed.")
+    out_time_seconds: float | None = Field(description="Media seconds written so far.")
+    log_tail: list[str] = Field(
+        description="FFmpeg's last log lines (at most 20 of at most 500 characters), once the "
+        "job ended; empty before."
+    )
     executor: Executor = Field(Executor.RABBITMQ, description="rabbitmq | stepfunctions")
 
     @classmethod
@@ -97,6 +105,11 @@ class JobOut(BaseModel):
             updated_at=job.updated_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            fps=job.fps,
+            speed=job.speed,
+            eta_seconds=job.eta_seconds,
+            out_time_seconds=job.out_time_seconds,
+            log_tail=job.log_tail or [],
             executor=Executor(job.executor),
         )
 

@@ -13,6 +13,7 @@ from mpr_gateway.domain.executors import Executor
 from mpr_gateway.domain.failures import FailureReason
 from mpr_gateway.domain.jobs import JobRecord, JobState, Transition
 from mpr_gateway.domain.uploads import StoredPart, UploadRecord, UploadStatus
+from mpr_gateway.domain.workers import QueueDepth, WindowFigures, WorkerRecord
 from mpr_shared.contracts import Message, ScanResult
 
 
@@ -124,6 +125,48 @@ class Telemetry(Protocol):
     def job_finished(self, job: JobRecord, failure: FailureReason | None) -> None:
         """``job`` reached a final state (``failure`` says why, when it failed)."""
         ...
+
+
+class WorkerRegistry(Protocol):
+    """The ``workers`` table (the gateway is its only writer)."""
+
+    async def record(self, worker: WorkerRecord) -> None:
+        """Insert or update the replica's row, unless a later heartbeat is already stored."""
+        ...
+
+    async def forget(self, worker_id: str, beat_before: datetime) -> None:
+        """Delete the replica's row if its latest heartbeat is older than ``beat_before``."""
+        ...
+
+    async def expire(self, seen_before: datetime) -> int:
+        """Delete every replica last seen before ``seen_before``; returns how many."""
+        ...
+
+    async def live(self, seen_since: datetime) -> list[WorkerRecord]:
+        """Replicas seen since ``seen_since``, by id."""
+        ...
+
+
+class QueueProbe(Protocol):
+    async def depth(self, queue: str) -> QueueDepth:
+        """Ready messages and consumers; raises Unavailable when the broker cannot say."""
+        ...
+
+
+class UnackedCounter(Protocol):
+    async def unacked(self, queue: str) -> int | None:
+        """Delivered but unacknowledged messages, or None when unknown."""
+        ...
+
+
+class JobFigures(Protocol):
+    """Aggregates over ``jobs`` for the dashboard."""
+
+    async def active(self) -> dict[str, int]:
+        """Jobs queued and running now, by status."""
+        ...
+
+    async def finished_since(self, since: datetime) -> WindowFigures: ...
 
 
 # ---------------------------------------------------------------------------- uploads

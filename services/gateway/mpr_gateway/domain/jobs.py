@@ -8,7 +8,9 @@ order, so every rule here is monotonic:
 
 - status only moves forward: ``queued → running → completed | failed | cancelled``;
 - an event of another attempt than the job's current one is ignored (a retry is a new attempt);
-- progress never decreases; a terminal job never changes again (until a user retries it).
+- progress never decreases; a terminal job never changes again (until a user retries it);
+- the running figures (fps, speed, ETA) come from the newest progress only: a late
+  JobProgress, behind in percent or in FFmpeg's output time, moves nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ class JobRecord:
     webhook_url: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    fps: float | None = None
+    speed: float | None = None
+    eta_seconds: float | None = None
+    out_time_seconds: float | None = None
+    log_tail: list[str] | None = None
+    bytes_out: int | None = None
     executor: str = "rabbitmq"  # mpr_gateway.domain.executors.Executor
 
     @property
@@ -79,7 +87,9 @@ class JobRecord:
 
     @property
     def state(self) -> JobState:
-        return JobState(JobStatus(self.status), self.attempt, self.progress, self.worker)
+        return JobState(
+            JobStatus(self.status), self.attempt, self.progress, self.worker, self.out_time_seconds
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,7 @@ class JobState:
     attempt: int
     progress: float
     worker: str | None = None
+    out_time_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +141,17 @@ def decide(state: JobState, event: JobEvent) -> Transition | None:
             changes = {**start, "worker": event.worker}
             return Transition(running, state.attempt, state.progress, changes)
         case JobProgress():
-            percent = max(state.progress, min(event.percent, 100.0))
-            if percent == state.progress and state.status is running:
-                return None
-            return Transition(running, state.attempt, percent, start)
+            return _progress(state, event, start)
         case JobCompleted():
             outputs = [o.model_dump(mode="json") for o in event.outputs]
-            done = {**start, "finished_at": event.occurred_at, "outputs": outputs}
+            done = {
+                **start,
+                "finished_at": event.occurred_at,
+                "outputs": outputs,
+                "eta_seconds": 0.0,
+                "log_tail": list(event.log_tail),
+                "bytes_out": sum(o.size_bytes for o in event.outputs),
+            }
             return Transition(JobStatus.COMPLETED, state.attempt, 100.0, done)
         case JobFailed():
             failed = {
@@ -144,11 +159,46 @@ def decide(state: JobState, event: JobEvent) -> Transition | None:
                 "finished_at": event.occurred_at,
                 "error": event.reason,
                 "error_lines": list(event.error_lines),
+                "eta_seconds": None,
+                "log_tail": list(event.log_tail),
             }
             return Transition(JobStatus.FAILED, state.attempt, state.progress, failed)
         case JobCancelled():
-            cancelled = {**start, "finished_at": event.occurred_at, "error": event.reason}
+            cancelled = {
+                **start,
+                "finished_at": event.occurred_at,
+                "error": event.reason,
+                "eta_seconds": None,
+            }
             return Transition(JobStatus.CANCELLED, state.attempt, state.progress, cancelled)
+
+
+def _progress(state: JobState, event: JobProgress, start: dict[str, Any]) -> Transition | None:
+    """Progress only moves forward; its figures are taken from an event that is not behind."""
+    percent = max(state.progress, min(event.percent, 100.0))
+    out_time, last_out_time = event.out_time_seconds, state.out_time_seconds
+    behind = event.percent < state.progress or (
+        out_time is not None and last_out_time is not None and out_time < last_out_time
+    )
+    ahead = percent > state.progress or (
+        out_time is not None and (last_out_time is None or out_time > last_out_time)
+    )
+    running = state.status is JobStatus.RUNNING
+    if running and (behind or not ahead):
+        return None
+    figures = {} if behind else _figures(event)
+    return Transition(JobStatus.RUNNING, state.attempt, percent, {**start, **figures})
+
+
+def _figures(event: JobProgress) -> dict[str, Any]:
+    figures = {
+        "fps": event.fps,
+        "speed": event.speed,
+        "eta_seconds": event.eta_seconds,
+        "out_time_seconds": event.out_time_seconds,
+    }
+    # FFmpeg reports N/A (None) before it knows: keep the last figure rather than blank it.
+    return {k: v for k, v in figures.items() if v is not None}
 
 
 def cancel(
@@ -165,7 +215,7 @@ def cancel(
         )
     if state.status is JobStatus.RUNNING and not stops_at_once:
         return None
-    changes = {"finished_at": now, "error": reason}
+    changes = {"finished_at": now, "error": reason, "eta_seconds": None}
     return Transition(JobStatus.CANCELLED, state.attempt, state.progress, changes)
 
 
@@ -177,6 +227,19 @@ def retry(state: JobState) -> Transition:
             details={"status": state.status.value},
         )
     cleared = dict.fromkeys(
-        ("worker", "error", "error_lines", "outputs", "started_at", "finished_at")
+        (
+            "worker",
+            "error",
+            "error_lines",
+            "outputs",
+            "started_at",
+            "finished_at",
+            "fps",
+            "speed",
+            "eta_seconds",
+            "out_time_seconds",
+            "log_tail",
+            "bytes_out",
+        )
     )
     return Transition(JobStatus.QUEUED, state.attempt + 1, 0.0, cleared)

@@ -27,7 +27,7 @@ from typing import Any
 import av
 
 from mpr_transcoder.application.ports import FFprobeFailed, ProgressCallback, RunResult
-from mpr_transcoder.domain.diagnostics import extract_error_lines
+from mpr_transcoder.domain.diagnostics import extract_error_lines, log_tail
 from mpr_transcoder.domain.errors import FFmpegStopped
 from mpr_transcoder.domain.progress import ProgressParser
 
@@ -92,7 +92,7 @@ class SubprocessRunner:
             await readers
         finally:
             await _reap(proc, readers)
-        return RunResult(proc.returncode, extract_error_lines(tail), stopped)
+        return RunResult(proc.returncode, extract_error_lines(tail), stopped, log_tail(tail))
 
     async def probe(
         self, target: str, *, protocols: str, formats: str | None = None
@@ -124,6 +124,19 @@ class SubprocessRunner:
         if not data.get("streams"):
             raise FFprobeFailed("no audio or video streams", lines or ["no streams found"])
         return data
+
+
+async def ffmpeg_version(binary: str = "ffmpeg") -> str | None:
+    """FFmpeg's version ("5.1.6-0+deb12u1"), from the first line of ``ffmpeg -version``."""
+    try:
+        out, _, returncode = await _communicate([binary, "-hide_banner", "-version"])
+    except (OSError, FFprobeFailed) as exc:
+        log.warning("could not read FFmpeg's version: %s", exc)
+        return None
+    words = out.decode("utf-8", "replace").split(maxsplit=3)
+    if returncode != 0 or words[:2] != ["ffmpeg", "version"] or len(words) < 3:
+        return None
+    return words[2][:128]
 
 
 def _probe_in_process(target: str, protocols: str, formats: str | None) -> dict[str, Any]:

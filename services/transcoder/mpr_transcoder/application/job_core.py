@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, overload
+from uuid import UUID
 
 from mpr_shared.contracts import (
     Event,
@@ -240,6 +241,7 @@ class JobCore:
         self.metrics = metrics
         self.worker = worker
         self.clock = clock
+        self.progress: dict[UUID, float] = {}  # the running jobs' last published percent
 
     @overload
     async def run(self, job: ProcessMedia, stop: StopSignal | None = None) -> Event: ...
@@ -278,16 +280,24 @@ class JobCore:
             if source is None:
                 return None
             timer.lap("source")
-            outputs = await self._phases(job, source, stop, events, timer)
+            outputs, tail = await self._phases(job, source, stop, events, timer)
             elapsed = round(self.clock() - started, 3)
-            return JobCompleted(**_envelope(job), outputs=outputs, elapsed_seconds=elapsed)
+            return JobCompleted(
+                **_envelope(job), outputs=outputs, elapsed_seconds=elapsed, log_tail=tail
+            )
         except BadInput as exc:
             log.warning("job %s failed: %s %s", job.job_id, exc.reason, exc.error_lines)
             await self._remove_outputs(job)
-            return JobFailed(**_envelope(job), reason=exc.reason, error_lines=exc.error_lines)
+            return JobFailed(
+                **_envelope(job),
+                reason=exc.reason,
+                error_lines=exc.error_lines,
+                log_tail=exc.log_tail,
+            )
         except Interrupted as exc:
             return await self._interrupted(job, exc)
         finally:
+            self.progress.pop(job.job_id, None)
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def _interrupted(self, job: ProcessMedia, exc: Interrupted) -> Event:
@@ -333,23 +343,29 @@ class JobCore:
         stop: StopSignal,
         events: _JobEvents,
         timer: _PhaseTimer,
-    ) -> list[OutputFile]:
+    ) -> tuple[list[OutputFile], list[str]]:
+        """The outputs, and FFmpeg's log tail."""
         stop.check()
         info = await self.probe_source(job, source)
         timer.lap("probe")
         stop.check()
         plan = self.plan(job, info, source)
-        await self.encode(job, plan, source, stop, events)
+        tail = await self.encode(job, plan, source, stop, events)
         timer.lap("ffmpeg")
         stop.check()
-        uploaded = await self.verify_and_upload(job, plan, source)
+        try:
+            uploaded = await self.verify_and_upload(job, plan, source)
+        except BadInput as exc:
+            exc.log_tail = exc.log_tail or tail  # the encode's log explains a bad output
+            raise
         timer.lap("verify_upload")
         stop.check()
         log.info("job %s: outputs ready %s; phases (ms) %s", job.job_id, plan.notes, timer.phases)
-        return [
+        outputs = [
             OutputFile(key=u.key, bucket=job.output_bucket, size_bytes=u.size, probe=u.probe)
             for u in uploaded
         ]
+        return outputs, tail
 
     # ---------------------------------------------------------------- source
 
@@ -432,8 +448,9 @@ class JobCore:
 
     async def encode(
         self, job: ProcessMedia, plan: Plan, source: Source, stop: StopSignal, events: _JobEvents
-    ) -> None:
-        """Run FFmpeg, publishing throttled progress; BadInput with its lines on failure."""
+    ) -> list[str]:
+        """Run FFmpeg, publishing throttled progress; returns its log tail (scratch paths
+        named). BadInput with its lines and log tail on failure."""
         throttle = ProgressThrottle(plan.expected_seconds, self.clock)
         speeds: list[float] = []
 
@@ -442,14 +459,16 @@ class JobCore:
                 speeds.append(sample.speed)
             update = throttle.update(sample)
             if update is not None:  # sent in order, confirmed before the final event
+                self.progress[job.job_id] = update.percent
                 events.send(JobProgress(**_envelope(job), **asdict(update)))
 
         result = await self.runner.run(plan.args, on_progress=on_progress, stop=stop.event)
         stop.check()
+        tail = source.named(result.log_tail)
         if result.ok:
             if speeds:
                 self.metrics.ffmpeg_speed(job.spec.kind, job.spec.preset or "none", speeds[-1])
-            return
+            return tail
         if result.signalled:
             raise FFmpegStopped(
                 f"a signal from outside the replica stopped FFmpeg (exit code {result.returncode})"
@@ -458,7 +477,7 @@ class JobCore:
         if self.config.input_mode is InputMode.URL and _NETWORK_ERROR.search(" ".join(lines)):
             raise TransientError("FFmpeg lost the source URL: " + "; ".join(lines[-2:]))
         last = lines[-1] if lines else "no error output"
-        raise BadInput(f"FFmpeg failed (exit code {result.returncode}): {last}", lines)
+        raise BadInput(f"FFmpeg failed (exit code {result.returncode}): {last}", lines, tail)
 
     # ---------------------------------------------------------------- outputs
 

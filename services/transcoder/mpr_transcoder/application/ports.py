@@ -41,6 +41,7 @@ class RunResult:
     returncode: int | None
     error_lines: list[str] = field(default_factory=list)
     stopped: bool = False  # killed because the job's stop signal fired
+    log_tail: list[str] = field(default_factory=list)  # FFmpeg's last log lines, bounded
 
     @property
     def ok(self) -> bool:

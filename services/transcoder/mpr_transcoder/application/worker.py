@@ -176,6 +176,12 @@ class JobWorker:
             return outcome
         return await self._count_crash(job, delivery)
 
+    def current_job(self) -> tuple[UUID, float | None] | None:
+        """The job this replica runs now and its last published percent, or None when idle."""
+        for job_id in self.running:
+            return job_id, self.core.progress.get(job_id)
+        return None
+
     def cancel(self, command: CancelJob) -> bool:
         """Remember the cancel and stop the job if it runs here; True when it did."""
         self.cancelled.add(command.job_id, command.reason)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from mpr_shared.contracts import bounded_tail
+
 SOURCE_NAME = "the source"
 OUTPUT_NAME = "the output"
 
@@ -40,6 +42,11 @@ def extract_error_lines(stderr_lines: Iterable[str], limit: int = 5) -> list[str
         if len(picked) == limit:
             break
     return [line[:500] for line in reversed(picked)]
+
+
+def log_tail(stderr_lines: Iterable[str]) -> list[str]:
+    """FFmpeg's last log lines for a job event: blank lines dropped, URLs unsigned, bounded."""
+    return bounded_tail([scrub_urls(line.rstrip()) for line in stderr_lines if line.strip()])
 
 
 def name_scratch_paths(lines: Iterable[str], *, source: str, scratch: str) -> list[str]:

@@ -9,10 +9,13 @@ from enum import StrEnum
 class BadInput(Exception):
     """The job can never succeed (undecodable source, impossible trim): JobFailed, no retry."""
 
-    def __init__(self, reason: str, error_lines: Iterable[str] = ()) -> None:
+    def __init__(
+        self, reason: str, error_lines: Iterable[str] = (), log_tail: Iterable[str] = ()
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.error_lines = list(error_lines)
+        self.log_tail = list(log_tail)
 
 
 class TransientError(Exception):

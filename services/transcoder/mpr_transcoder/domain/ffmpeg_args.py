@@ -150,8 +150,11 @@ class _Request:
         )
 
     def compile(self, *streams: Any, path: Path | str, **options: object) -> list[str]:
+        # -loglevel info: the job's log tail (JobCompleted.log_tail) then ends with the
+        # encoders' and muxer's summaries; the failure reason still picks the error lines.
+        # -nostats: progress comes from -progress, not from stats lines on stderr.
         stream = ffmpeg.output(*streams, str(path), **options).global_args(
-            "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1"
+            "-nostdin", "-hide_banner", "-loglevel", "info", "-nostats", "-progress", "pipe:1"
         )
         args: list[str] = stream.compile(cmd=self.binary, overwrite_output=True)
         return args

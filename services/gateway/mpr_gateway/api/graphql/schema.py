@@ -20,12 +20,15 @@ from graphql import GraphQLResolveInfo
 
 from mpr_gateway.application.job_request import parse_job_request
 from mpr_gateway.application.jobs import OutputView
+from mpr_gateway.application.operations import QueueView, StatsView
 from mpr_gateway.application.pages import DEFAULT_PAGE, MAX_PAGE, Page
 from mpr_gateway.application.ports import AssetFilter, JobFilter
 from mpr_gateway.application.presets import list_presets
+from mpr_gateway.deps import get_container
 from mpr_gateway.domain.assets import AssetRecord
 from mpr_gateway.domain.errors import InvalidRequest
 from mpr_gateway.domain.jobs import JobRecord
+from mpr_gateway.domain.workers import WorkerRecord
 from mpr_shared.contracts import JobKind, JobStatus, ScanResult
 from mpr_shared.presets import Preset
 
@@ -101,11 +104,24 @@ class JobType(graphene.ObjectType):
     updated_at = graphene.DateTime(required=True)
     started_at = graphene.DateTime()
     finished_at = graphene.DateTime()
+    fps = graphene.Float(description="Frames encoded per second (latest progress).")
+    speed = graphene.Float(description="Encoding speed as a multiple of real time.")
+    eta_seconds = graphene.Float(description="Seconds left, estimated; 0 when completed.")
+    out_time_seconds = graphene.Float(description="Media seconds written so far.")
+    log_tail = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="FFmpeg's last log lines once the job ended (at most 20).",
+    )
     executor = graphene.String(required=True, description="rabbitmq | stepfunctions")
 
     @staticmethod
     def resolve_spec(job: JobRecord, info: GraphQLResolveInfo) -> dict[str, Any]:
         return job.spec.model_dump(mode="json", exclude_none=True)
+
+    @staticmethod
+    def resolve_log_tail(job: JobRecord, info: GraphQLResolveInfo) -> list[str]:
+        return job.log_tail or []
 
     @staticmethod
     def resolve_outputs(job: JobRecord, info: GraphQLResolveInfo) -> list[OutputView]:
@@ -207,6 +223,63 @@ class ScanResultType(graphene.ObjectType):
     updated = graphene.Int(required=True)
 
 
+class WorkerType(graphene.ObjectType):
+    class Meta:
+        name = "Worker"
+
+    id = graphene.ID(required=True, description="Replica id.")
+    host = graphene.String(required=True)
+    pid = graphene.Int(required=True)
+    ffmpeg_version = graphene.String()
+    version = graphene.String(required=True)
+    current_job_id = graphene.ID(description="The job it runs now; null when idle.")
+    current_job_progress = graphene.Float()
+    status = graphene.String(required=True, description="busy | idle")
+    started_at = graphene.DateTime(required=True)
+    last_seen = graphene.DateTime(required=True)
+    interval_seconds = graphene.Float(required=True)
+
+
+class JobCountsType(graphene.ObjectType):
+    class Meta:
+        name = "JobCounts"
+
+    queued = graphene.Int(required=True)
+    running = graphene.Int(required=True)
+
+    @staticmethod
+    def resolve_queued(counts: dict[str, int], info: GraphQLResolveInfo) -> int:
+        return counts["queued"]
+
+    @staticmethod
+    def resolve_running(counts: dict[str, int], info: GraphQLResolveInfo) -> int:
+        return counts["running"]
+
+
+class QueueType(graphene.ObjectType):
+    class Meta:
+        name = "Queue"
+
+    queue = graphene.String(required=True)
+    ready = graphene.Int(required=True)
+    unacked = graphene.Int(description="Null without RABBITMQ_MANAGEMENT_URL.")
+    consumers = graphene.Int(required=True)
+    jobs = graphene.Field(JobCountsType, required=True)
+
+
+class StatsType(graphene.ObjectType):
+    class Meta:
+        name = "Stats"
+
+    window_hours = graphene.Int(required=True)
+    completed = graphene.Int(required=True)
+    failed = graphene.Int(required=True)
+    cancelled = graphene.Int(required=True)
+    median_speed = graphene.Float()
+    bytes_in = graphene.Float(required=True, description="Bytes (Float: may exceed 2^31).")
+    bytes_out = graphene.Float(required=True, description="Bytes (Float: may exceed 2^31).")
+
+
 class Query(graphene.ObjectType):
     assets = graphene.Field(
         AssetPageType,
@@ -230,6 +303,11 @@ class Query(graphene.ObjectType):
     )
     job = graphene.Field(JobType, id=graphene.ID(required=True))
     presets = graphene.List(graphene.NonNull(PresetType), required=True, kind=graphene.String())
+    workers = graphene.List(
+        graphene.NonNull(WorkerType), required=True, description="Live transcoder replicas."
+    )
+    queue = graphene.Field(QueueType, required=True, description="The job queue's depth.")
+    stats = graphene.Field(StatsType, required=True, description="The last 24 hours' jobs.")
 
     @staticmethod
     async def resolve_assets(
@@ -278,6 +356,18 @@ class Query(graphene.ObjectType):
     ) -> list[Preset]:
         choice = _choice(kind, JobKind, "kind")
         return list_presets(JobKind(choice) if choice else None)
+
+    @staticmethod
+    async def resolve_workers(root: None, info: GraphQLResolveInfo) -> list[WorkerRecord]:
+        return await get_container(_ctx(info).request).workers.live()
+
+    @staticmethod
+    async def resolve_queue(root: None, info: GraphQLResolveInfo) -> QueueView:
+        return await get_container(_ctx(info).request).queue.depth()
+
+    @staticmethod
+    async def resolve_stats(root: None, info: GraphQLResolveInfo) -> StatsView:
+        return await get_container(_ctx(info).request).queue.stats()
 
 
 class JobInput(graphene.InputObjectType):

@@ -1,7 +1,7 @@
 """Presigned uploads into the input bucket (the gateway writes them; nobody else reads them).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-# 0004 (job progress) is being written beside this one; the chain is re-linked at merge.
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,3 @@
+from mpr_cli.app import main
+
+main()
