@@ -9,12 +9,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from sqlalchemy.engine import make_url
 
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.migrate import upgrade
 from mpr_shared.settings import CommonSettings
-from tests.support import endpoints, env, tiers
+from tests.support import databases, endpoints, env, leaks, tiers
 from tests.support.endpoints import S3Endpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,52 +99,50 @@ def buckets(s3_client) -> Iterator[tuple[str, str]]:
 # ---------------------------------------------------------------- databases
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; tests get copies of it."""
+    return databases.migrated_sqlite(tmp_path_factory.mktemp("migrated") / "mpr.db")
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server: str) -> Iterator[databases.PostgresDatabases]:
+    """Fresh PostgreSQL databases, each a copy of one migrated template (Alembic runs once)."""
+    dropper = databases.Dropper(postgres_server)
+    try:
+        pool = databases.PostgresDatabases(postgres_server, dropper)
+        yield pool
+        pool.close()
+    finally:
+        dropper.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database: SQLite (the embedded default) and PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'mpr.db'}"
-        upgrade(url)
-        yield url
+        template = request.getfixturevalue("migrated_sqlite_file")
+        yield databases.copy_sqlite(template, tmp_path / "mpr.db")
         return
-    yield from postgres_database(request.getfixturevalue("postgres_server"))
+    with request.getfixturevalue("postgres_databases").fresh() as url:
+        yield url
 
 
 def postgres_database(server: str) -> Iterator[str]:
     """A new, migrated database on ``server`` (its asyncpg URL), dropped afterwards."""
     name = f"mpr_test_{uuid.uuid4().hex[:12]}"
-    admin = make_url(server).set(drivername="postgresql+asyncpg")
-    async_url = admin.set(database=name).render_as_string(hide_password=False)
     _admin_exec(server, f'CREATE DATABASE "{name}"')
     try:
-        upgrade(async_url)
-        yield async_url
+        url = databases.async_url(server, name)
+        upgrade(url)
+        yield url
     finally:
         _admin_exec(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _admin_exec(server: str, sql: str) -> None:
     """Run CREATE/DROP DATABASE through asyncpg (autocommit), without a sync driver."""
-    import asyncio
-
-    import asyncpg
-
-    url = make_url(server)
-
-    async def run() -> None:
-        conn = await asyncpg.connect(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username or "postgres",
-            password=url.password,
-            database=url.database or "postgres",
-        )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
+    databases.admin_exec(server, sql)
 
 
 @pytest.fixture
@@ -198,3 +195,10 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name)
     for name, value in env.PINNED.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(autouse=True)
+def _release_broker_log_filters() -> Iterator[None]:
+    """Each test's brokers are freed with it (tests/support/leaks.py: FastStream keeps them)."""
+    with leaks.broker_log_filters_released():
+        yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import secrets
@@ -12,14 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.deploy import support
+from tests.unit.deploy import cfn, support
 from tests.unit.deploy.support import DEPLOY, ROOT, build_settings
 
-cfnlint_api = pytest.importorskip("cfnlint.api", reason="cfn-lint is a dev dependency")
+if importlib.util.find_spec("cfnlint") is None:  # imported by the subprocess (cfn.py) only
+    pytest.skip("cfn-lint is a dev dependency", allow_module_level=True)
 
 AWS = DEPLOY / "aws"
-TEMPLATE = AWS / "template.yaml"
-ASL = AWS / "transcoder-state-machine.asl.json"
+TEMPLATE = cfn.TEMPLATE
+ASL = cfn.ASL
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 # Errors Lambda itself may answer with before or instead of running the function.
 # https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
@@ -41,11 +43,11 @@ LAMBDA_RUNTIME_ENV = {
 }
 
 
-@cache
 def template() -> dict[str, Any]:
-    decoded, problems = cfnlint_api.decode_str(TEMPLATE.read_text())
-    assert not problems, problems
-    return decoded
+    """The template as cfn-lint decodes it (in the subprocess, tests/unit/deploy/cfn.py)."""
+    report = cfn.Background.result()
+    assert not report.decode_problems, report.decode_problems
+    return report.template
 
 
 @cache
@@ -62,37 +64,17 @@ def the(kind: str) -> dict[str, Any]:
     return resource["Properties"]
 
 
-def state_machine(definition: dict[str, Any]) -> dict[str, Any]:
-    """A plain state machine with an inline Definition, which cfn-lint checks against ASL."""
-    function_arn = "arn:aws:lambda:us-east-1:123456789012:function:transcoder"
-    return {
-        "Type": "AWS::StepFunctions::StateMachine",
-        "Properties": {
-            "Definition": definition,
-            "DefinitionSubstitutions": {"TranscoderFunctionArn": function_arn},
-            "RoleArn": "arn:aws:iam::123456789012:role/mpr-states",
-        },
-    }
-
-
 @cache
 def lint_report() -> tuple[list[str], list[str]]:
-    """cfn-lint (one run: it takes seconds) over the template plus two inline state machines,
-    ours and a broken copy that proves the ASL check runs: (problems, problems of the copy)."""
-    broken = json.loads(ASL.read_text())
-    broken["States"]["Done"]["Type"] = "Finish"
-    checked = json.loads(json.dumps(template()))
-    checked["Resources"]["AslCheck"] = state_machine(asl())
-    checked["Resources"]["BrokenAslCheck"] = state_machine(broken)
-    text = json.dumps(checked, indent=1)
-    lines = text.splitlines()
-    first = next(i for i, line in enumerate(lines, 1) if '"BrokenAslCheck"' in line)
-    last = first + next(i for i, line in enumerate(lines[first:]) if line.startswith("  }"))
-    matches = cfnlint_api.lint(text, config=cfnlint_api.ManualArgs(regions=["us-east-1"]))
-    in_copy = [first <= m.linenumber <= last for m in matches]
+    """cfn-lint (one run: it takes seconds, in a subprocess started as collection ends) over
+    the template plus two inline state machines, ours and a broken copy that proves the ASL
+    check runs: (problems, problems of the copy)."""
+    _, first, last = cfn.lint_document(template(), asl())
+    matches = cfn.Background.result().matches
+    in_copy = [first <= line <= last for _, line in matches]
     return (
-        [str(m) for m, copy in zip(matches, in_copy, strict=True) if not copy],
-        [str(m) for m, copy in zip(matches, in_copy, strict=True) if copy],
+        [text for (text, _), copy in zip(matches, in_copy, strict=True) if not copy],
+        [text for (text, _), copy in zip(matches, in_copy, strict=True) if copy],
     )
 
 
