@@ -9,7 +9,7 @@ BENCH ?=
 TRANSCODERS ?= 1
 export TRANSCODERS
 
-.PHONY: help install infra test-infra status dev test test-unit test-service test-integration test-e2e \
+.PHONY: help install infra test-infra status dev test test-unit test-service test-integration test-e2e test-cluster \
         lint format bench faults docs screenshot up down logs scale migrate clean
 
 help: ## List the commands
@@ -38,6 +38,9 @@ test-infra: install ## Start the infrastructure the tests use (default endpoints
 
 test: test-infra ## Run every test tier (unit, service, integration, e2e)
 	@$(UV) run pytest $(PYTEST_ARGS)
+
+test-cluster: test-infra ## 200 jobs on a 3-node RabbitMQ cluster (ports 5701-5703) losing a node (~2 min)
+	@$(UV) run pytest -m cluster $(PYTEST_ARGS)
 
 test-unit: ## Unit tests only (no I/O)
 	@$(UV) run pytest -m unit $(PYTEST_ARGS)

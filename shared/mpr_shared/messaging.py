@@ -15,7 +15,8 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from aio_pika import IncomingMessage
+from aio_pika import IncomingMessage, RobustConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from faststream import BaseMiddleware, ContextRepo
 from faststream.exceptions import SubscriberNotFound
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue, RabbitRouter
@@ -24,7 +25,9 @@ from faststream.rabbit.schemas import Channel
 from faststream.rabbit.utils import RabbitClientProperties
 from pamqp.commands import Basic
 from pydantic import ValidationError
+from yarl import URL
 
+from mpr_shared.amqp_nodes import NodeRing, RotatingConnection, amqp_nodes
 from mpr_shared.contracts import Command, Event, Message
 from mpr_shared.topology import COMMANDS, DEAD_LETTER, EVENTS
 
@@ -39,6 +42,8 @@ ERROR_HEADER = "x-mpr-error"
 ERROR_TYPE_HEADER = "x-mpr-error-type"
 QUEUE_HEADER = "x-mpr-queue"
 FAILED_AT_HEADER = "x-mpr-failed-at"
+# What a quorum queue sets on a redelivery (QUEUE_TYPE=quorum).
+QUORUM_DELIVERY_COUNT = "x-delivery-count"
 # Tries before an unexpected handler error dead-letters the message.
 HANDLER_ATTEMPTS = 5
 JSON = "application/json"
@@ -69,9 +74,16 @@ def make_broker(
     prefetch: int | None = 16,
     graceful_timeout: float | None = 15.0,
 ) -> RabbitBroker:
-    """A RabbitBroker with publisher confirms and bounded prefetch (``queue_router``: DLQs)."""
-    return RabbitBroker(
-        amqp_url,
+    """A RabbitBroker with publisher confirms and bounded prefetch (``queue_router``: DLQs).
+
+    ``amqp_url`` may list a cluster's nodes (``amqp://u:p@n1:5672,n2:5672/``, amqp_nodes.py).
+    """
+    # aiormq names the connection (RabbitMQ's connection list, the management UI) after the
+    # URL's ``name``; FastStream's connection_name below does not reach it.
+    named = {"name": f"mpr-{service}"}
+    nodes = tuple(str(URL(n).update_query(named)) for n in amqp_nodes(amqp_url))
+    return ClusterBroker(
+        nodes,
         app_id=f"mpr-{service}",
         # Unbounded prefetch lets one replica hoard a queue; bound it per channel.
         # https://www.rabbitmq.com/docs/consumer-prefetch
@@ -83,6 +95,31 @@ def make_broker(
         # to RabbitMQ, which shows it in the management UI.
         client_properties=cast("RabbitClientProperties", {"connection_name": f"mpr-{service}"}),
     )
+
+
+class ClusterBroker(RabbitBroker):
+    """A RabbitBroker whose connection takes a cluster's nodes in turn (amqp_nodes.py); on
+    one node, a plain RabbitBroker."""
+
+    def __init__(self, nodes: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(nodes[0], **kwargs)
+        # FastStream adds options (connection_name ...) to the URL's query: every node's too.
+        options = URL(self._connection_kwargs["url"]).query
+        self._ring = NodeRing(tuple(str(URL(n).update_query(options)) for n in nodes))
+        if len(nodes) > 1:
+            # FastStream passes its connection kwargs on to aio_pika.connect_robust.
+            self._connection_kwargs["connection_class"] = RotatingConnection.over(self._ring)
+
+    async def _connect(self) -> RobustConnection:
+        """The first connection tries every node once before giving up."""
+        for tried in range(1, len(self._ring.urls) + 1):
+            try:
+                return await super()._connect()
+            except CONNECTION_EXCEPTIONS as exc:
+                if tried == len(self._ring.urls):
+                    raise
+                log.warning("RabbitMQ node unreachable (%s); trying the next one", exc)
+        raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- publish properties
@@ -369,7 +406,9 @@ class DeadLetterMiddleware(BaseMiddleware):
             reason,
         )
         await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
-        headers = {**_first_routing_key(msg), **msg.headers, ATTEMPTS_HEADER: attempt}
+        # A quorum queue's x-delivery-count belongs to the delivery, not to the new copy.
+        kept = {k: v for k, v in msg.headers.items() if k != QUORUM_DELIVERY_COUNT}
+        headers = {**_first_routing_key(msg), **kept, ATTEMPTS_HEADER: attempt}
         return await self._republish(broker, msg, headers, None, self.queue)
 
     def _reason(self, msg: IncomingMessage, exc: Exception) -> str:

@@ -18,6 +18,13 @@ DEFAULT_SQLITE_PATH = Path("var/mpr.db")
 DEVELOPMENT_S3_KEYS = ("minioadmin", "minioadmin")
 
 
+class QueueType(StrEnum):
+    """How MPR's durable queues are declared (topology.py): one node, or replicated."""
+
+    CLASSIC = "classic"
+    QUORUM = "quorum"
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -87,7 +94,17 @@ class CommonSettings(BaseSettings):
     )
 
     amqp_url: SecretStr = Field(
-        SecretStr("amqp://guest:guest@127.0.0.1:5672/"), validation_alias="AMQP_URL"
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        validation_alias="AMQP_URL",
+        description="One node, or a cluster's nodes as amqp://user:pass@host1:5672,host2:5672/ "
+        "(each connection attempt takes the next node).",
+    )
+    queue_type: QueueType = Field(
+        QueueType.CLASSIC,
+        validation_alias="QUEUE_TYPE",
+        description="classic: one node, 10 job priorities; quorum: replicated on a cluster, "
+        "delivery limit, at-least-once dead-lettering, 2 priority levels on RabbitMQ 4.x. "
+        "Fixed when a queue is first declared (ARCHITECTURE.md, 'Queues on a cluster').",
     )
     database_url: SecretStr = Field(
         SecretStr(f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"), validation_alias="DATABASE_URL"

@@ -3,16 +3,33 @@
 Every queue dead-letters into ``mpr.dead-letter`` with its own name as the routing key:
 ``<queue>.dlq`` holds what a durable queue dead-lettered, ``mpr.<svc>.live.dlq`` what any
 of a service's live queues did, with the reason in headers.
+
+QUEUE_TYPE (CommonSettings) picks how the durable queues are declared. ``classic`` (the
+default, and what RabbitMQ 3.10 of ``make dev`` needs for priorities) keeps each queue on one
+node, with 10 job priorities. ``quorum`` replicates every durable queue and DLQ over a
+cluster (Raft): a delivery limit, at-least-once dead-lettering, and on RabbitMQ 4.x two
+priority levels, which MPR's 0-9 maps onto as RabbitMQ does (0-4 normal, 5-9 high; 3.10
+delivers quorum queues in FIFO order). Per-replica live queues stay classic and exclusive:
+they die with their replica anyway. Queue arguments cannot change once declared, so
+subscribers only check that their queue exists (``declare=False``) and ``declare_topology``
+alone declares them, and says what to do when the broker holds the other type.
+https://www.rabbitmq.com/docs/quorum-queues
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
-from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
-from faststream.rabbit.schemas.queue import ClassicQueueArgs
+from aiormq.exceptions import ChannelPreconditionFailed
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
 
 from mpr_shared.settings import CommonSettings
+from mpr_shared.settings import QueueType as QueueTypeSetting
+
+log = logging.getLogger(__name__)
 
 COMMANDS = RabbitExchange("mpr.commands", type=ExchangeType.TOPIC, durable=True)
 EVENTS = RabbitExchange("mpr.events", type=ExchangeType.TOPIC, durable=True)
@@ -23,6 +40,18 @@ DLQ_SUFFIX = ".dlq"
 LIVE_PREFIX = "mpr.{service}.live"
 # Services with per-replica live queues (CancelJob fan-out, SSE fan-out).
 LIVE_QUEUE_SERVICES = ("transcoder", "notifier")
+# A quorum queue dead-letters a message returned this many times (a consumer that dies on
+# it each time). Handlers never get there: a failed handler republishes with its own count
+# (x-mpr-handler-attempts, the transcoder's x-mpr-deliveries) and acks. 20 is RabbitMQ 4's
+# default. https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
+QUORUM_DELIVERY_LIMIT = 20
+# At-least-once dead-lettering (the DLQ confirms before the message leaves its queue) needs
+# reject-publish overflow. https://www.rabbitmq.com/docs/quorum-queues#dead-lettering
+QUORUM_ARGUMENTS: dict[str, Any] = {
+    "x-delivery-limit": QUORUM_DELIVERY_LIMIT,
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
 
 
 def s3_events_exchange(settings: CommonSettings) -> RabbitExchange:
@@ -40,15 +69,46 @@ def dead_lettered_to(name: str) -> ClassicQueueArgs:
 
 
 def work_queue(name: str, routing_key: str, *, max_priority: int | None = None) -> RabbitQueue:
-    """A durable queue whose rejected messages dead-letter to ``<name>.dlq``."""
+    """A durable queue whose rejected messages dead-letter to ``<name>.dlq``.
+
+    Its arguments here are the classic ones; ``declare_topology`` declares it as QUEUE_TYPE
+    says (``as_queue_type``), and subscribers only check that it exists (``declare=False``).
+    """
     arguments = dead_lettered_to(name)
     if max_priority is not None:
         arguments["x-max-priority"] = max_priority
-    return RabbitQueue(name, durable=True, routing_key=routing_key, arguments=arguments)
+    return RabbitQueue(
+        name, durable=True, routing_key=routing_key, arguments=arguments, declare=False
+    )
 
 
 def dead_letter_queue(queue: RabbitQueue) -> RabbitQueue:
     return RabbitQueue(queue.name + DLQ_SUFFIX, durable=True, routing_key=queue.name)
+
+
+def as_queue_type(queue: RabbitQueue, queue_type: QueueTypeSetting) -> RabbitQueue:
+    """``queue`` as ``declare_topology`` declares it: classic as written, or quorum (no
+    x-max-priority: RabbitMQ 4 has two levels built in and 3.10 none)."""
+    arguments = {k: v for k, v in (queue.arguments or {}).items() if k != "x-queue-type"}
+    if queue_type is QueueTypeSetting.CLASSIC:
+        classic = cast("ClassicQueueArgs", arguments)
+        return RabbitQueue(
+            queue.name, durable=True, routing_key=queue.routing_key, arguments=classic
+        )
+    arguments.pop("x-max-priority", None)
+    if "x-dead-letter-exchange" in arguments:
+        arguments |= QUORUM_ARGUMENTS
+    return RabbitQueue(
+        queue.name,
+        QueueType.QUORUM,
+        durable=True,
+        routing_key=queue.routing_key,
+        arguments=cast("QuorumQueueArgs", arguments),
+    )
+
+
+class QueueTypeMismatch(SystemExit):
+    """The broker holds a durable queue declared with other arguments (another QUEUE_TYPE)."""
 
 
 # Commands (on COMMANDS).
@@ -149,12 +209,31 @@ async def declare_topology(broker: RabbitBroker, settings: CommonSettings) -> No
     exchanges = {b.exchange.name: b.exchange for b in bindings} | {DEAD_LETTER.name: DEAD_LETTER}
     declared = {name: await broker.declare_exchange(e) for name, e in exchanges.items()}
     for binding in bindings:
-        queue = await broker.declare_queue(binding.queue)
+        queue = await _declare(broker, binding.queue, settings)
         exchange = declared[binding.exchange.name]
         for key in binding.bound_keys:
             await queue.bind(exchange, routing_key=key)
         for key in binding.stale_routing_keys:
             await queue.unbind(exchange, routing_key=key)
     for dlq in dead_letter_queues(settings):
-        queue = await broker.declare_queue(dlq)
+        queue = await _declare(broker, dlq, settings)
         await queue.bind(declared[DEAD_LETTER.name], routing_key=dlq.routing_key)
+
+
+async def _declare(broker: RabbitBroker, queue: RabbitQueue, settings: CommonSettings) -> Any:
+    """Declare ``queue`` as QUEUE_TYPE says; a queue the broker holds with other arguments
+    ends the process with what to do (RabbitMQ never changes a queue's arguments)."""
+    try:
+        return await broker.declare_queue(as_queue_type(queue, settings.queue_type))
+    except ChannelPreconditionFailed as exc:
+        message = (
+            f"queue {queue.name} already exists on the broker with other arguments than "
+            f"QUEUE_TYPE={settings.queue_type.value} declares, and RabbitMQ cannot change a "
+            f"queue's type or arguments ({exc}). Either set QUEUE_TYPE back to what the "
+            "broker holds, or move to the new type: stop every MPR service, let the queues "
+            f"drain (or move their messages with a shovel), delete them (rabbitmqctl "
+            f"delete_queue {queue.name}, and likewise every mpr.* queue and its .dlq), then "
+            "start the services, which declare them anew."
+        )
+        log.critical("%s", message)
+        raise QueueTypeMismatch(message) from None

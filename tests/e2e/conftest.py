@@ -19,11 +19,11 @@ def stack_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture
-def stack(service_env: dict, stack_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
-    env = {
+def e2e_env(service_env: dict, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The services' environment: real endpoints, ``extra``, free ports, the e2e API key."""
+    return {
         **service_env,
-        **stack_env,
+        **extra,
         "MPR_ENV": "test",
         "LOG_LEVEL": "INFO",
         "MPR_API_KEYS": f"e2e:{API_KEY}",
@@ -31,6 +31,11 @@ def stack(service_env: dict, stack_env: dict, tmp_path: Path, request) -> Iterat
         "NOTIFIER_PORT": str(free_port()),
         "TRANSCODER_WORK_DIR": str(tmp_path / "work"),
     }
+
+
+@pytest.fixture
+def stack(service_env: dict, stack_env: dict, tmp_path: Path, request) -> Iterator[Stack]:
+    env = e2e_env(service_env, tmp_path, **stack_env)
     stack = Stack(env=env, log_dir=tmp_path / "logs")
     try:
         stack.start()

@@ -25,11 +25,12 @@ from mpr_shared.messaging import (
     publish_event,
     queue_router,
 )
-from mpr_shared.settings import CommonSettings
+from mpr_shared.settings import CommonSettings, QueueType
 from mpr_shared.topology import (
     DEAD_LETTER,
     EVENTS,
     GATEWAY_JOB_EVENTS,
+    as_queue_type,
     dead_letter_queue,
     declare_topology,
     work_queue,
@@ -76,7 +77,7 @@ class Consumer:
 async def consumer(amqp_url: str) -> AsyncIterator[Consumer]:
     name = f"mpr.test.{uuid.uuid4().hex[:8]}"
     broker = make_broker(amqp_url, service="test")
-    yield Consumer(name, work_queue(name, "job.*"), broker)
+    yield Consumer(name, as_queue_type(work_queue(name, "job.*"), QueueType.CLASSIC), broker)
     await broker.stop()
 
 

@@ -18,7 +18,8 @@ from mpr_shared.contracts import JobQueued, JobSpec, ProcessMedia
 from mpr_shared.db.models import GatewayOutbox
 from mpr_shared.messaging import TYPE_HEADER, make_broker
 from mpr_shared.outbox import BrokerPublisher, OutboxRelay, outbox_row
-from mpr_shared.topology import COMMANDS, EVENTS, work_queue
+from mpr_shared.settings import QueueType
+from mpr_shared.topology import COMMANDS, EVENTS, as_queue_type, work_queue
 
 PUBLISHERS = {"faststream": BrokerPublisher, "channel": ChannelPublisher}
 
@@ -69,7 +70,9 @@ async def test_outbox_relay_publishes_pending_rows_once_with_their_properties(
     broker = make_broker(amqp_url, service="test")
     async with broker:
         await broker.connect()
-        queue = await broker.declare_queue(work_queue(name, "job.#", max_priority=9))
+        queue = await broker.declare_queue(
+            as_queue_type(work_queue(name, "job.#", max_priority=9), QueueType.CLASSIC)
+        )
         await queue.bind(await broker.declare_exchange(EVENTS), routing_key="job.queued")
         await queue.bind(await broker.declare_exchange(COMMANDS), routing_key="job.run")
         relay = OutboxRelay(PUBLISHERS[publisher](broker), sessions, GatewayOutbox)

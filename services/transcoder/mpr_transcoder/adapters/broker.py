@@ -6,12 +6,14 @@ import logging
 from typing import Any
 
 from aio_pika.exceptions import ChannelInvalidStateError
+from aiormq.exceptions import DeliveryError
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.message import RabbitMessage
 
 from mpr_shared.contracts import Event, ProcessMedia
 from mpr_shared.messaging import dead_letter_headers, message_properties, publish_event
 from mpr_shared.topology import COMMANDS, DEAD_LETTER, TRANSCODER_JOBS
+from mpr_transcoder.domain.errors import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,12 @@ class BrokerEventPublisher:
         self.broker = broker
 
     async def publish(self, event: Event) -> None:
-        await publish_event(self.broker, event)
+        try:
+            await publish_event(self.broker, event)
+        except DeliveryError as exc:
+            # A nack: a queue the event routes to could not take it (on a cluster, one whose
+            # node just died, until RabbitMQ drops it). The job is retried, not failed.
+            raise TransientError(f"RabbitMQ refused {type(event).__name__}: {exc}") from exc
 
 
 class RabbitDelivery:

@@ -9,7 +9,8 @@ Delivery semantics (ARCHITECTURE.md, "Delivery guarantees"):
   the handler returns after ``publish`` (which waits for the publisher confirm), and only
   then does FastStream ack. A replica killed before that leaves the delivery unacked, RabbitMQ
   redelivers it, and the rerun writes the same deterministic keys: one output set.
-- Delivery limit: classic queues (needed for priorities on RabbitMQ 3.10) count nothing, so
+- Delivery limit: classic queues (needed for priorities on RabbitMQ 3.10) count nothing, and
+  a quorum queue's count (QUEUE_TYPE=quorum) starts again with every republished copy, so
   the count travels in the ``x-mpr-deliveries`` header. A delivery RabbitMQ flags as
   *redelivered* (its consumer died) is republished with the count raised before any work,
   and a transient failure is republished with the count raised after a backoff. Past
