@@ -48,6 +48,7 @@ from mpr_catalog.settings import CatalogSettings
 from mpr_shared.db import create_engine, session_factory
 from mpr_shared.db.migrate import upgrade
 from mpr_shared.db.models import Asset
+from tests.support.databases import admin_exec
 
 AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "http://127.0.0.1:9000")
@@ -121,32 +122,16 @@ def postgres_available() -> bool:
 
 @contextlib.contextmanager
 def postgres_url() -> Iterator[str]:
-    import asyncpg
-
     admin = make_url(POSTGRES)
     name = f"mpr_bench_{uuid.uuid4().hex[:10]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(
-            host=admin.host,
-            port=admin.port or 5432,
-            user=admin.username or "postgres",
-            password=admin.password,
-            database=admin.database or "postgres",
-        )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    admin_exec(POSTGRES, f'CREATE DATABASE "{name}"')
     try:
         url = admin.set(drivername="postgresql+asyncpg", database=name)
         rendered = url.render_as_string(hide_password=False)
         upgrade(rendered)
         yield rendered
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_exec(POSTGRES, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
