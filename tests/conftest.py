@@ -25,13 +25,21 @@ def pytest_configure(config: pytest.Config) -> None:
     tiers.register(config)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test's tier defaults to its folder (tests/unit → unit, …)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test's tier defaults to its folder (tests/unit → unit, …). Opt-in tests (the
+    cluster's, `make test-cluster`) are deselected unless asked for by marker: they are not
+    skipped for want of something, so they do not count as skips."""
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         tier = parts[0] if parts else ""
         if tier in tiers.TIERS and not any(item.iter_markers(name=tier)):
             item.add_marker(getattr(pytest.mark, tier))
+    if "cluster" in (config.getoption("markexpr") or ""):
+        return
+    opt_in = [item for item in items if any(item.iter_markers(name="cluster"))]
+    if opt_in:
+        config.hook.pytest_deselected(items=opt_in)
+        items[:] = [item for item in items if item not in opt_in]
 
 
 # ---------------------------------------------------------------- real endpoints
