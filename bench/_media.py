@@ -79,7 +79,8 @@ def plan_for(job: ProcessMedia, info: MediaInfo, source: Path, workdir: Path) ->
 
 
 def run_timed(args: list[str]) -> float:
-    """Run one FFmpeg command; its wall time in seconds, process start included."""
+    """Run one FFmpeg command; its wall time in seconds, process start included. Its log is
+    read from a pipe, as the replica reads it for the job's log tail."""
     started = time.perf_counter()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, timeout=900)
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900)
     return time.perf_counter() - started
