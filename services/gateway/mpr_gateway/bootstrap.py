@@ -103,7 +103,7 @@ class Container:
 
     @property
     def relays(self) -> tuple[OutboxRelay, ...]:
-        return (self.relay,) if self.executor_relay is None else (self.relay, self.executor_relay)
+        return _relays(self.relay, self.executor_relay)
 
 
 def bootstrap(
@@ -124,7 +124,7 @@ def bootstrap(
     relay = _relay(settings, db, ChannelPublisher(broker))
     # The Step Functions relay reports a refused job to the job service built below.
     executor_relay = _executor_relay(settings, db, stepfunctions, lambda: jobs)
-    relays = (relay,) if executor_relay is None else (relay, executor_relay)
+    relays = _relays(relay, executor_relay)
     metrics = GatewayMetrics()
     metrics.watch_outbox(lambda: max(r.lag_seconds() for r in relays))
     uow = uow or db.unit_of_work
@@ -226,6 +226,11 @@ def _relay(
         write_lock=db.write_lock,
         rows=GatewayOutbox.target == target.value,
     )
+
+
+def _relays(relay: OutboxRelay, executor_relay: OutboxRelay | None) -> tuple[OutboxRelay, ...]:
+    """Every relay the gateway runs: RabbitMQ's, and Step Functions' when it is allowed."""
+    return (relay,) if executor_relay is None else (relay, executor_relay)
 
 
 def _wake_all(relays: tuple[OutboxRelay, ...]) -> Callable[[], None]:
